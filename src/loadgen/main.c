@@ -1,0 +1,7 @@
+/* placeholder: being written */
+#include <stdio.h>
+int main(void)
+{
+    fprintf(stderr, "not yet\n");
+    return 1;
+}

@@ -1,0 +1,68 @@
+/* test_util.c - hex, GUID text and error strings (src/util). */
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "kmsrelay/bytes.h"
+#include "kmsrelay/err.h"
+#include "kmsrelay/guid.h"
+#include "testutil.h"
+
+static void test_hex(void)
+{
+    uint8_t b[8];
+    CU_ASSERT_EQUAL(kr_hex_decode("0a0B ff:10", b, sizeof(b)), 4);
+    CU_ASSERT(b[0] == 0x0a && b[1] == 0x0b && b[2] == 0xff && b[3] == 0x10);
+    CU_ASSERT_EQUAL(kr_hex_decode("abc", b, sizeof(b)), KR_EMALF);
+    CU_ASSERT_EQUAL(kr_hex_decode("a b", b, sizeof(b)), KR_EMALF);
+    CU_ASSERT_EQUAL(kr_hex_decode("zz", b, sizeof(b)), KR_EMALF);
+    CU_ASSERT_EQUAL(kr_hex_decode("000102", b, 2), KR_ENOSPC);
+    char s[17];
+    kr_hex_encode(b, 4, s);
+    CU_ASSERT_STRING_EQUAL(s, "0a0bff10");
+}
+
+static void test_guid(void)
+{
+    /* kms-protocol.md section 2: the documented wire example. */
+    static const uint8_t wire[16] = {0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x33, 0x43,
+                                     0x84, 0x44, 0x55, 0x55, 0x55, 0x55, 0x55, 0x54};
+    uint8_t g[16];
+    CU_ASSERT_EQUAL(kr_guid_parse("11111111-2222-4333-8444-555555555554", g), 0);
+    CU_ASSERT_EQUAL(memcmp(g, wire, 16), 0);
+    CU_ASSERT_EQUAL(kr_guid_parse("{11111111-2222-4333-8444-555555555554}", g), 0);
+    char s[KR_GUID_STRLEN];
+    kr_guid_format(wire, s);
+    CU_ASSERT_STRING_EQUAL(s, "11111111-2222-4333-8444-555555555554");
+    CU_ASSERT_EQUAL(kr_guid_parse("11111111-2222-4333-8444-55555555555", g), KR_EMALF);
+    CU_ASSERT_EQUAL(kr_guid_parse("11111111x2222-4333-8444-555555555554", g), KR_EMALF);
+    CU_ASSERT_EQUAL(kr_guid_parse("1111111g-2222-4333-8444-555555555554", g), KR_EMALF);
+    CU_ASSERT(!kr_guid_is_zero(wire));
+    memset(g, 0, 16);
+    CU_ASSERT(kr_guid_is_zero(g));
+}
+
+static void test_cursors(void)
+{
+    uint8_t buf[6] = {1, 2, 3, 4, 5, 6};
+    struct kr_rd r = kr_rd_init(buf, sizeof(buf));
+    CU_ASSERT_EQUAL(kr_rd_u32(&r), 0x04030201u);
+    CU_ASSERT_EQUAL(kr_rd_u16(&r), 0x0605);
+    CU_ASSERT_EQUAL(r.err, 0);
+    CU_ASSERT_EQUAL(kr_rd_u8(&r), 0);
+    CU_ASSERT_EQUAL(r.err, KR_EMORE);
+    uint8_t out[3];
+    struct kr_wr w = kr_wr_init(out, sizeof(out));
+    kr_wr_u16(&w, 0x0201);
+    kr_wr_u16(&w, 0x0403);
+    CU_ASSERT_EQUAL(w.err, KR_ENOSPC);
+    CU_ASSERT_STRING_EQUAL(kr_strerror(KR_EMORE), "need more bytes");
+}
+
+KR_SUITE(util)
+{
+    CU_pSuite s = CU_add_suite("util", NULL, NULL);
+    CU_add_test(s, "hex", test_hex);
+    CU_add_test(s, "guid", test_guid);
+    CU_add_test(s, "cursors", test_cursors);
+}
