@@ -16,10 +16,10 @@ static void test_hex(void)
     CU_ASSERT_EQUAL(kr_hex_decode("abc", b, sizeof(b)), KR_EMALF);
     CU_ASSERT_EQUAL(kr_hex_decode("a b", b, sizeof(b)), KR_EMALF);
     CU_ASSERT_EQUAL(kr_hex_decode("zz", b, sizeof(b)), KR_EMALF);
-    CU_ASSERT_EQUAL(kr_hex_decode("000102", b, 2), KR_ENOSPC);
     char s[17];
     kr_hex_encode(b, 4, s);
     CU_ASSERT_STRING_EQUAL(s, "0a0bff10");
+    CU_ASSERT_EQUAL(kr_hex_decode("000102", b, 2), KR_ENOSPC);
 }
 
 static void test_guid(void)
