@@ -13,12 +13,12 @@ static void test_hex(void)
     uint8_t b[8];
     CU_ASSERT_EQUAL(kr_hex_decode("0a0B ff:10", b, sizeof(b)), 4);
     CU_ASSERT(b[0] == 0x0a && b[1] == 0x0b && b[2] == 0xff && b[3] == 0x10);
-    CU_ASSERT_EQUAL(kr_hex_decode("abc", b, sizeof(b)), KR_EMALF);
-    CU_ASSERT_EQUAL(kr_hex_decode("a b", b, sizeof(b)), KR_EMALF);
-    CU_ASSERT_EQUAL(kr_hex_decode("zz", b, sizeof(b)), KR_EMALF);
     char s[17];
     kr_hex_encode(b, 4, s);
     CU_ASSERT_STRING_EQUAL(s, "0a0bff10");
+    CU_ASSERT_EQUAL(kr_hex_decode("abc", b, sizeof(b)), KR_EMALF);
+    CU_ASSERT_EQUAL(kr_hex_decode("a b", b, sizeof(b)), KR_EMALF);
+    CU_ASSERT_EQUAL(kr_hex_decode("zz", b, sizeof(b)), KR_EMALF);
     CU_ASSERT_EQUAL(kr_hex_decode("000102", b, 2), KR_ENOSPC);
 }
 
