@@ -15,17 +15,17 @@
 
 enum kr_err {
     KR_OK = 0,
-    KR_EMORE = -1,    /* input is a valid prefix: need more bytes */
-    KR_EMALF = -2,    /* input is malformed */
-    KR_ETOOBIG = -3,  /* a length exceeds a documented cap */
-    KR_EUNSUP = -4,   /* well formed, but a feature we do not support */
-    KR_ENOSPC = -5,   /* the output buffer is too small */
-    KR_EINVAL = -6,   /* a bad argument from our own caller */
-    KR_ENOMEM = -7,   /* allocation failed */
-    KR_ECRYPTO = -8,  /* the crypto library failed */
-    KR_EIO = -9,      /* an I/O or system call failed; see errno */
-    KR_ENOENT = -10,  /* not found */
-    KR_EEXIST = -11,  /* already exists */
+    KR_EMORE = -1,   /* input is a valid prefix: need more bytes */
+    KR_EMALF = -2,   /* input is malformed */
+    KR_ETOOBIG = -3, /* a length exceeds a documented cap */
+    KR_EUNSUP = -4,  /* well formed, but a feature we do not support */
+    KR_ENOSPC = -5,  /* the output buffer is too small */
+    KR_EINVAL = -6,  /* a bad argument from our own caller */
+    KR_ENOMEM = -7,  /* allocation failed */
+    KR_ECRYPTO = -8, /* the crypto library failed */
+    KR_EIO = -9,     /* an I/O or system call failed; see errno */
+    KR_ENOENT = -10, /* not found */
+    KR_EEXIST = -11, /* already exists */
     KR_ETIMEDOUT = -12,
     KR_ECONFIG = -13, /* configuration rejected */
 };

@@ -1,7 +1,81 @@
-/* placeholder: being written */
+/*
+ * main.c - kmsrelayctl: the operator's command-line tool. Global options come
+ * before the command; everything after the command belongs to it.
+ */
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+
+#ifndef KR_DEFAULT_SOCKET
+#define KR_DEFAULT_SOCKET "/run/kmsrelay/control.sock"
+#endif
+
+static int cmd_help(const struct ctl_opts *o, int argc, char **argv);
+
+static const struct ctl_cmd commands[] = {
+    {"decode", "[--json] FILE", "decode a recorded KMS conversation (vector JSON or hex PDUs)",
+     ctl_cmd_decode},
+    {"help", "", "show this help", cmd_help},
+};
+
+static void usage(FILE *out)
 {
-    fprintf(stderr, "not yet\n");
-    return 1;
+    fprintf(out, "usage: kmsrelayctl [--json] [--socket PATH] COMMAND [ARGS]\n\n"
+                 "Operator tool for kmsrelay, the KMS front proxy.\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        char syn[64];
+        snprintf(syn, sizeof(syn), "%s %s", commands[i].name, commands[i].args);
+        fprintf(out, "  %-28s %s\n", syn, commands[i].help);
+    }
+    fprintf(out,
+            "\nOptions:\n"
+            "  --json           machine-readable JSON output\n"
+            "  --socket PATH    control socket (default %s)\n"
+            "  -h, --help       this help\n"
+            "  --version        print the version\n\n"
+            "Exit codes: 0 ok, 1 problems found, 2 usage or input error,\n"
+            "3 daemon unreachable.\n",
+            KR_DEFAULT_SOCKET);
+}
+
+static int cmd_help(const struct ctl_opts *o, int argc, char **argv)
+{
+    usage(stdout);
+    return CTL_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl_opts o = {0, KR_DEFAULT_SOCKET};
+    const char *env = getenv("KMSRELAY_SOCKET");
+    if (env && *env)
+        o.socket = env;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            o.json = 1;
+        } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+            o.socket = argv[++i];
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return CTL_EXIT_OK;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("kmsrelayctl %s\n", KR_VERSION);
+            return CTL_EXIT_OK;
+        } else {
+            fprintf(stderr, "kmsrelayctl: unknown option %s (see --help)\n", argv[i]);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
+        if (strcmp(argv[i], commands[c].name) == 0)
+            return commands[c].run(&o, argc - i - 1, argv + i + 1);
+    fprintf(stderr, "kmsrelayctl: unknown command '%s' (see kmsrelayctl help)\n", argv[i]);
+    return CTL_EXIT_USAGE;
 }

@@ -6,6 +6,7 @@
 #include "kmsrelay/bytes.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/guid.h"
+#include "kmsrelay/netaddr.h"
 #include "testutil.h"
 
 static void test_hex(void)
@@ -59,10 +60,33 @@ static void test_cursors(void)
     CU_ASSERT_STRING_EQUAL(kr_strerror(KR_EMORE), "need more bytes");
 }
 
+static void test_addr(void)
+{
+    struct kr_addr a;
+    char s[KR_ADDRSTRLEN];
+    const char *why = NULL;
+    CU_ASSERT_EQUAL(kr_addr_parse("127.0.0.1:1688", 0, &a, &why), 0);
+    kr_addr_format((struct sockaddr *)&a.ss, s);
+    CU_ASSERT_STRING_EQUAL(s, "127.0.0.1:1688");
+    CU_ASSERT_EQUAL(kr_addr_parse("[::1]:31688", 0, &a, &why), 0);
+    kr_addr_format((struct sockaddr *)&a.ss, s);
+    CU_ASSERT_STRING_EQUAL(s, "[::1]:31688");
+    CU_ASSERT_EQUAL(kr_addr_port((struct sockaddr *)&a.ss), 31688);
+    CU_ASSERT_EQUAL(kr_addr_parse("1688", AF_INET6, &a, &why), 0);
+    kr_addr_format((struct sockaddr *)&a.ss, s);
+    CU_ASSERT_STRING_EQUAL(s, "[::]:1688");
+    CU_ASSERT_EQUAL(kr_addr_parse("::1:1688", 0, &a, &why), KR_EMALF);
+    CU_ASSERT_PTR_NOT_NULL(why);
+    CU_ASSERT_EQUAL(kr_addr_parse("127.0.0.1:65536", 0, &a, &why), KR_EMALF);
+    CU_ASSERT_EQUAL(kr_addr_parse("127.0.0.1:", 0, &a, &why), KR_EMALF);
+    CU_ASSERT_EQUAL(kr_addr_parse("kms.example:1688", 0, &a, &why), KR_EMALF);
+}
+
 KR_SUITE(util)
 {
     CU_pSuite s = CU_add_suite("util", NULL, NULL);
     CU_add_test(s, "hex", test_hex);
     CU_add_test(s, "guid", test_guid);
     CU_add_test(s, "cursors", test_cursors);
+    CU_add_test(s, "addr", test_addr);
 }
