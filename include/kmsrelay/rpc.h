@@ -121,7 +121,7 @@ struct kr_rpc_syntax {
 
 struct kr_rpc_ctx_item {
     uint16_t ctx_id;
-    uint8_t n_ts; /* transfer syntaxes on the wire; at most KR_RPC_MAX_TS kept */
+    uint8_t n_ts; /* transfer syntaxes on the wire; more than KR_RPC_MAX_TS is KR_ETOOBIG */
     uint8_t reserved;
     struct kr_rpc_syntax abstract;
     struct kr_rpc_syntax ts[KR_RPC_MAX_TS];
@@ -150,9 +150,9 @@ struct kr_rpc_bind_ack {
     uint16_t max_xmit;
     uint16_t max_recv;
     uint32_t assoc_group;
-    uint16_t sec_addr_len;                /* bytes, NUL included; 0 in alter_context_resp */
-    char sec_addr[KR_RPC_SECADDR_MAX];    /* port as decimal text, NUL-terminated */
-    uint8_t pad[4];                       /* alignment bytes after sec_addr, kept verbatim */
+    uint16_t sec_addr_len;             /* bytes, NUL included; 0 in alter_context_resp */
+    char sec_addr[KR_RPC_SECADDR_MAX]; /* port as decimal text, NUL-terminated */
+    uint8_t pad[4];                    /* alignment bytes after sec_addr, kept verbatim */
     uint8_t n_results;
     uint8_t reserved[3];
     struct kr_rpc_result results[KR_RPC_MAX_CTX];
@@ -164,7 +164,7 @@ struct kr_rpc_request {
     uint32_t alloc_hint;
     uint16_t ctx_id;
     uint16_t opnum;
-    uint8_t object[16]; /* only when hdr.flags has KR_PFC_OBJECT_UUID */
+    uint8_t object[16];  /* only when hdr.flags has KR_PFC_OBJECT_UUID */
     const uint8_t *stub; /* borrowed from the input */
     size_t stub_len;
 };
@@ -187,7 +187,10 @@ struct kr_rpc_fault {
     uint16_t ctx_id;
     uint8_t cancel_count;
     uint8_t reserved;
-    uint32_t status; /* KR_NCA_S_* */
+    uint32_t status;     /* KR_NCA_S_* */
+    uint32_t reserved2;  /* bytes 28..31, 0 from vlmcsd; kept for exact re-encoding */
+    const uint8_t *stub; /* bytes after offset 32 (extended error info), borrowed; NULL/0 if none */
+    size_t stub_len;
 };
 
 /* Name of a PTYPE ("bind_ack"), or "unknown". */
@@ -199,20 +202,30 @@ enum kr_rpc_tskind kr_rpc_syntax_kind(const struct kr_rpc_syntax *ts);
 /*
  * Header and framing. Validates the 16-byte header of `buf`: version 5.0,
  * little-endian ASCII drep, a known PTYPE, FIRST|LAST both set (KMS never
- * fragments), auth_length 0, 16 <= frag_length <= cap (cap 0 means
- * KR_RPC_FRAG_MAX). Returns the PDU's frag_length (> 0) when all of it is in
- * `buf`, KR_EMORE when the header or the body is incomplete, or an error.
- * This is what a read loop calls on its input buffer.
+ * fragments), auth_length 0, 16 <= frag_length <= cap (cap 0, or a cap over
+ * KR_RPC_FRAG_MAX, means KR_RPC_FRAG_MAX), and frag_length at least the
+ * fixed part of the PTYPE's body. Returns the PDU's frag_length (> 0) when
+ * all of it is in `buf`, KR_EMORE when the header (fewer than 16 bytes) or
+ * the body is incomplete, or an error. This is what a read loop calls on its
+ * input buffer. `hdr` (may be NULL) is written whenever the 16 header bytes
+ * were valid, so also with KR_EMORE for an incomplete body.
  */
 int kr_rpc_frame(const uint8_t *buf, size_t len, size_t cap, struct kr_rpc_hdr *hdr,
                  const char **why);
 
 /* Writes a 16-byte header (drep 10 00 00 00, version 5.0). */
-void kr_rpc_hdr_write(uint8_t out[KR_RPC_HDR_LEN], uint8_t ptype, uint8_t flags,
-                      uint16_t frag_len, uint32_t call_id);
+void kr_rpc_hdr_write(uint8_t out[KR_RPC_HDR_LEN], uint8_t ptype, uint8_t flags, uint16_t frag_len,
+                      uint32_t call_id);
 
 /* PDU decoders. `pdu`/`len` is one whole PDU (len >= frag_length as found by
- * kr_rpc_frame; bytes past frag_length are ignored). Each checks the PTYPE. */
+ * kr_rpc_frame; bytes past frag_length are ignored). Each runs kr_rpc_frame
+ * (cap KR_RPC_FRAG_MAX) first, so a prefix gives KR_EMORE, then checks the
+ * PTYPE (another PTYPE is KR_EMALF). Inside frag_length every count is bound
+ * checked: a body running past frag_length, or bytes left over after the last
+ * context item / result, is KR_EMALF; more than KR_RPC_MAX_CTX items or
+ * results, KR_RPC_MAX_TS transfer syntaxes or KR_RPC_SECADDR_MAX sec_addr
+ * bytes is KR_ETOOBIG. A request with KR_PFC_OBJECT_UUID has its object UUID
+ * in `object`; otherwise `object` is zeroed. */
 int kr_rpc_bind_decode(const uint8_t *pdu, size_t len, struct kr_rpc_bind *out, const char **why);
 int kr_rpc_bind_ack_decode(const uint8_t *pdu, size_t len, struct kr_rpc_bind_ack *out,
                            const char **why);
@@ -220,11 +233,14 @@ int kr_rpc_request_decode(const uint8_t *pdu, size_t len, struct kr_rpc_request 
                           const char **why);
 int kr_rpc_response_decode(const uint8_t *pdu, size_t len, struct kr_rpc_response *out,
                            const char **why);
-int kr_rpc_fault_decode(const uint8_t *pdu, size_t len, struct kr_rpc_fault *out,
-                        const char **why);
+int kr_rpc_fault_decode(const uint8_t *pdu, size_t len, struct kr_rpc_fault *out, const char **why);
 
 /* PDU encoders. hdr.ptype selects bind vs alter (and ack vs alter_resp);
- * hdr.frag_len is ignored and computed. */
+ * hdr.flags (FIRST|LAST always added) and hdr.call_id are written;
+ * hdr.frag_len is ignored and computed; version, drep and auth_length are
+ * always 5.0, 10 00 00 00 and 0.
+ * KR_EINVAL: a wrong PTYPE, a count over its cap, or a PDU that would exceed
+ * KR_RPC_FRAG_MAX (so whatever is encoded also decodes). */
 int kr_rpc_bind_encode(const struct kr_rpc_bind *in, uint8_t *out, size_t cap, size_t *outlen);
 int kr_rpc_bind_ack_encode(const struct kr_rpc_bind_ack *in, uint8_t *out, size_t cap,
                            size_t *outlen);
@@ -247,7 +263,9 @@ int kr_rpc_fault_encode(const struct kr_rpc_fault *in, uint8_t *out, size_t cap,
  * `port` is the listening port for sec_addr (bind_ack only; alter_context_resp
  * carries no sec_addr). `assoc_group` is echoed when the request's is
  * non-zero, else the given value is used. bind_ack flags echo the bind's
- * (CONC_MPX included); alter_context_resp flags are FIRST|LAST.
+ * (CONC_MPX included); alter_context_resp flags are FIRST|LAST. Rejected
+ * results carry a zero transfer syntax. Returns 0, or KR_EINVAL when `req`
+ * is not a bind/alter_context or has more than KR_RPC_MAX_CTX items.
  */
 struct kr_rpc_bind_policy {
     int ndr64;            /* offer NDR64 */
@@ -267,6 +285,13 @@ int kr_rpc_bind_answer(const struct kr_rpc_bind *req, const struct kr_rpc_bind_p
  *   response stub, error: NDR32 u32 0, u32 0 (NULL), u32 HRESULT;
  *       NDR64 u64 0, u64 0, u32 HRESULT
  * Messages are capped at KR_NDR_MSG_MAX bytes.
+ *
+ * `stub` is always a whole stub (it comes from a whole PDU), so a length that
+ * runs past it is KR_EMALF, never KR_EMORE. A length over KR_NDR_MSG_MAX is
+ * KR_ETOOBIG (64-bit NDR64 lengths are compared as such, never truncated).
+ * Bytes after the last field are tolerated (alignment slack) and ignored.
+ * The pad before the HRESULT is measured from the start of the stub, which is
+ * the same as from the PDU start (the stub starts at offset 24).
  */
 #define KR_NDR_MSG_MAX 1024
 #define KR_NDR_REFERENT 0x00020000u
@@ -276,8 +301,8 @@ enum kr_ndr { KR_NDR32 = 1, KR_NDR64 = 2 };
 /* Decodes a request stub. *msg points into `stub`. */
 int kr_ndr_req_decode(enum kr_ndr ndr, const uint8_t *stub, size_t len, const uint8_t **msg,
                       size_t *msg_len, const char **why);
-int kr_ndr_req_encode(enum kr_ndr ndr, const uint8_t *msg, size_t msg_len, uint8_t *out,
-                      size_t cap, size_t *outlen);
+int kr_ndr_req_encode(enum kr_ndr ndr, const uint8_t *msg, size_t msg_len, uint8_t *out, size_t cap,
+                      size_t *outlen);
 
 struct kr_ndr_resp {
     uint32_t hresult;   /* 0 on success */
