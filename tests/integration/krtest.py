@@ -7,6 +7,7 @@ stopped by PID at the end, even when the test fails. Loops are bounded.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,7 +102,9 @@ class Harness:
             os.kill(p.pid, signal.SIGKILL)
             return p.wait(timeout=10)
 
-    def cleanup(self):
+    def cleanup(self, keep=False):
+        """Stops every process; removes the scratch directory unless the test
+        failed (keep=True), so its logs can be read."""
         for p in self.procs:
             if p.poll() is None:
                 try:
@@ -109,6 +112,8 @@ class Harness:
                 except ProcessLookupError:
                     pass
                 self.stop(p, timeout=5)
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def run_tests(name, tests):
@@ -117,9 +122,11 @@ def run_tests(name, tests):
     passed = failed = 0
     for t in tests:
         h = Harness("%s-%s" % (name, t.__name__))
+        ok = False
         t0 = time.time()
         try:
             t(h)
+            ok = True
             passed += 1
             print("PASS %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
         except Exception as e:  # report every kind of failure the same way
@@ -127,8 +134,9 @@ def run_tests(name, tests):
             print("FAIL %s: %s" % (t.__name__, e), flush=True)
             for p in h.procs:
                 print("--- %s log tail ---\n%s" % (p.kr_name, h.tail(p, 2000)), flush=True)
+            print("(logs kept in %s)" % h.dir, flush=True)
         finally:
-            h.cleanup()
+            h.cleanup(keep=not ok)
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(1 if failed else 0)
 
