@@ -1,0 +1,197 @@
+/*
+ * batch.c - the group-commit queue: a bounded ring plus a CMID hash
+ * (see batch.h). Linear probing with backward-shift deletion keeps the hash
+ * free of tombstones, so dropping the oldest entry over and over (a store
+ * that stays full for hours) never degrades lookups.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kmsrelay/err.h"
+#include "store/batch.h"
+
+#define BATCH_CAP_MAX ((size_t)1 << 26)
+
+static size_t home(const struct batch *b, const uint8_t k[16])
+{
+    uint64_t a, c;
+    memcpy(&a, k, 8);
+    memcpy(&c, k + 8, 8);
+    uint64_t h = (a ^ b->seed) * 0x9E3779B97F4A7C15ull;
+    h ^= c + (h >> 29);
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    return (size_t)h & b->mask;
+}
+
+int batch_init(struct batch *b, size_t cap, uint64_t seed)
+{
+    memset(b, 0, sizeof(*b));
+    if (cap == 0 || cap > BATCH_CAP_MAX)
+        return KR_EINVAL;
+    size_t hs = 2;
+    while (hs < 2 * cap)
+        hs <<= 1;
+    b->ring = calloc(cap, sizeof(*b->ring));
+    b->idx = calloc(hs, sizeof(*b->idx));
+    if (!b->ring || !b->idx) {
+        batch_deinit(b);
+        return KR_ENOMEM;
+    }
+    b->cap = cap;
+    b->mask = hs - 1;
+    b->seed = seed;
+    return 0;
+}
+
+void batch_deinit(struct batch *b)
+{
+    if (b->ring)
+        batch_clear(b);
+    free(b->ring);
+    free(b->idx);
+    memset(b, 0, sizeof(*b));
+}
+
+struct pend *batch_at(const struct batch *b, size_t i)
+{
+    return &b->ring[(b->head + i) % b->cap];
+}
+
+/* Hash slot holding the CMID, or the empty slot where it would go. */
+static size_t probe(const struct batch *b, const uint8_t cmid[16])
+{
+    size_t i = home(b, cmid);
+    while (b->idx[i] && memcmp(b->ring[b->idx[i] - 1].cmid, cmid, 16) != 0)
+        i = (i + 1) & b->mask;
+    return i;
+}
+
+struct pend *batch_find(const struct batch *b, const uint8_t cmid[16])
+{
+    if (b->n == 0)
+        return NULL;
+    size_t i = probe(b, cmid);
+    return b->idx[i] ? &b->ring[b->idx[i] - 1] : NULL;
+}
+
+/* Removes hash slot i, shifting later members of its cluster back. */
+static void unhash(struct batch *b, size_t i)
+{
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & b->mask;
+        if (!b->idx[j])
+            break;
+        size_t k = home(b, b->ring[b->idx[j] - 1].cmid);
+        /* Entry j may move to i only if its home is not in (i, j]. */
+        bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            b->idx[i] = b->idx[j];
+            i = j;
+        }
+    }
+    b->idx[i] = 0;
+}
+
+static void free_entry(struct pend *e)
+{
+    free(e->val);
+    memset(e, 0, sizeof(*e));
+}
+
+static void drop_oldest(struct batch *b, uint64_t *dropped)
+{
+    struct pend *e = &b->ring[b->head];
+    unhash(b, probe(b, e->cmid));
+    free_entry(e);
+    b->head = (b->head + 1) % b->cap;
+    b->n--;
+    (*dropped)++;
+}
+
+/* Appends a moved entry whose CMID is not queued; makes room if full. */
+static void push(struct batch *b, const struct pend *e, uint64_t *dropped)
+{
+    if (b->n == b->cap)
+        drop_oldest(b, dropped);
+    size_t r = (b->head + b->n) % b->cap;
+    b->ring[r] = *e;
+    b->idx[probe(b, e->cmid)] = (uint32_t)(r + 1);
+    b->n++;
+}
+
+int batch_set(struct batch *b, const uint8_t cmid[16], enum pend_op op, const uint8_t *val,
+              size_t len, int64_t idle_before, uint64_t *dropped)
+{
+    struct pend e;
+    memset(&e, 0, sizeof(e));
+    memcpy(e.cmid, cmid, 16);
+    e.op = (uint8_t)op;
+    e.idle_before = idle_before;
+    if (op == PEND_PUT) {
+        if (len == 0 || len > UINT16_MAX)
+            return KR_EINVAL;
+        if (!(e.val = malloc(len)))
+            return KR_ENOMEM;
+        memcpy(e.val, val, len);
+        e.len = (uint16_t)len;
+    }
+    struct pend *old = batch_find(b, cmid);
+    if (old) {
+        /* Coalesce: the newest write wins, at the old position. */
+        free(old->val);
+        *old = e;
+        return 0;
+    }
+    push(b, &e, dropped);
+    return 0;
+}
+
+void batch_clear(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free_entry(batch_at(b, i));
+    memset(b->idx, 0, (b->mask + 1) * sizeof(*b->idx));
+    b->head = 0;
+    b->n = 0;
+}
+
+/* Forgets the entries without freeing them (they were moved elsewhere). */
+static void batch_forget(struct batch *b)
+{
+    memset(b->idx, 0, (b->mask + 1) * sizeof(*b->idx));
+    b->head = 0;
+    b->n = 0;
+}
+
+void batch_merge(struct batch *older, struct batch *newer, uint64_t *dropped)
+{
+    /* Compact `older` in place, freeing what `newer` supersedes; the write
+     * position never passes the read position, so no entry is overwritten
+     * before it is read. */
+    size_t w = 0;
+    for (size_t r = 0; r < older->n; r++) {
+        struct pend *e = batch_at(older, r);
+        if (batch_find(newer, e->cmid)) {
+            free(e->val);
+            continue;
+        }
+        if (w != r)
+            *batch_at(older, w) = *e;
+        w++;
+    }
+    for (size_t r = w; r < older->n; r++)
+        memset(batch_at(older, r), 0, sizeof(struct pend));
+    size_t kept = w;
+    memset(older->idx, 0, (older->mask + 1) * sizeof(*older->idx));
+    older->n = 0;
+    for (size_t i = 0; i < kept; i++) {
+        size_t r = (older->head + i) % older->cap;
+        older->idx[probe(older, older->ring[r].cmid)] = (uint32_t)(r + 1);
+        older->n++;
+    }
+    for (size_t i = 0; i < newer->n; i++)
+        push(older, batch_at(newer, i), dropped);
+    batch_forget(newer);
+}

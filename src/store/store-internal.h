@@ -1,0 +1,94 @@
+/*
+ * store-internal.h - the struct behind the opaque struct kr_store, shared by
+ * the files of src/store/ (and only by them: it is the one header that
+ * includes <lmdb.h>).
+ *
+ * Locking (never take them in another order):
+ *   flush_mu  serialises batch commits (kr_store_flush and the thread);
+ *   mu        the queue, the stats, the sweep position; held only for
+ *             memory work, never across an LMDB write or a callback;
+ *   rd_mu     the one cached read transaction used by point lookups.
+ * LMDB itself serialises write transactions; with MDB_NOTLS a read txn is
+ * not bound to a thread, which is what lets rd_mu hand it around.
+ */
+#ifndef KR_STORE_INTERNAL_H
+#define KR_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "kmsrelay/store.h"
+#include "store/batch.h"
+
+#define KR_PIN_FORMAT 1   /* version byte of a pin record */
+#define KR_HOST_FORMAT 1  /* version byte of a host record */
+#define KR_STORE_FORMAT 1 /* meta "format": layout of the DBIs and keys */
+
+struct kr_store {
+    MDB_env *env;
+    bool env_open; /* mdb_env_open succeeded */
+    MDB_dbi dbi_pins, dbi_hosts, dbi_kv, dbi_meta;
+
+    pthread_mutex_t flush_mu;
+    pthread_mutex_t mu;
+    pthread_mutex_t rd_mu;
+    MDB_txn *rtxn; /* under rd_mu; kept reset between lookups */
+
+    /* Under mu. */
+    struct batch b[2];
+    struct batch *pending;  /* writes queued for the next commit */
+    struct batch *inflight; /* writes of the running commit (if committing) */
+    bool committing;
+    struct kr_store_stats st; /* counters only; sizes are filled on demand */
+    uint8_t sweep_key[16];    /* expiry resumes after this CMID */
+    bool sweep_valid;
+
+    atomic_size_t queued; /* pending + inflight, for lock-free readers */
+    atomic_bool degraded;
+
+    /* Background flusher. */
+    pthread_t thr;
+    pthread_cond_t cv; /* under mu: wakes the thread */
+    bool thr_running;
+    bool stop;
+    unsigned interval_ms;
+    size_t kick_at;
+};
+
+/* An MDB_val over borrowed bytes. LMDB's struct is not const-correct but
+ * never writes through a key or a put value; the uintptr_t round trip says
+ * so without tripping -Wcast-qual. */
+static inline MDB_val store_val(const void *p, size_t n)
+{
+    MDB_val v;
+    v.mv_size = n;
+    v.mv_data = (void *)(uintptr_t)p;
+    return v;
+}
+
+/* The one translation of LMDB and errno codes into KR_E* (sets *why to the
+ * LMDB text when why is not NULL, and errno for system errors). */
+int store_err_from_mdb(int rc, const char **why);
+
+/* Begins a transaction, running mdb_reader_check and retrying once when the
+ * reader table is full of dead processes' slots. */
+int store_txn_begin(struct kr_store *s, unsigned flags, MDB_txn **txn);
+
+/* Microseconds on the monotonic clock. */
+uint64_t store_now_us(void);
+
+/* last_seen of an encoded pin record (a full decode). */
+int store_pin_rec_last_seen(const uint8_t *buf, size_t len, int64_t *last_seen);
+
+/* Starts / stops the background flusher (flush.c). */
+int store_thread_start(struct kr_store *s);
+void store_thread_stop(struct kr_store *s);
+
+/* Updates s->queued after a queue change; call with mu held. */
+void store_queued_update(struct kr_store *s);
+
+#endif

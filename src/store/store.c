@@ -1,0 +1,372 @@
+/*
+ * store.c - the LMDB environment of kmsrelayd: open/close, the error
+ * mapping, point lookups of pins and the queueing side of pin writes.
+ * Commits live in flush.c, walks in iter.c, hosts and kv in hostkv.c.
+ *
+ * Layout: one environment (data.mdb + lock.mdb in the state directory) with
+ * four named databases:
+ *   pins   16-byte CMID -> pin record (pin_record.c)
+ *   hosts  host name    -> host record (hostkv.c)
+ *   kv     string key   -> opaque bytes (e.g. what DNS last published)
+ *   meta   "format"     -> u32 LE KR_STORE_FORMAT
+ *
+ * Flags: MDB_NOTLS so that read transactions are not tied to threads (the
+ * cached lookup txn is handed between the caller's threads under rd_mu) and
+ * MDB_NOMETASYNC (one fdatasync per commit; see store.h for the durability
+ * argument). Opening never scans: mdb_env_open, mdb_reader_check and a
+ * write txn that only opens the DBIs (and writes the format once).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "kmsrelay/err.h"
+#include "kmsrelay/store.h"
+#include "store/store-internal.h"
+
+#define DEFAULT_MAP_SIZE ((uint64_t)1 << 30)
+#define DEFAULT_MAX_PENDING 65536
+#define DEFAULT_MAX_READERS 126
+#define DEFAULT_FLUSH_BATCH 1000
+
+int store_err_from_mdb(int rc, const char **why)
+{
+    if (rc == 0)
+        return 0;
+    if (why)
+        *why = mdb_strerror(rc);
+    switch (rc) {
+    case MDB_NOTFOUND:
+        return KR_ENOENT;
+    case MDB_KEYEXIST:
+        return KR_EEXIST;
+    case MDB_MAP_FULL:
+    case ENOSPC:
+    case EFBIG:
+    case EDQUOT:
+        if (rc != MDB_MAP_FULL)
+            errno = rc;
+        return KR_ENOSPC;
+    case ENOMEM:
+        return KR_ENOMEM;
+    case MDB_VERSION_MISMATCH:
+        return KR_EUNSUP;
+    default:
+        if (rc > 0)
+            errno = rc;
+        return KR_EIO;
+    }
+}
+
+uint64_t store_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int store_txn_begin(struct kr_store *s, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    if (rc == MDB_READERS_FULL) {
+        int dead = 0;
+        mdb_reader_check(s->env, &dead);
+        rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    }
+    return rc;
+}
+
+void store_queued_update(struct kr_store *s)
+{
+    size_t n = s->pending->n + (s->committing ? s->inflight->n : 0);
+    atomic_store(&s->queued, n);
+}
+
+/* Opens the DBIs and checks (or writes) the format, in one write txn. */
+static int init_dbs(struct kr_store *s, const char **why)
+{
+    MDB_txn *txn;
+    int rc = store_txn_begin(s, 0, &txn);
+    if (rc)
+        return store_err_from_mdb(rc, why);
+    if ((rc = mdb_dbi_open(txn, "pins", MDB_CREATE, &s->dbi_pins)) ||
+        (rc = mdb_dbi_open(txn, "hosts", MDB_CREATE, &s->dbi_hosts)) ||
+        (rc = mdb_dbi_open(txn, "kv", MDB_CREATE, &s->dbi_kv)) ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta)))
+        goto fail;
+    MDB_val k = store_val("format", 6), v;
+    rc = mdb_get(txn, s->dbi_meta, &k, &v);
+    if (rc == 0) {
+        if (v.mv_size != 4) {
+            mdb_txn_abort(txn);
+            return kr_fail(why, KR_EIO, "store: bad meta format record");
+        }
+        uint8_t b[4];
+        memcpy(b, v.mv_data, 4);
+        uint32_t fmt =
+            (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        if (fmt != KR_STORE_FORMAT) {
+            mdb_txn_abort(txn);
+            return kr_fail(why, KR_EUNSUP, "store: written by an incompatible kmsrelay");
+        }
+    } else if (rc == MDB_NOTFOUND) {
+        uint8_t b[4] = {KR_STORE_FORMAT, 0, 0, 0};
+        v.mv_size = 4;
+        v.mv_data = b;
+        if ((rc = mdb_put(txn, s->dbi_meta, &k, &v, 0)) != 0)
+            goto fail;
+    } else {
+        goto fail;
+    }
+    /* A txn that only opened existing DBIs writes nothing on commit. */
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return store_err_from_mdb(rc, why);
+    return 0;
+fail:
+    mdb_txn_abort(txn);
+    return store_err_from_mdb(rc, why);
+}
+
+static uint64_t random_seed(void)
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+        seed = store_now_us() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&seed;
+    return seed;
+}
+
+int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_store **out,
+                  const char **why)
+{
+    struct kr_store_opts o;
+    memset(&o, 0, sizeof(o));
+    if (opts)
+        o = *opts;
+    if (!dir || !*dir || !out)
+        return kr_fail(why, KR_EINVAL, "store: no directory");
+    *out = NULL;
+    if (!o.map_size)
+        o.map_size = DEFAULT_MAP_SIZE;
+    if (!o.max_pending)
+        o.max_pending = DEFAULT_MAX_PENDING;
+    if (!o.max_readers)
+        o.max_readers = DEFAULT_MAX_READERS;
+    if (!o.flush_batch)
+        o.flush_batch = DEFAULT_FLUSH_BATCH;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return kr_fail(why, KR_EIO, "store: cannot create the directory");
+
+    struct kr_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return kr_fail(why, KR_ENOMEM, "store: out of memory");
+    pthread_mutex_init(&s->flush_mu, NULL);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->rd_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the flusher's timed waits */
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    s->st.last_why = "";
+    s->interval_ms = o.flush_interval_ms;
+    s->kick_at = o.flush_batch;
+    uint64_t seed = random_seed();
+    int rc = batch_init(&s->b[0], o.max_pending, seed);
+    if (rc == 0)
+        rc = batch_init(&s->b[1], o.max_pending, seed);
+    if (rc) {
+        kr_fail(why, rc, "store: cannot allocate the write queue");
+        goto fail;
+    }
+    s->pending = &s->b[0];
+    s->inflight = &s->b[1];
+
+    int mrc = mdb_env_create(&s->env);
+    if (!mrc)
+        mrc = mdb_env_set_maxdbs(s->env, 4);
+    if (!mrc)
+        mrc = mdb_env_set_maxreaders(s->env, o.max_readers);
+    if (!mrc)
+        mrc = mdb_env_set_mapsize(s->env, (size_t)o.map_size);
+    if (!mrc)
+        mrc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+    if (mrc) {
+        rc = store_err_from_mdb(mrc, why);
+        goto fail;
+    }
+    s->env_open = true;
+    int dead = 0;
+    mdb_reader_check(s->env, &dead); /* slots of crashed processes */
+    if ((rc = init_dbs(s, why)) != 0)
+        goto fail;
+    if ((mrc = store_txn_begin(s, MDB_RDONLY, &s->rtxn)) != 0) {
+        rc = store_err_from_mdb(mrc, why);
+        goto fail;
+    }
+    mdb_txn_reset(s->rtxn);
+    if (s->interval_ms && (rc = store_thread_start(s)) != 0) {
+        kr_fail(why, rc, "store: cannot start the flusher thread");
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    kr_store_close(s);
+    return rc;
+}
+
+int kr_store_close(struct kr_store *s)
+{
+    if (!s)
+        return 0;
+    int rc = 0;
+    store_thread_stop(s);
+    if (s->env_open) {
+        rc = kr_store_flush(s, NULL);
+        mdb_env_sync(s->env, 1); /* the meta page NOMETASYNC deferred */
+    }
+    if (s->rtxn)
+        mdb_txn_abort(s->rtxn);
+    if (s->env)
+        mdb_env_close(s->env);
+    batch_deinit(&s->b[0]);
+    batch_deinit(&s->b[1]);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->rd_mu);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->flush_mu);
+    free(s);
+    return rc;
+}
+
+/* Result of looking a CMID up in the queue: 1 found (pin decoded or
+ * deleted), 0 not queued; *expire set for a queued conditional delete. */
+static int queued_lookup(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *out, int *rc,
+                         int64_t *expire)
+{
+    int found = 0;
+    pthread_mutex_lock(&s->mu);
+    struct pend *e = batch_find(s->pending, cmid);
+    if (!e && s->committing)
+        e = batch_find(s->inflight, cmid);
+    if (e && e->op == PEND_PUT) {
+        *rc = kr_pin_decode(e->val, e->len, out, NULL);
+        found = 1;
+    } else if (e && e->op == PEND_DEL) {
+        *rc = KR_ENOENT;
+        found = 1;
+    } else if (e) {
+        *expire = e->idle_before;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}
+
+int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *out)
+{
+    int rc = 0;
+    int64_t expire = INT64_MIN;
+    if (queued_lookup(s, cmid, out, &rc, &expire)) {
+        if (rc == 0)
+            memcpy(out->cmid, cmid, 16);
+        else
+            memset(out, 0, sizeof(*out));
+        return rc;
+    }
+    pthread_mutex_lock(&s->rd_mu);
+    int mrc = mdb_txn_renew(s->rtxn);
+    if (mrc == 0) {
+        MDB_val k = store_val(cmid, 16), v;
+        mrc = mdb_get(s->rtxn, s->dbi_pins, &k, &v);
+        /* Decoding copies the value out before the txn is reset. */
+        rc = mrc ? store_err_from_mdb(mrc, NULL) : kr_pin_decode(v.mv_data, v.mv_size, out, NULL);
+        mdb_txn_reset(s->rtxn);
+    } else {
+        rc = store_err_from_mdb(mrc, NULL);
+    }
+    pthread_mutex_unlock(&s->rd_mu);
+    if (rc == KR_EMALF || rc == KR_EUNSUP) {
+        pthread_mutex_lock(&s->mu);
+        s->st.bad_records++;
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (rc == 0 && out->last_seen < expire)
+        rc = KR_ENOENT; /* the queued expiry will delete it */
+    if (rc == 0)
+        memcpy(out->cmid, cmid, 16);
+    else
+        memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+static int enqueue(struct kr_store *s, const uint8_t cmid[16], enum pend_op op, const uint8_t *val,
+                   size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = batch_set(s->pending, cmid, op, val, len, 0, &s->st.drops);
+    store_queued_update(s);
+    if (s->thr_running && s->pending->n >= s->kick_at)
+        pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int kr_store_pin_put(struct kr_store *s, const struct kr_pin *pin)
+{
+    uint8_t buf[KR_PIN_REC_MAX];
+    size_t len;
+    int rc = kr_pin_encode(pin, buf, sizeof(buf), &len);
+    if (rc)
+        return rc == KR_ENOSPC ? KR_EINVAL : rc;
+    return enqueue(s, pin->cmid, PEND_PUT, buf, len);
+}
+
+int kr_store_pin_del(struct kr_store *s, const uint8_t cmid[16])
+{
+    return enqueue(s, cmid, PEND_DEL, NULL, 0);
+}
+
+size_t kr_store_pending(const struct kr_store *s)
+{
+    return atomic_load(&s->queued);
+}
+
+bool kr_store_degraded(const struct kr_store *s)
+{
+    return atomic_load(&s->degraded);
+}
+
+size_t kr_store_pin_count(struct kr_store *s)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->rd_mu);
+    if (mdb_txn_renew(s->rtxn) == 0) {
+        MDB_stat ms;
+        if (mdb_stat(s->rtxn, s->dbi_pins, &ms) == 0)
+            n = ms.ms_entries;
+        mdb_txn_reset(s->rtxn);
+    }
+    pthread_mutex_unlock(&s->rd_mu);
+    return n;
+}
+
+void kr_store_stats(struct kr_store *s, struct kr_store_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->st;
+    out->pending = s->pending->n;
+    out->inflight = s->committing ? s->inflight->n : 0;
+    pthread_mutex_unlock(&s->mu);
+    out->degraded = kr_store_degraded(s);
+    out->pins = kr_store_pin_count(s);
+    MDB_envinfo info;
+    MDB_stat ms;
+    out->map_size = out->map_used = 0;
+    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &ms) == 0) {
+        out->map_size = info.me_mapsize;
+        out->map_used = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+    }
+}
