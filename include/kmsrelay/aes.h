@@ -4,8 +4,9 @@
  *
  * Standard AES-128 (v6_tweak = 0) is the FIPS-197 cipher and is tested against
  * OpenSSL; the tweak XORs expanded-key bytes 64, 96 and 128 with 0x73, 0x09
- * and 0xE4 after a standard expansion, and decryption uses the same modified
- * round keys in the straightforward inverse cipher.
+ * and 0xE4 after a standard expansion, and decryption is equivalent to the
+ * straightforward inverse cipher over the same modified round keys (it runs
+ * the table-driven equivalent inverse cipher on InvMixColumns of them).
  *
  * Not constant-time: the KMS keys are public constants, so there is no
  * secret to leak through timing.
@@ -21,7 +22,8 @@
 #define KR_AES_BLOCK 16
 
 struct kr_aes {
-    uint8_t rk[176]; /* 11 round keys of 16 bytes, tweak applied */
+    uint8_t rk[176];  /* 11 round keys of 16 bytes, tweak applied */
+    uint8_t drk[176]; /* decryption keys: rk with InvMixColumns on keys 1..9 */
 };
 
 /* Expands `key`; applies the KMS V6 tweak when v6_tweak is non-zero. */

@@ -18,7 +18,11 @@
  *
  * Decoders return 0, KR_EMALF (too short, bad padding, inner version not
  * equal to the outer one, ePID size out of range) or KR_EUNSUP (major below
- * 4); `why` gets a static reason. Out-structs are self-contained copies.
+ * 4); `why` gets a static reason. Out-structs are self-contained copies,
+ * written only on success. KR_ECRYPTO means OpenSSL itself failed (V5).
+ *
+ * V5/V6 answers need the request IV: it is the plaintext msg[4..19].
+ * Thread safety: every function may be called from any thread.
  */
 #ifndef KMSRELAY_KMS_H
 #define KMSRELAY_KMS_H
@@ -102,7 +106,11 @@ int kr_kms_response_decode(const uint8_t *msg, size_t len, struct kr_kms_respons
 /* Test-program encoders (integrity fields zero, see above). For V5/V6 `iv` is
  * the request IV (V5 responses must reuse it; V6 responses should get a fresh
  * random one, which the caller supplies). V4 ignores `iv`. The response ePID
- * is taken from `in->epid` (UTF-8). */
+ * is taken from `in->epid` (UTF-8, cut to 63 UTF-16 units; `epid_size` is
+ * computed, not read) and the request workstation from `in->workstation`
+ * (UTF-8, cut to 63 units; `workstation16` is ignored). The request's outer
+ * version is the inner one. Return 0, KR_EINVAL (NULL argument, major below
+ * 4, no iv for V5/V6), KR_ENOSPC, or KR_ECRYPTO. */
 int kr_kms_request_encode(const struct kr_kms_request *in, const uint8_t iv[16], uint8_t *out,
                           size_t cap, size_t *outlen);
 int kr_kms_response_encode(const struct kr_kms_response *in, const uint8_t iv[16], uint8_t *out,
