@@ -37,7 +37,7 @@
 #define KR_KMS_WS_UTF8 193    /* 64 units as UTF-8 (at most 3 bytes each) + NUL */
 #define KR_KMS_EPID_MAX 128   /* PIDSize cap in bytes (vlmcs checkPidLength) */
 #define KR_KMS_EPID_UTF8 193
-#define KR_KMS_RESP_MAX 512   /* largest response message we build or accept */
+#define KR_KMS_RESP_MAX 512 /* largest response message we build or accept */
 
 /* HRESULTs a proxy sees or raises. */
 #define KR_HR_OK 0x00000000u
@@ -78,16 +78,16 @@ struct kr_kms_request {
 struct kr_kms_response {
     uint16_t ver_minor;
     uint16_t ver_major;
-    uint32_t epid_size;            /* P, bytes including the UTF-16 NUL */
-    char epid[KR_KMS_EPID_UTF8];   /* UTF-8 */
-    uint8_t cmid[16];              /* echo of the request CMID */
-    uint64_t request_time;         /* echo of the request FILETIME */
-    uint32_t count;                /* host's current count for the application */
-    uint32_t activation_interval;  /* minutes */
-    uint32_t renewal_interval;     /* minutes */
-    int has_hwid;                  /* V6 only */
+    uint32_t epid_size;           /* P, bytes including the UTF-16 NUL */
+    char epid[KR_KMS_EPID_UTF8];  /* UTF-8 */
+    uint8_t cmid[16];             /* echo of the request CMID */
+    uint64_t request_time;        /* echo of the request FILETIME */
+    uint32_t count;               /* host's current count for the application */
+    uint32_t activation_interval; /* minutes */
+    uint32_t renewal_interval;    /* minutes */
+    int has_hwid;                 /* V6 only */
     uint8_t hwid[8];
-    uint8_t iv[16];                /* V5/V6: the response IV (plaintext on the wire) */
+    uint8_t iv[16]; /* V5/V6: the response IV (plaintext on the wire) */
 };
 
 /* Full decode of a request message. */
@@ -96,8 +96,8 @@ int kr_kms_request_decode(const uint8_t *msg, size_t len, struct kr_kms_request 
 
 /* Hot path: only the protocol version and the CMID. One block decryption for
  * V5/V6 (CMID = D(msg[84..99]) XOR msg[68..83]). */
-int kr_kms_request_cmid(const uint8_t *msg, size_t len, uint16_t *ver_major,
-                        uint8_t cmid[16], const char **why);
+int kr_kms_request_cmid(const uint8_t *msg, size_t len, uint16_t *ver_major, uint8_t cmid[16],
+                        const char **why);
 
 /* Full decode of a response message. */
 int kr_kms_response_decode(const uint8_t *msg, size_t len, struct kr_kms_response *out,

@@ -1,0 +1,136 @@
+/*
+ * conf.h - kmsrelayd's configuration: a flat value object, loaded from a
+ * libconfig file (groups, lists, @include) or built from embedded defaults
+ * plus command-line hosts, validated as a whole, and swapped in on reload.
+ *
+ * The object owns no pointers: every string is a fixed array, so a config can
+ * be copied, compared and freed with one free() (relayd's flat *_config).
+ * Durations are milliseconds, sizes bytes, both written with units in the
+ * file ("10s", "45d", "256M") and parsed by units.h.
+ *
+ * Errors: kr_conf_load() collects every problem, each as "file:line: message",
+ * and returns KR_ECONFIG when there was at least one.
+ */
+#ifndef KMSRELAY_CONF_H
+#define KMSRELAY_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kmsrelay/netaddr.h"
+
+#define KR_CONF_MAX_LISTEN 16
+#define KR_CONF_MAX_HOSTS 64
+#define KR_CONF_MAX_ACL 64
+#define KR_CONF_NAME_MAX 64
+#define KR_CONF_PATH_MAX 256
+
+enum kr_admin {
+    KR_ADMIN_READY = 0,   /* takes new and pinned clients */
+    KR_ADMIN_DRAIN = 1,   /* pinned clients only */
+    KR_ADMIN_MAINT = 2,   /* no traffic; pinned clients served elsewhere, pins kept */
+    KR_ADMIN_RETIRED = 3, /* no traffic; pins move on next contact */
+};
+#define KR_ADMIN_UNSET 255 /* in kr_conf_host.admin: the file does not set it */
+
+/* "ready", "drain", "maint", "retired"; parse returns -1 for anything else. */
+const char *kr_admin_name(int admin);
+int kr_admin_parse(const char *text);
+
+enum kr_failback {
+    KR_FAILBACK_NEVER = 0, /* a moved pin stays where it moved (default) */
+    KR_FAILBACK_ALWAYS = 1 /* a moved pin goes back when its ranked host is up again */
+};
+
+struct kr_cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    uint8_t prefix;
+};
+
+/* Parses "10.0.0.0/8", "fc00::/7", or a bare address (full-length prefix). */
+int kr_cidr_parse(const char *text, struct kr_cidr *out, const char **why);
+/* 1 when sa (AF_INET/AF_INET6, v4-mapped v6 treated as v4) is inside. */
+int kr_cidr_match(const struct kr_cidr *c, const struct sockaddr *sa);
+
+struct kr_conf_host {
+    char name[KR_CONF_NAME_MAX]; /* unique; the HRW key and the pin value */
+    struct kr_addr addr;         /* numeric ip:port */
+    uint32_t weight;             /* HRW weight, >= 1 (default 1) */
+    uint32_t priority;           /* tier, lower first (default 0) */
+    uint8_t admin;               /* enum kr_admin or KR_ADMIN_UNSET */
+};
+
+struct kr_conf {
+    char source[KR_CONF_PATH_MAX]; /* file it came from, "" for embedded defaults */
+    char instance_id[KR_CONF_NAME_MAX];
+    char state_dir[KR_CONF_PATH_MAX];
+
+    /* front side */
+    size_t n_listen;
+    struct kr_addr listen[KR_CONF_MAX_LISTEN];
+    size_t n_allow;
+    struct kr_cidr allow[KR_CONF_MAX_ACL]; /* empty list: allow everything */
+    uint32_t max_connections;              /* global */
+    uint32_t max_conn_per_source;
+    uint32_t rate_per_source;  /* requests per second, token bucket refill */
+    uint32_t burst_per_source; /* token bucket size */
+    uint64_t client_idle_ms;   /* no bytes at all for this long: close */
+    uint64_t client_header_ms; /* a started PDU must complete within this */
+
+    /* backends */
+    size_t n_hosts;
+    struct kr_conf_host hosts[KR_CONF_MAX_HOSTS];
+    uint32_t pool_size; /* persistent connections per host */
+    uint64_t connect_timeout_ms;
+    uint64_t attempt_timeout_ms; /* one try on one host */
+    uint64_t request_budget_ms;  /* all tries of one client request */
+    uint64_t backend_idle_ms;    /* close idle pooled connections */
+
+    /* routing */
+    uint64_t pin_idle_ms;    /* pins expire after this idle time (45d) */
+    int failback;            /* enum kr_failback */
+    uint64_t refusal_ttl_ms; /* remember a 0xC004F042 (host, KMS id) this long */
+    int threshold_assist;    /* on by default */
+    uint64_t count_fresh_ms; /* a host's reported count is "recent" this long */
+
+    /* store */
+    uint64_t map_size; /* LMDB map size in bytes */
+    uint64_t commit_interval_ms;
+    uint32_t commit_batch;
+
+    /* health checks */
+    uint64_t check_interval_ms;
+    uint64_t check_fast_interval_ms; /* while a state is in question */
+    uint64_t check_timeout_ms;
+    uint32_t rise;
+    uint32_t fall;
+
+    /* logging */
+    int log_syslog;      /* 0 stderr, 1 syslog */
+    int log_debug;       /* 1 when log_level is KR_LOG_DEBUG */
+    int log_level;       /* enum kr_log_level (log.h), "info" by default */
+    int log_activations; /* one logfmt line per activation (default on) */
+
+    /* shutdown */
+    uint64_t shutdown_grace_ms;
+};
+
+/* Fills embedded defaults (no hosts, listeners [::]:1688 and 0.0.0.0:1688,
+ * private-range allow-list, state_dir /var/lib/kmsrelay, ...). */
+void kr_conf_defaults(struct kr_conf *c);
+
+/* Loads `path` over the defaults into a newly allocated config (caller
+ * frees with free()). On errors returns KR_ECONFIG, *out untouched, and
+ * writes all messages ("file:line: message\n" each) into errbuf. */
+int kr_conf_load(const char *path, struct kr_conf **out, char *errbuf, size_t errlen);
+
+/* Parses a command-line host "name=ip:port[,weight=N]" or "ip:port" (name =
+ * the address text). */
+int kr_conf_host_parse(const char *text, struct kr_conf_host *out, const char **why);
+
+/* Whole-config checks (unique names, at least one listener, ranges);
+ * messages appended to errbuf. Returns 0 or KR_ECONFIG. */
+int kr_conf_validate(const struct kr_conf *c, char *errbuf, size_t errlen);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * log.h - the daemon's log: stderr (default, for systemd's journal and for
+ * tests) or syslog. Lines are logfmt (key=value, values quoted when they
+ * contain spaces or quotes) so that both people and tools can read them.
+ *
+ * errno is preserved across every call. kr_log_warn_errno appends
+ * strerror(errno). Messages never include secrets: callers pass key names,
+ * never key material.
+ */
+#ifndef KMSRELAY_LOG_H
+#define KMSRELAY_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+enum kr_log_level { KR_LOG_ERR = 0, KR_LOG_WARN = 1, KR_LOG_INFO = 2, KR_LOG_DEBUG = 3 };
+
+/* ident: program name; use_syslog: 0 stderr, 1 syslog; level: most verbose
+ * level written. May be called again (reload). */
+void kr_log_init(const char *ident, int use_syslog, int level);
+void kr_log_set_level(int level);
+int kr_log_level(void);
+
+/* A free-form line: level=... msg="..." is added around it. The format is
+ * printf's; the result should itself be logfmt pairs, e.g.
+ *   kr_log(KR_LOG_INFO, "event=host_state host=%s from=%s to=%s reason=%s", ...) */
+void kr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kr_vlog(int level, const char *fmt, va_list ap);
+
+/* Quotes a value for logfmt into out: bare when it has no space, '=', '"'
+ * or control characters, else "..." with \" and \\ escapes; control bytes
+ * become \xNN. Always NUL-terminates; truncates to cap. Returns out. */
+const char *kr_logfmt_value(const char *in, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,548 @@
+/*
+ * front.c - client sessions: kmsrelayd is the RPC server the KMS client
+ * talks to. It answers bind and alter_context itself (as a Windows 8+ host:
+ * NDR64 preferred, NDR32 refused next to it, BTFN acknowledged, sec_addr =
+ * the listening port), turns each request into a kr_req routed on its own
+ * CMID, and writes each answer in the client's syntax, call id and ctx id.
+ *
+ * Requests on one connection are handled one at a time, in order, so the
+ * answers come back in request order; input waits in the socket meanwhile
+ * (the read high watermark bounds what is buffered to one PDU). The
+ * session is small: no buffers of its own, a kr_req exists only while a
+ * request is in flight.
+ *
+ * Bad input: a PDU that does not frame or decode closes the session (after
+ * flushing earlier answers); a request on an unknown context, with another
+ * opnum, an undecodable stub, or over the rate limit gets a fault and the
+ * session stays; a KMS message that does not decode gets the error reply
+ * 0x8007000D a real host would send. Nothing malformed is ever forwarded.
+ *
+ * Teardown is deferred: session_close() frees the socket at once but the
+ * struct only from its own event, so no caller up the stack ever touches
+ * freed memory. A request in flight is detached (q->client = NULL) and
+ * finishes on its own.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "kmsrelay/err.h"
+#include "kmsrelay/log.h"
+#include "relay/proxy-internal.h"
+
+#define FRONT_OUT_MAX 8192  /* stop reading while this much output waits */
+#define FRONT_FLUSH_MS 5000 /* closing sessions wait this long for a flush */
+#define FRONT_LOG_PER_S 5   /* rate-limited warnings per second ... */
+#define FRONT_LOG_BURST 20  /* ... with this burst */
+
+struct front_ctx {
+    uint16_t id;
+    uint8_t ndr; /* KR_NDR32 / KR_NDR64 */
+};
+
+struct kr_client {
+    struct kr_relay *relay;
+    struct kr_client *next, *prev; /* relay->clients, dead ones included */
+    struct bufferevent *bev;       /* NULL once closed */
+    struct event *ev;              /* timeouts and deferred work */
+    struct kr_req *cur;            /* the request in flight */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
+    uint64_t last_rx_us;   /* idle timeout base */
+    uint64_t pdu_start_us; /* first byte of an incomplete PDU, 0 if none */
+    uint64_t armed_at_us;  /* when ev fires, 0 = not armed */
+    uint64_t close_at_us;  /* closing: give up flushing at */
+    uint32_t assoc_group;
+    uint16_t listen_port;
+    uint8_t n_ctx;
+    bool eof, closing, dead, resume;
+    struct front_ctx ctx[KR_RPC_MAX_CTX];
+};
+
+static uint32_t next_assoc_group;
+
+bool front_log_allowed(uint64_t *suppressed)
+{
+    static uint64_t tokens_at, dropped;
+    static double tokens = FRONT_LOG_BURST;
+    uint64_t now = kr_now_us();
+    tokens += (double)(now - tokens_at) * FRONT_LOG_PER_S / 1e6;
+    if (tokens > FRONT_LOG_BURST)
+        tokens = FRONT_LOG_BURST;
+    tokens_at = now;
+    if (tokens < 1) {
+        dropped++;
+        return false;
+    }
+    tokens -= 1;
+    *suppressed = dropped;
+    dropped = 0;
+    return true;
+}
+
+static void peer_text(const struct kr_client *c, char out[KR_ADDRSTRLEN])
+{
+    kr_addr_format(&c->peer.sa, out);
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static void arm_at(struct kr_client *c, uint64_t at)
+{
+    if (c->armed_at_us && c->armed_at_us <= at)
+        return; /* fires earlier; the callback re-checks and re-arms */
+    uint64_t now = kr_now_us(), d = at > now ? at - now : 0;
+    struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
+    c->armed_at_us = at;
+    evtimer_add(c->ev, &tv);
+}
+
+static void arm_timer(struct kr_client *c)
+{
+    const struct kr_conf *cf = c->relay->conf;
+    if (c->dead)
+        return;
+    if (c->closing)
+        arm_at(c, c->close_at_us);
+    else if (c->cur)
+        return; /* the request budget bounds this wait */
+    else if (c->pdu_start_us && cf->client_header_ms)
+        arm_at(c, c->pdu_start_us + cf->client_header_ms * 1000);
+    else if (cf->client_idle_ms)
+        arm_at(c, c->last_rx_us + cf->client_idle_ms * 1000);
+}
+
+static void session_free(struct kr_client *c)
+{
+    struct kr_relay *r = c->relay;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        r->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->bev)
+        bufferevent_free(c->bev);
+    event_free(c->ev);
+    free(c);
+}
+
+/* Ends the session now; the struct goes from its own event. */
+static void session_close(struct kr_client *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    if (c->cur) {
+        c->cur->client = NULL; /* it finishes without us */
+        c->cur = NULL;
+    }
+    bufferevent_free(c->bev); /* safe inside its own callbacks */
+    c->bev = NULL;
+    kr_limits_release(c->relay, &c->peer.sa);
+    c->relay->stats.conns_open--;
+    event_active(c->ev, EV_TIMEOUT, 1);
+}
+
+/* Ends the session once what was written has gone out. */
+static void session_finish(struct kr_client *c)
+{
+    if (c->dead || c->closing)
+        return;
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        session_close(c);
+        return;
+    }
+    c->close_at_us = kr_now_us() + FRONT_FLUSH_MS * 1000;
+    arm_timer(c);
+}
+
+static void bad_input(struct kr_client *c, const char *what, const char *why)
+{
+    uint64_t dropped = 0;
+    c->relay->stats.bad_pdus++;
+    if (front_log_allowed(&dropped)) {
+        char peer[KR_ADDRSTRLEN], reason[160];
+        peer_text(c, peer);
+        kr_logfmt_value(why ? why : "malformed", reason, sizeof(reason));
+        kr_log(KR_LOG_WARN, "event=bad_pdu client=%s what=%s reason=%s suppressed=%llu", peer, what,
+               reason, (unsigned long long)dropped);
+    }
+}
+
+/* ---- replies --------------------------------------------------------------- */
+
+static void send_fault(struct kr_client *c, uint32_t call_id, uint16_t ctx_id, uint32_t status)
+{
+    struct kr_rpc_fault f;
+    uint8_t pdu[64];
+    size_t len = 0;
+    memset(&f, 0, sizeof(f));
+    f.hdr.ptype = KR_PT_FAULT;
+    f.hdr.flags = KR_PFC_DID_NOT_EXECUTE;
+    f.hdr.call_id = call_id;
+    f.alloc_hint = 32;
+    f.ctx_id = ctx_id;
+    f.status = status;
+    if (kr_rpc_fault_encode(&f, pdu, sizeof(pdu), &len) == 0)
+        bufferevent_write(c->bev, pdu, len);
+}
+
+/* A response PDU: the host's KMS message untouched, or (msg NULL) an error
+ * reply carrying hresult, framed in the client's syntax. */
+static void send_response(struct kr_client *c, int ndr, uint32_t call_id, uint16_t ctx_id,
+                          uint32_t hresult, const uint8_t *msg, size_t len)
+{
+    uint8_t stub[KR_NDR_MSG_MAX + 64], pdu[KR_RPC_FRAG_MAX];
+    size_t stub_len = 0, pdu_len = 0;
+    struct kr_rpc_response rs;
+    if (kr_ndr_resp_encode((enum kr_ndr)ndr, msg, msg ? len : 0, hresult, stub, sizeof(stub),
+                           &stub_len) < 0) {
+        send_fault(c, call_id, ctx_id, KR_RPC_S_SERVER_UNAVAILABLE);
+        return;
+    }
+    memset(&rs, 0, sizeof(rs));
+    rs.hdr.ptype = KR_PT_RESPONSE;
+    rs.hdr.call_id = call_id;
+    rs.alloc_hint = (uint32_t)stub_len;
+    rs.ctx_id = ctx_id;
+    rs.stub = stub;
+    rs.stub_len = stub_len;
+    if (kr_rpc_response_encode(&rs, pdu, sizeof(pdu), &pdu_len) == 0)
+        bufferevent_write(c->bev, pdu, pdu_len);
+    else
+        send_fault(c, call_id, ctx_id, KR_RPC_S_SERVER_UNAVAILABLE);
+}
+
+void kr_front_reply(struct kr_req *q, uint32_t hresult, const uint8_t *msg, size_t msg_len,
+                    uint32_t fault_status)
+{
+    struct kr_client *c = q->client;
+    if (!c)
+        return;
+    q->client = NULL;
+    c->cur = NULL;
+    if (c->dead)
+        return;
+    if (fault_status)
+        send_fault(c, q->call_id, q->ctx_id, fault_status);
+    else
+        send_response(c, q->ndr, q->call_id, q->ctx_id, hresult, msg, msg_len);
+    /* the next PDU is handled from the session's own event, never from
+     * inside forward.c's call stack */
+    c->resume = true;
+    event_active(c->ev, EV_TIMEOUT, 1);
+}
+
+/* ---- PDUs ------------------------------------------------------------------ */
+
+static void on_bind(struct kr_client *c, const uint8_t *p, size_t len)
+{
+    static const struct kr_rpc_bind_policy pol = {1, 0, 1}; /* Windows 8+ host */
+    struct kr_rpc_bind b;
+    struct kr_rpc_bind_ack ack;
+    uint8_t out[KR_RPC_FRAG_MAX];
+    size_t out_len = 0;
+    const char *why = NULL;
+    int rc = kr_rpc_bind_decode(p, len, &b, &why);
+    if (rc == 0)
+        rc = kr_rpc_bind_answer(&b, &pol, c->listen_port, c->assoc_group, &ack);
+    if (rc == 0)
+        rc = kr_rpc_bind_ack_encode(&ack, out, sizeof(out), &out_len);
+    evbuffer_drain(bufferevent_get_input(c->bev), len);
+    if (rc < 0) {
+        bad_input(c, "bind", why);
+        session_finish(c);
+        return;
+    }
+    for (unsigned i = 0; i < ack.n_results; i++) {
+        int kind = kr_rpc_syntax_kind(&ack.results[i].ts);
+        if (kind == KR_TS_BTFN || ack.results[i].result == KR_BIND_NEGOTIATE_ACK)
+            continue; /* about the connection, not a context */
+        bool ok =
+            ack.results[i].result == KR_BIND_ACCEPT && (kind == KR_TS_NDR32 || kind == KR_TS_NDR64);
+        unsigned j = 0;
+        while (j < c->n_ctx && c->ctx[j].id != b.ctx[i].ctx_id)
+            j++;
+        if (!ok) {
+            if (j < c->n_ctx) /* renegotiated away */
+                c->ctx[j] = c->ctx[--c->n_ctx];
+            continue;
+        }
+        if (j == KR_RPC_MAX_CTX)
+            continue; /* table full: requests on it get a fault */
+        c->ctx[j].id = b.ctx[i].ctx_id;
+        c->ctx[j].ndr = kind == KR_TS_NDR64 ? KR_NDR64 : KR_NDR32;
+        if (j == c->n_ctx)
+            c->n_ctx++;
+    }
+    bufferevent_write(c->bev, out, out_len);
+}
+
+static void on_request(struct kr_client *c, const uint8_t *p, size_t len)
+{
+    struct kr_relay *r = c->relay;
+    struct kr_rpc_request rq;
+    struct kr_kms_request kreq;
+    const uint8_t *msg = NULL;
+    size_t msg_len = 0;
+    const char *why = NULL;
+    if (kr_rpc_request_decode(p, len, &rq, &why) < 0) {
+        evbuffer_drain(bufferevent_get_input(c->bev), len);
+        bad_input(c, "request", why);
+        session_finish(c);
+        return;
+    }
+    int ndr = 0;
+    for (unsigned i = 0; i < c->n_ctx; i++)
+        if (c->ctx[i].id == rq.ctx_id)
+            ndr = c->ctx[i].ndr;
+    uint32_t fault = 0;
+    if (!ndr)
+        fault = KR_NCA_S_UNK_IF;
+    else if (rq.opnum != 0)
+        fault = KR_NCA_S_OP_RNG_ERROR;
+    else if (kr_ndr_req_decode((enum kr_ndr)ndr, rq.stub, rq.stub_len, &msg, &msg_len, &why) < 0)
+        fault = KR_RPC_X_BAD_STUB_DATA;
+    else if (!kr_limits_request(r, &c->peer.sa))
+        fault = KR_RPC_S_SERVER_TOO_BUSY;
+    if (fault) {
+        evbuffer_drain(bufferevent_get_input(c->bev), len);
+        if (fault == KR_RPC_S_SERVER_TOO_BUSY)
+            r->stats.rate_limited++;
+        else
+            bad_input(c, "request",
+                      why                        ? why
+                      : fault == KR_NCA_S_UNK_IF ? "unknown context id"
+                                                 : "opnum is not 0");
+        send_fault(c, rq.hdr.call_id, rq.ctx_id, fault);
+        return;
+    }
+    int kr = kr_kms_request_decode(msg, msg_len, &kreq, &why);
+    if (kr == 0 && (kreq.ver_minor != 0 || kreq.ver_major < 4 || kreq.ver_major > 6)) {
+        /* what a genuine host answers for any other version; forwarding it
+         * would only route on a CMID decrypted with a guessed key */
+        kr = KR_EUNSUP;
+        why = "KMS protocol version is not 4.0, 5.0 or 6.0";
+    }
+    if (kr < 0) {
+        evbuffer_drain(bufferevent_get_input(c->bev), len);
+        bad_input(c, "kms_request", why);
+        send_response(c, ndr, rq.hdr.call_id, rq.ctx_id, KR_HR_INVALID_DATA, NULL, 0);
+        return;
+    }
+    struct kr_req *q = calloc(1, sizeof(*q));
+    if (!q) {
+        evbuffer_drain(bufferevent_get_input(c->bev), len);
+        send_fault(c, rq.hdr.call_id, rq.ctx_id, KR_RPC_S_SERVER_TOO_BUSY);
+        return;
+    }
+    q->client = c;
+    q->relay = r;
+    q->call_id = rq.hdr.call_id;
+    q->ctx_id = rq.ctx_id;
+    q->ndr = ndr;
+    memcpy(q->msg, msg, msg_len); /* msg points into the input: copy, then drain */
+    q->msg_len = msg_len;
+    q->kreq = kreq;
+    q->start_us = kr_now_us();
+    if (r->conf->log_activations)
+        peer_text(c, q->peer);
+    evbuffer_drain(bufferevent_get_input(c->bev), len);
+    c->cur = q;
+    r->stats.requests++;
+    r->reqs_inflight++;
+    kr_forward_start(q); /* may answer (and free q) before it returns */
+}
+
+/* Handles every complete PDU in the input while no request is in flight. */
+static void process(struct kr_client *c)
+{
+    while (!c->dead && !c->closing && !c->cur) {
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > FRONT_OUT_MAX)
+            break; /* resumed from write_cb once the client reads */
+        size_t len = evbuffer_get_length(in);
+        if (len == 0) {
+            c->pdu_start_us = 0;
+            break;
+        }
+        size_t n = len < KR_RPC_FRAG_MAX ? len : KR_RPC_FRAG_MAX;
+        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
+        struct kr_rpc_hdr hdr;
+        const char *why = NULL;
+        int flen = p ? kr_rpc_frame(p, n, 0, &hdr, &why) : KR_ENOMEM;
+        if (flen == KR_EMORE) {
+            if (!c->pdu_start_us)
+                c->pdu_start_us = kr_now_us();
+            break;
+        }
+        c->pdu_start_us = 0;
+        if (flen < 0) {
+            bad_input(c, "frame", why);
+            session_finish(c);
+            break;
+        }
+        if (hdr.ptype == KR_PT_BIND || hdr.ptype == KR_PT_ALTER) {
+            on_bind(c, p, (size_t)flen);
+        } else if (hdr.ptype == KR_PT_REQUEST) {
+            on_request(c, p, (size_t)flen);
+        } else {
+            bad_input(c, kr_rpc_ptype_name(hdr.ptype), "not a PDU a client sends");
+            session_finish(c);
+        }
+    }
+    /* the client is done sending: close once nothing more can be answered */
+    if (!c->dead && !c->closing && c->eof && !c->cur)
+        session_finish(c);
+    arm_timer(c);
+}
+
+/* ---- callbacks ------------------------------------------------------------- */
+
+static void ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct kr_client *c = arg;
+    c->armed_at_us = 0;
+    if (c->dead) {
+        session_free(c);
+        return;
+    }
+    if (c->resume) {
+        c->resume = false;
+        process(c);
+        if (c->dead)
+            return; /* the event is active again: it frees */
+    }
+    uint64_t now = kr_now_us();
+    const struct kr_conf *cf = c->relay->conf;
+    const char *why = NULL;
+    if (c->closing && now >= c->close_at_us)
+        why = "flush timeout";
+    else if (!c->closing && !c->cur && c->pdu_start_us && cf->client_header_ms &&
+             now >= c->pdu_start_us + cf->client_header_ms * 1000)
+        why = "header timeout";
+    else if (!c->closing && !c->cur && !c->pdu_start_us && cf->client_idle_ms &&
+             now >= c->last_rx_us + cf->client_idle_ms * 1000)
+        why = "idle timeout";
+    if (why) {
+        char peer[KR_ADDRSTRLEN];
+        peer_text(c, peer);
+        kr_log(KR_LOG_DEBUG, "event=client_close client=%s reason=\"%s\"", peer, why);
+        session_close(c);
+        return;
+    }
+    arm_timer(c);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct kr_client *c = arg;
+    c->last_rx_us = kr_now_us();
+    process(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct kr_client *c = arg;
+    if (c->closing)
+        session_close(c);
+    else
+        process(c); /* input may have waited for the output to drain */
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct kr_client *c = arg;
+    if (what & BEV_EVENT_ERROR) {
+        session_close(c);
+    } else if (what & BEV_EVENT_EOF) {
+        c->eof = true; /* answer what was sent before the half-close */
+        process(c);
+    }
+}
+
+void kr_front_accept(struct kr_relay *r, int fd, const struct sockaddr *sa, int salen,
+                     uint16_t listen_port)
+{
+    const char *deny = r->stopping ? "stopping" : kr_limits_admit(r, sa);
+    if (deny) {
+        uint64_t dropped = 0;
+        if (strcmp(deny, "not in allow-list") == 0)
+            r->stats.conns_denied++;
+        else
+            r->stats.conns_limited++;
+        if (front_log_allowed(&dropped)) {
+            char peer[KR_ADDRSTRLEN], reason[96];
+            kr_addr_format(sa, peer);
+            kr_log(KR_LOG_WARN, "event=client_denied client=%s reason=%s suppressed=%llu", peer,
+                   kr_logfmt_value(deny, reason, sizeof(reason)), (unsigned long long)dropped);
+        }
+        close(fd);
+        return;
+    }
+    struct kr_client *c = calloc(1, sizeof(*c));
+    if (c) {
+        c->bev =
+            bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        c->ev = event_new(r->base, -1, 0, ev_cb, c);
+    }
+    if (!c || !c->bev || !c->ev) {
+        if (c && c->bev)
+            bufferevent_free(c->bev);
+        else
+            close(fd);
+        if (c && c->ev)
+            event_free(c->ev);
+        free(c);
+        kr_limits_release(r, sa);
+        return;
+    }
+    c->relay = r;
+    size_t plen = (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer);
+    memcpy(&c->peer, sa, plen);
+    c->listen_port = listen_port;
+    if (!next_assoc_group)
+        next_assoc_group = (uint32_t)(kr_now_us() * 2654435761u) | 1;
+    c->assoc_group = next_assoc_group++;
+    if (!c->assoc_group)
+        c->assoc_group = next_assoc_group++;
+    c->last_rx_us = kr_now_us();
+    c->next = r->clients;
+    if (r->clients)
+        r->clients->prev = c;
+    r->clients = c;
+    r->stats.conns_accepted++;
+    r->stats.conns_open++;
+    int one = 1; /* one small PDU each way: latency is all that matters */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    bufferevent_setwatermark(c->bev, EV_READ, 0, KR_RPC_FRAG_MAX);
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    arm_timer(c);
+}
+
+void kr_front_close_all(struct kr_relay *r)
+{
+    while (r->clients) {
+        struct kr_client *c = r->clients;
+        if (!c->dead) {
+            if (c->cur)
+                c->cur->client = NULL;
+            c->cur = NULL;
+            kr_limits_release(r, &c->peer.sa);
+            r->stats.conns_open--;
+        }
+        session_free(c);
+    }
+}

@@ -1,0 +1,325 @@
+/*
+ * health.c - is a backend host able to serve? An active check connects and
+ * sends the same bind as the connection pool (ctx 0, KMS interface v1.0,
+ * NDR32) and expects a bind_ack that accepts it, within check_timeout. A
+ * check never sends a request, so it never inflates a host's count.
+ *
+ * State: UNKNOWN at start; `rise` consecutive successes make a host UP,
+ * `fall` consecutive failures make it DOWN. Failed attempts of real requests
+ * (passive failures, reported by forward.c) count like failed checks, so a
+ * dead host under load is marked DOWN before its next check is due. While a
+ * state is in question (UNKNOWN, or a streak toward the other state has
+ * begun) checks run every fast_interval instead of interval.
+ *
+ * Each state change is logged once, with the reason:
+ *   event=host_state host=kms-a from=UP to=DOWN admin=ready reason="..."
+ *
+ * Ownership: a check (struct hcheck) belongs to its host (h->check) and is
+ * freed when it completes or by kr_health_stop(). Callbacks are deferred
+ * (BEV_OPT_DEFER_CALLBACKS), so no callback runs inside a libevent call made
+ * here.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "kmsrelay/err.h"
+#include "kmsrelay/log.h"
+#include "kmsrelay/units.h"
+#include "relay/relay.h"
+
+#define CHECK_CALL_ID 1
+#define CHECK_MAX_FRAG 5840
+
+struct hcheck {
+    struct kr_host *h;
+    struct bufferevent *bev;
+    struct event *timeout;
+    uint64_t start_us;
+    bool connected;
+};
+
+static const char *const health_names[] = {"UNKNOWN", "UP", "DOWN"};
+
+const char *kr_health_name(int h)
+{
+    return h >= 0 && h <= 2 ? health_names[h] : "?";
+}
+
+static void schedule(struct kr_host *h);
+
+/* The streak toward the other state has begun, or no state yet. */
+static bool in_question(const struct kr_host *h)
+{
+    return h->health == KR_HEALTH_UNKNOWN || (h->health == KR_HEALTH_UP && h->fall_cnt > 0) ||
+           (h->health == KR_HEALTH_DOWN && h->rise_cnt > 0);
+}
+
+void kr_health_set(struct kr_host *h, int health, const char *why)
+{
+    char reason[160];
+    if (h->health == health)
+        return;
+    kr_log(health == KR_HEALTH_DOWN ? KR_LOG_WARN : KR_LOG_INFO,
+           "event=host_state host=%s from=%s to=%s admin=%s reason=%s", h->conf.name,
+           kr_health_name(h->health), kr_health_name(health), kr_admin_name(h->admin),
+           kr_logfmt_value(why ? why : "", reason, sizeof(reason)));
+    h->health = (uint8_t)health;
+}
+
+/* One outcome, active or passive, through the rise/fall counters. */
+static void outcome(struct kr_host *h, bool ok, const char *why)
+{
+    const struct kr_conf *c = h->relay->conf;
+    if (ok) {
+        h->rise_cnt++;
+        h->fall_cnt = 0;
+        if (h->health != KR_HEALTH_UP && h->rise_cnt >= c->rise)
+            kr_health_set(h, KR_HEALTH_UP, why);
+    } else {
+        h->fall_cnt++;
+        h->rise_cnt = 0;
+        if (h->health != KR_HEALTH_DOWN && h->fall_cnt >= c->fall)
+            kr_health_set(h, KR_HEALTH_DOWN, why);
+    }
+}
+
+static void check_free(struct hcheck *k)
+{
+    if (k->bev)
+        bufferevent_free(k->bev);
+    if (k->timeout)
+        event_free(k->timeout);
+    if (k->h->check == k)
+        k->h->check = NULL;
+    free(k);
+}
+
+static void finish(struct hcheck *k, bool ok, const char *why)
+{
+    struct kr_host *h = k->h;
+    uint64_t now = kr_now_us();
+
+    h->last_check_us = now;
+    h->last_check_latency_us = (uint32_t)(now - k->start_us);
+    snprintf(h->last_check_result, sizeof(h->last_check_result), "%s", why);
+    if (ok)
+        h->stats.checks_ok++;
+    else
+        h->stats.checks_failed++;
+    kr_log(KR_LOG_DEBUG, "event=host_check host=%s ok=%d latency_us=%u result=\"%s\"", h->conf.name,
+           ok, h->last_check_latency_us, h->last_check_result);
+    check_free(k);
+    outcome(h, ok, why);
+    schedule(h);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct hcheck *k = arg;
+    char d[KR_DURATION_STRLEN], why[64];
+    kr_format_duration(k->h->relay->conf->check_timeout_ms, d, sizeof(d));
+    snprintf(why, sizeof(why), "%s within %s", k->connected ? "no bind_ack" : "no connection", d);
+    finish(k, false, why);
+}
+
+static void send_bind(struct hcheck *k)
+{
+    struct kr_rpc_bind b;
+    uint8_t pdu[128];
+    size_t len = 0;
+
+    memset(&b, 0, sizeof(b));
+    b.hdr.ptype = KR_PT_BIND;
+    b.hdr.call_id = CHECK_CALL_ID;
+    b.max_xmit = b.max_recv = CHECK_MAX_FRAG;
+    b.n_ctx = 1;
+    b.ctx[0].ctx_id = 0;
+    b.ctx[0].n_ts = 1;
+    memcpy(b.ctx[0].abstract.uuid, kr_rpc_kms_iface, 16);
+    b.ctx[0].abstract.version = 1; /* v1.0 */
+    memcpy(b.ctx[0].ts[0].uuid, kr_rpc_ndr32_uuid, 16);
+    b.ctx[0].ts[0].version = 2;
+    if (kr_rpc_bind_encode(&b, pdu, sizeof(pdu), &len) != 0 ||
+        bufferevent_write(k->bev, pdu, len) != 0)
+        finish(k, false, "cannot send bind");
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct hcheck *k = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t avail = evbuffer_get_length(in);
+    size_t n = avail < KR_RPC_FRAG_MAX ? avail : KR_RPC_FRAG_MAX;
+    const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
+    struct kr_rpc_hdr hdr;
+    struct kr_rpc_bind_ack ack;
+    const char *why = NULL;
+    char text[64];
+
+    int flen = kr_rpc_frame(p, n, KR_RPC_FRAG_MAX, &hdr, &why);
+    if (flen == KR_EMORE)
+        return;
+    if (flen < 0) {
+        snprintf(text, sizeof(text), "bad answer to bind: %s", why ? why : "malformed");
+        finish(k, false, text);
+        return;
+    }
+    if (hdr.ptype == KR_PT_BIND_NAK) {
+        finish(k, false, "bind_nak");
+        return;
+    }
+    if (hdr.ptype != KR_PT_BIND_ACK || kr_rpc_bind_ack_decode(p, (size_t)flen, &ack, &why) != 0) {
+        snprintf(text, sizeof(text), "%s instead of bind_ack", kr_rpc_ptype_name(hdr.ptype));
+        finish(k, false, text);
+        return;
+    }
+    if (ack.n_results < 1 || ack.results[0].result != KR_BIND_ACCEPT ||
+        kr_rpc_syntax_kind(&ack.results[0].ts) != KR_TS_NDR32) {
+        snprintf(text, sizeof(text), "bind rejected (result %u reason %u)",
+                 ack.n_results ? ack.results[0].result : 0,
+                 ack.n_results ? ack.results[0].reason : 0);
+        finish(k, false, text);
+        return;
+    }
+    finish(k, true, "bind_ack ok");
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct hcheck *k = arg;
+    char text[64];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        k->connected = true;
+        send_bind(k);
+        return;
+    }
+    if (what & BEV_EVENT_ERROR) {
+        int err = EVUTIL_SOCKET_ERROR();
+        snprintf(text, sizeof(text), "%s: %s", k->connected ? "read" : "connect",
+                 err ? strerror(err) : "failed");
+        finish(k, false, text);
+        return;
+    }
+    if (what & BEV_EVENT_EOF)
+        finish(k, false, "closed before bind_ack");
+}
+
+static void start_check(struct kr_host *h)
+{
+    struct event_base *base = h->relay->base;
+    struct hcheck *k = calloc(1, sizeof(*k));
+    struct timeval tv;
+
+    if (!k) {
+        outcome(h, false, "out of memory");
+        schedule(h);
+        return;
+    }
+    k->h = h;
+    k->start_us = kr_now_us();
+    h->check = k;
+    k->timeout = evtimer_new(base, on_timeout, k);
+    k->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!k->timeout || !k->bev) {
+        finish(k, false, "out of memory");
+        return;
+    }
+    bufferevent_setcb(k->bev, on_read, NULL, on_event, k);
+    bufferevent_enable(k->bev, EV_READ);
+    tv.tv_sec = (time_t)(h->relay->conf->check_timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(h->relay->conf->check_timeout_ms % 1000) * 1000;
+    evtimer_add(k->timeout, &tv);
+    if (bufferevent_socket_connect(k->bev, (struct sockaddr *)&h->conf.addr.ss,
+                                   (int)h->conf.addr.len) != 0) {
+        char text[64];
+        snprintf(text, sizeof(text), "connect: %s", strerror(errno));
+        finish(k, false, text);
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct kr_host *h = arg;
+    if (!h->check && !h->removed && !h->relay->stopping)
+        start_check(h);
+}
+
+static void arm(struct kr_host *h, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (h->check_timer)
+        evtimer_add(h->check_timer, &tv);
+}
+
+static void schedule(struct kr_host *h)
+{
+    const struct kr_conf *c = h->relay->conf;
+    if (h->removed || h->relay->stopping)
+        return;
+    arm(h, in_question(h) ? c->check_fast_interval_ms : c->check_interval_ms);
+}
+
+void kr_health_start(struct kr_host *h)
+{
+    if (!h->check_timer)
+        h->check_timer = evtimer_new(h->relay->base, on_timer, h);
+    if (!h->check_timer) {
+        kr_log(KR_LOG_ERR, "event=error what=\"cannot start health checks\" host=%s", h->conf.name);
+        return;
+    }
+    if (!h->check)
+        arm(h, 0); /* a fresh host is checked at once */
+}
+
+void kr_health_stop(struct kr_host *h)
+{
+    if (h->check)
+        check_free(h->check);
+    if (h->check_timer) {
+        event_free(h->check_timer);
+        h->check_timer = NULL;
+    }
+}
+
+void kr_health_passive_failure(struct kr_host *h, const char *why)
+{
+    char text[96];
+    if (h->removed)
+        return;
+    snprintf(text, sizeof(text), "request failed: %s", why ? why : "error");
+    outcome(h, false, text);
+    /* Look again soon rather than at the next slow interval. */
+    if (!h->check && h->check_timer && in_question(h)) {
+        struct timeval left;
+        uint64_t fast_ms = h->relay->conf->check_fast_interval_ms;
+        if (!evtimer_pending(h->check_timer, &left))
+            arm(h, fast_ms);
+        else {
+            struct timeval now;
+            event_base_gettimeofday_cached(h->relay->base, &now);
+            uint64_t due_ms = 0;
+            if (timercmp(&left, &now, >)) {
+                struct timeval d;
+                timersub(&left, &now, &d);
+                due_ms = (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000;
+            }
+            if (due_ms > fast_ms)
+                arm(h, fast_ms);
+        }
+    }
+}
+
+void kr_health_passive_success(struct kr_host *h)
+{
+    /* A real answer clears a failure streak of an UP host; it does not make
+     * an UNKNOWN or DOWN host UP (only checks do that, after `rise`). */
+    if (h->health == KR_HEALTH_UP)
+        h->fall_cnt = 0;
+}

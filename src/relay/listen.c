@@ -1,0 +1,226 @@
+/*
+ * listen.c - the client-facing listening sockets.
+ *
+ * Each configured address gets its own socket: SO_REUSEADDR (restart while
+ * old connections linger in TIME_WAIT), IPV6_V6ONLY on IPv6 sockets so that
+ * "[::]:1688" and "0.0.0.0:1688" coexist, backlog 1024, port 0 allowed (the
+ * kernel picks; kr_relay_listen_addrs() tells which). Accepted sockets are
+ * non-blocking and handed to front.c with the listener's real port, which
+ * the bind_ack's secondary address must carry.
+ *
+ * Out of descriptors (EMFILE/ENFILE): the pending connection cannot be
+ * accepted, so the socket stays readable and a naive loop would spin. The
+ * listener is paused for a moment instead, then resumed.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "kmsrelay/err.h"
+#include "kmsrelay/log.h"
+#include "relay/relay-internal.h"
+
+#define LISTEN_BACKLOG 1024
+#define PAUSE_MS 250
+
+struct kr_listener {
+    struct kr_listener *next;
+    struct kr_relay *relay;
+    struct evconnlistener *lev;
+    struct event *resume;
+    struct kr_addr want;  /* as configured */
+    struct kr_addr bound; /* as bound (real port) */
+    char text[KR_ADDRSTRLEN];
+    bool starved;    /* out of descriptors since the last accepted client */
+    uint32_t pauses; /* in this episode */
+};
+
+static bool same_addr(const struct kr_addr *a, const struct kr_addr *b)
+{
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct kr_listener *l = arg;
+    if (l->starved) {
+        kr_log(KR_LOG_INFO, "event=accept_resumed listen=%s pauses=%u", l->text, l->pauses);
+        l->starved = false;
+        l->pauses = 0;
+    }
+    kr_front_accept(l->relay, fd, sa, salen, kr_addr_port((struct sockaddr *)&l->bound.ss));
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct kr_listener *l = arg;
+    evconnlistener_enable(l->lev);
+}
+
+static void on_error(struct evconnlistener *lev, void *arg)
+{
+    struct kr_listener *l = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        struct timeval tv = {0, PAUSE_MS * 1000};
+        /* One line per episode, not one per pause. */
+        if (!l->starved)
+            kr_log(KR_LOG_WARN, "event=accept_paused listen=%s error=\"%s\" pause_ms=%d", l->text,
+                   strerror(err), PAUSE_MS);
+        l->starved = true;
+        l->pauses++;
+        evconnlistener_disable(lev);
+        evtimer_add(l->resume, &tv);
+        return;
+    }
+    kr_log(KR_LOG_WARN, "event=accept_error listen=%s error=\"%s\"", l->text, strerror(err));
+}
+
+static void listener_free(struct kr_listener *l)
+{
+    if (l->lev)
+        evconnlistener_free(l->lev); /* closes the socket */
+    if (l->resume)
+        event_free(l->resume);
+    free(l);
+}
+
+static int listener_open(struct kr_relay *r, const struct kr_addr *a, struct kr_listener **out,
+                         char *err, size_t errlen)
+{
+    char text[KR_ADDRSTRLEN];
+    int one = 1, fd = -1;
+    struct kr_listener *l = NULL;
+
+    kr_addr_format((const struct sockaddr *)&a->ss, text);
+    fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+        goto fail;
+    if (a->ss.ss_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+        goto fail;
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
+        goto fail;
+    if (listen(fd, LISTEN_BACKLOG) != 0)
+        goto fail;
+
+    l = calloc(1, sizeof(*l));
+    if (!l) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    l->relay = r;
+    l->want = *a;
+    l->bound.len = sizeof(l->bound.ss);
+    if (getsockname(fd, (struct sockaddr *)&l->bound.ss, &l->bound.len) != 0)
+        goto fail;
+    kr_addr_format((const struct sockaddr *)&l->bound.ss, l->text);
+    l->resume = evtimer_new(r->base, on_resume, l);
+    /* backlog 0: the socket is already listening. */
+    l->lev = evconnlistener_new(r->base, on_accept, l,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    if (!l->resume || !l->lev) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    evconnlistener_set_error_cb(l->lev, on_error);
+    *out = l;
+    return 0;
+
+fail:
+    snprintf(err, errlen, "cannot listen on %s: %s", text, strerror(errno));
+    if (l && l->lev)
+        fd = -1; /* owned by the listener now */
+    if (l)
+        listener_free(l);
+    if (fd >= 0)
+        close(fd);
+    return KR_EIO;
+}
+
+int relay_listen_apply(struct kr_relay *r, const struct kr_conf *c, char *err, size_t errlen)
+{
+    struct kr_listener *fresh[KR_CONF_MAX_LISTEN] = {0}, *keep[KR_CONF_MAX_LISTEN] = {0};
+
+    for (size_t i = 0; i < c->n_listen; i++) {
+        for (struct kr_listener *l = r->listeners; l; l = l->next)
+            if (same_addr(&l->want, &c->listen[i]))
+                keep[i] = l;
+        if (keep[i])
+            continue;
+        if (listener_open(r, &c->listen[i], &fresh[i], err, errlen) != 0) {
+            for (size_t j = 0; j < i; j++)
+                if (fresh[j])
+                    listener_free(fresh[j]);
+            return KR_EIO;
+        }
+        kr_log(KR_LOG_INFO, "event=listen addr=%s", fresh[i]->text);
+    }
+    /* Close what the new config drops, then relink in config order. */
+    for (struct kr_listener *l = r->listeners, *next; l; l = next) {
+        next = l->next;
+        bool kept = false;
+        for (size_t i = 0; i < c->n_listen; i++)
+            kept |= keep[i] == l;
+        if (!kept) {
+            kr_log(KR_LOG_INFO, "event=unlisten addr=%s", l->text);
+            listener_free(l);
+        }
+    }
+    struct kr_listener **tail = &r->listeners;
+    for (size_t i = 0; i < c->n_listen; i++) {
+        struct kr_listener *l = keep[i] ? keep[i] : fresh[i];
+        *tail = l;
+        tail = &l->next;
+    }
+    *tail = NULL;
+    return 0;
+}
+
+void relay_listen_close_all(struct kr_relay *r)
+{
+    for (struct kr_listener *l = r->listeners, *next; l; l = next) {
+        next = l->next;
+        listener_free(l);
+    }
+    r->listeners = NULL;
+}
+
+void relay_listen_describe(const struct kr_relay *r, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (cap)
+        out[0] = '\0';
+    for (const struct kr_listener *l = r->listeners; l && n + 1 < cap; l = l->next) {
+        int w = snprintf(out + n, cap - n, "%s%s", n ? "," : "", l->text);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
+size_t kr_relay_listen_addrs(const struct kr_relay *r, struct kr_addr *out, size_t max)
+{
+    size_t n = 0;
+    for (const struct kr_listener *l = r->listeners; l && n < max; l = l->next)
+        out[n++] = l->bound;
+    return n;
+}
+
+void kr_relay_stop_accepting(struct kr_relay *r)
+{
+    if (r->listeners)
+        kr_log(KR_LOG_INFO, "event=stop_accepting listeners=closed");
+    relay_listen_close_all(r);
+}

@@ -1,0 +1,107 @@
+/* log.c - logfmt lines to stderr or syslog. */
+#include "kmsrelay/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+static const char *log_ident = "kmsrelay";
+static int log_syslog;
+static int log_max = KR_LOG_INFO;
+
+void kr_log_init(const char *ident, int use_syslog, int level)
+{
+    if (log_syslog && !use_syslog)
+        closelog();
+    log_ident = ident;
+    log_syslog = use_syslog;
+    log_max = level;
+    if (use_syslog)
+        openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+void kr_log_set_level(int level)
+{
+    log_max = level;
+}
+
+int kr_log_level(void)
+{
+    return log_max;
+}
+
+static const char *level_name(int level)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    return level >= 0 && level <= KR_LOG_DEBUG ? names[level] : "info";
+}
+
+void kr_vlog(int level, const char *fmt, va_list ap)
+{
+    if (level > log_max)
+        return;
+    int saved = errno;
+    char line[2048];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    if (log_syslog) {
+        static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+        syslog(prio[level < 0 ? 0 : level > 3 ? 3 : level], "level=%s %s", level_name(level), line);
+    } else {
+        struct timespec ts;
+        struct tm tm;
+        char when[32];
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+        fprintf(stderr, "ts=%s.%03ldZ level=%s %s\n", when, ts.tv_nsec / 1000000L,
+                level_name(level), line);
+    }
+    errno = saved;
+}
+
+void kr_log(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kr_vlog(level, fmt, ap);
+    va_end(ap);
+}
+
+const char *kr_logfmt_value(const char *in, char *out, size_t cap)
+{
+    if (cap == 0)
+        return out;
+    int quote = *in == '\0';
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++)
+        if (*p <= ' ' || *p == '=' || *p == '"' || *p == '\\' || *p == 0x7f)
+            quote = 1;
+    size_t o = 0;
+#define PUT(c)                                                                                     \
+    do {                                                                                           \
+        if (o + 1 < cap)                                                                           \
+            out[o++] = (c);                                                                        \
+    } while (0)
+    if (quote)
+        PUT('"');
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            PUT('\\');
+            PUT((char)*p);
+        } else if (*p < ' ' || *p == 0x7f) {
+            static const char hex[] = "0123456789abcdef";
+            PUT('\\');
+            PUT('x');
+            PUT(hex[*p >> 4]);
+            PUT(hex[*p & 15]);
+        } else {
+            PUT((char)*p);
+        }
+    }
+    if (quote)
+        PUT('"');
+#undef PUT
+    out[o] = '\0';
+    return out;
+}
