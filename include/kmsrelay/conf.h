@@ -24,6 +24,10 @@
 #define KR_CONF_MAX_ACL 64
 #define KR_CONF_NAME_MAX 64
 #define KR_CONF_PATH_MAX 256
+#define KR_CONF_FQDN_MAX 256      /* a domain name, final dot and NUL included */
+#define KR_CONF_MAX_DNS_ZONES 8   /* dns.zones */
+#define KR_CONF_MAX_DNS_SERVERS 4 /* per zone, and dns.resolvers */
+#define KR_CONF_MAX_DISCOVER 8    /* backend.discover, dns.self */
 
 enum kr_admin {
     KR_ADMIN_READY = 0,   /* takes new and pinned clients */
@@ -59,6 +63,20 @@ struct kr_conf_host {
     uint32_t weight;             /* HRW weight, >= 1 (default 1) */
     uint32_t priority;           /* tier, lower first (default 0) */
     uint8_t admin;               /* enum kr_admin or KR_ADMIN_UNSET */
+};
+
+/* One zone kmsrelayd publishes its _vlmcs._tcp SRV record in (dns.zones;
+ * src/dns/dnsd.h). Names are absolute (final dot added by the loader). */
+struct kr_conf_dns_zone {
+    char name[KR_CONF_FQDN_MAX]; /* zone apex: "example.test." */
+    size_t n_servers;            /* empty: the zone's SOA MNAME, found via dns.resolvers */
+    struct kr_addr servers[KR_CONF_MAX_DNS_SERVERS];
+    char key_file[KR_CONF_PATH_MAX]; /* tsig-keygen file, mode 0600 */
+    char key_name[KR_CONF_FQDN_MAX]; /* "" = the file's only key */
+    char target[KR_CONF_FQDN_MAX];   /* this instance's FQDN (the SRV target) */
+    uint32_t port;                   /* 0 = the first listener's port */
+    uint32_t priority, weight;       /* SRV priority and weight */
+    uint32_t ttl_s;                  /* TTL when no other record shares the RRset (300) */
 };
 
 struct kr_conf {
@@ -114,6 +132,46 @@ struct kr_conf {
 
     /* shutdown */
     uint64_t shutdown_grace_ms;
+
+    /* DNS (src/dns): publishing our _vlmcs SRV, backend discovery */
+    size_t n_dns_zones;
+    struct kr_conf_dns_zone dns_zones[KR_CONF_MAX_DNS_ZONES];
+    size_t n_dns_resolvers; /* discovery and MNAME lookups; empty: /etc/resolv.conf */
+    struct kr_addr dns_resolvers[KR_CONF_MAX_DNS_SERVERS];
+    size_t n_dns_self; /* our own names: never taken as discovered backends */
+    char dns_self[KR_CONF_MAX_DISCOVER][KR_CONF_FQDN_MAX];
+    uint64_t dns_timeout_ms;       /* one server try (3s) */
+    uint64_t dns_hold_down_ms;     /* no eligible backend this long: withdraw (30s) */
+    uint64_t dns_rise_ms;          /* eligible backends this long: publish (10s) */
+    uint64_t dns_min_state_ms;     /* least time between publish and withdraw (30s) */
+    uint64_t dns_reconcile_ms;     /* re-read and repair our record (5m) */
+    uint32_t dns_rate;             /* UPDATEs per minute per zone (6) */
+    uint64_t dns_backoff_min_ms;   /* first retry after a failure (2s), doubling, */
+    uint64_t dns_backoff_max_ms;   /* up to this (5m), with jitter */
+    uint64_t dns_withdraw_wait_ms; /* bounded withdraw on shutdown (2s) */
+    int dns_withdraw_on_stop;      /* withdraw on SIGTERM (on) */
+    int dns_fail_static;           /* never empty the name of healthy records (on) */
+    uint32_t dns_flap_limit;       /* transitions per flap_window before damping (4) */
+    uint64_t dns_flap_window_ms;   /* (1h) */
+    size_t n_discover;             /* backend.discover: SRV names to take hosts from */
+    char discover[KR_CONF_MAX_DISCOVER][KR_CONF_FQDN_MAX];
+    uint64_t discover_interval_ms; /* re-resolve at least this often (60s; TTL sooner) */
+    uint64_t discover_linger_ms;   /* a vanished host stays drained this long (1h) */
+
+    /* Prometheus metrics (src/metrics): "ip:port" of the HTTP listener, ""
+     * = off (the default); port 0 lets the kernel choose (tests) */
+    char metrics_listen[KR_CONF_NAME_MAX];
+
+    /* DNS audit (src/audit, kmsrelayd's periodic run) */
+    uint64_t dns_audit_interval_ms; /* audit every zone this often; 0 = off (default) */
+    uint64_t dns_dead_after_ms;     /* a target failing this long is dead; 0 = 24 h */
+    /* sanctioned KMS hosts for the audit, one name or address per line */
+    char dns_sanctioned_file[KR_CONF_PATH_MAX];
+
+    /* Control API (src/control): HTTP/1.1 + JSON on an AF_UNIX socket */
+    char control_socket[KR_CONF_PATH_MAX]; /* "/run/kmsrelay/control.sock" */
+    uint32_t control_mode;                 /* permission bits of the socket (0660) */
+    char control_group[KR_CONF_NAME_MAX];  /* group owner; "" = the daemon's own */
 };
 
 /* Fills embedded defaults (no hosts, listeners [::]:1688 and 0.0.0.0:1688,

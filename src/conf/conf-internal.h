@@ -79,6 +79,8 @@ int conf_get_number(struct conf_ctx *x, const config_setting_t *s, const char *p
 int conf_get_units(struct conf_ctx *x, const config_setting_t *s, const char *path, int is_dur,
                    uint64_t *v);
 const char *conf_get_string(struct conf_ctx *x, const config_setting_t *s, const char *path);
+/* An octal permission mode "0660" (1 to 4 octal digits); 0 or -1. */
+int conf_parse_mode(const char *text, uint64_t *out);
 /* Loads the table entry o when the file sets it. */
 struct conf_opt;
 void conf_load_scalar(struct conf_ctx *x, const struct conf_opt *o);
@@ -94,6 +96,8 @@ enum conf_type {
     CT_FAILBACK, /* "never" | "always" */
     CT_TARGET,   /* "stderr" | "syslog" */
     CT_LEVEL,    /* "error" | "warn" | "info" | "debug" */
+    CT_MODE,     /* octal permission string "0660", at most 0777 (uint32_t) */
+    CT_GROUP,    /* group name or number, or "" for none (KR_CONF_NAME_MAX) */
 };
 
 struct conf_opt {
@@ -107,10 +111,17 @@ struct conf_opt {
 extern const struct conf_opt conf_opts[];
 extern const size_t conf_n_opts;
 
+/* dns.c: the lists of the dns group and backend.discover (after the
+ * scalars), and the DNS defaults (kr_conf_defaults). */
+void conf_load_dns(struct conf_ctx *x);
+void conf_dns_defaults(struct kr_conf *c);
+/* Extra list names of a group handled by dns.c ("zones", ...), NULL-ended. */
+const char *const *conf_dns_lists(const char *group);
+
 /* Setting names that are lists or groups handled by hand (not in conf_opts). */
 #define CONF_GROUPS                                                                                \
     {                                                                                              \
-        "clients", "backend", "routing", "store", "health", "log"                                  \
+        "clients", "backend", "routing", "store", "health", "log", "metrics", "dns", "control"     \
     }
 
 #endif

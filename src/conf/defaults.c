@@ -61,6 +61,10 @@ void kr_conf_defaults(struct kr_conf *c)
     c->log_activations = 1;
 
     c->shutdown_grace_ms = 5000;
+
+    snprintf(c->control_socket, sizeof(c->control_socket), "/run/kmsrelay/control.sock");
+    c->control_mode = 0660; /* owner and group: the operators' group */
+    conf_dns_defaults(c);
 }
 
 static const char *const admin_names[] = {"ready", "drain", "maint", "retired"};

@@ -54,6 +54,32 @@ const struct conf_opt conf_opts[] = {
     {"log", "target", CT_TARGET, OFF(log_syslog), 0, 0},
     {"log", "level", CT_LEVEL, OFF(log_level), 0, 0},
     {"log", "activations", CT_BOOL, OFF(log_activations), 0, 1},
+
+    /* DNS publishing and discovery (src/dns; lists in src/conf/dns.c) */
+    {"dns", "timeout", CT_DUR, OFF(dns_timeout_ms), MS(100), MINUTE(1)},
+    {"dns", "hold_down", CT_DUR, OFF(dns_hold_down_ms), 0, DAY(1)},
+    {"dns", "rise", CT_DUR, OFF(dns_rise_ms), 0, DAY(1)},
+    {"dns", "min_state", CT_DUR, OFF(dns_min_state_ms), 0, DAY(1)},
+    {"dns", "reconcile", CT_DUR, OFF(dns_reconcile_ms), SEC(1), DAY(1)},
+    {"dns", "rate", CT_U32, OFF(dns_rate), 1, 600}, /* updates per minute per zone */
+    {"dns", "backoff_min", CT_DUR, OFF(dns_backoff_min_ms), MS(100), HOUR(1)},
+    {"dns", "backoff_max", CT_DUR, OFF(dns_backoff_max_ms), MS(100), DAY(1)},
+    {"dns", "withdraw_wait", CT_DUR, OFF(dns_withdraw_wait_ms), MS(100), MINUTE(1)},
+    {"dns", "withdraw_on_stop", CT_BOOL, OFF(dns_withdraw_on_stop), 0, 1},
+    {"dns", "fail_static", CT_BOOL, OFF(dns_fail_static), 0, 1},
+    {"dns", "flap_limit", CT_U32, OFF(dns_flap_limit), 1, 1000},
+    {"dns", "flap_window", CT_DUR, OFF(dns_flap_window_ms), SEC(1), DAY(7)},
+    {"dns", "audit_interval", CT_DUR, OFF(dns_audit_interval_ms), 0, DAY(7)}, /* src/audit */
+    {"dns", "dead_after", CT_DUR, OFF(dns_dead_after_ms), SEC(1), DAY(365)},
+    {"dns", "sanctioned_file", CT_PATH, OFF(dns_sanctioned_file), 0, 0},
+    {"backend", "discover_interval", CT_DUR, OFF(discover_interval_ms), SEC(1), DAY(1)},
+    {"backend", "discover_linger", CT_DUR, OFF(discover_linger_ms), 0, DAY(30)},
+
+    {"metrics", "listen", CT_NAME, OFF(metrics_listen), 0, 0}, /* address checked in validate.c */
+
+    {"control", "socket", CT_PATH, OFF(control_socket), 0, 0},
+    {"control", "mode", CT_MODE, OFF(control_mode), 0, 0777},
+    {"control", "group", CT_GROUP, OFF(control_group), 0, 0},
 };
 
 const size_t conf_n_opts = sizeof(conf_opts) / sizeof(conf_opts[0]);

@@ -44,8 +44,10 @@ static void check_lists(const struct kr_conf *c, struct check *k, bool need_host
                 kr_addr_format((const struct sockaddr *)&c->listen[i].ss, a);
                 AT(k, "listen", (int)i, "listen: %s is listed twice", a);
             }
-    if (need_hosts && c->n_hosts == 0)
-        AT(k, "hosts", -1, "no backend hosts: add a hosts list to the file or -H name=ip:port");
+    if (need_hosts && c->n_hosts == 0 && c->n_discover == 0)
+        AT(k, "hosts", -1,
+           "no backend hosts: add a hosts list to the file, -H name=ip:port, or "
+           "backend.discover");
     for (size_t i = 0; i < c->n_hosts; i++) {
         const struct kr_conf_host *h = &c->hosts[i];
         if (!conf_name_ok(h->name))
@@ -113,6 +115,10 @@ static void check_times(const struct kr_conf *c, struct check *k)
         AT(k, "state_dir", -1, "state_dir must not be empty");
     if (c->instance_id[0] == '\0')
         AT(k, "instance_id", -1, "instance_id must not be empty");
+    struct kr_addr ma;
+    const char *why = "";
+    if (c->metrics_listen[0] && kr_addr_parse(c->metrics_listen, AF_INET, &ma, &why) != 0)
+        AT(k, "metrics.listen", -1, "metrics.listen: \"%s\": %s", c->metrics_listen, why);
 }
 
 void conf_check(const struct kr_conf *c, struct conf_errs *e, conf_locate_fn loc, void *ctx,

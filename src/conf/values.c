@@ -212,5 +212,39 @@ void conf_load_scalar(struct conf_ctx *x, const struct conf_opt *o)
         if (k >= 0)
             *(int *)(void *)field = k;
         return;
+    case CT_MODE:
+        if (!(str = conf_get_string(x, s, path)))
+            return;
+        if (conf_parse_mode(str, &v) != 0 || v > o->max) {
+            CONF_ERR_AT(x, s, "%s: \"%s\" is not an octal mode such as \"0660\"", path, str);
+            return;
+        }
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        return;
+    case CT_GROUP:
+        if (!(str = conf_get_string(x, s, path)))
+            return;
+        if (str[0] && !conf_name_ok(str)) {
+            CONF_ERR_AT(x, s, "%s: \"%s\" is not a group name", path, str);
+            return;
+        }
+        snprintf(field, KR_CONF_NAME_MAX, "%s", str);
+        return;
     }
+}
+
+int conf_parse_mode(const char *text, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t n = strlen(text);
+    /* Octal digits only, as chmod(1) writes them: "0660", "660", "0600". */
+    if (n == 0 || n > 4)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '7')
+            return -1;
+        v = v * 8 + (uint64_t)(text[i] - '0');
+    }
+    *out = v;
+    return 0;
 }

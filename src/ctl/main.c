@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl/api.h"
+#include "ctl/cmd_audit.h"
 #include "ctl/ctl.h"
 
 #ifndef KR_DEFAULT_SOCKET
@@ -15,6 +17,24 @@
 static int cmd_help(const struct ctl_opts *o, int argc, char **argv);
 
 static const struct ctl_cmd commands[] = {
+    {"status", "", "version, uptime, listeners, hosts, pins and activations", ctl_cmd_status},
+    {"hosts", "", "per host: health, admin, checks, pins and counts per application",
+     ctl_cmd_hosts},
+    {"host", "drain|ready|maint|retire NAME", "set a host's admin state (persists)", ctl_cmd_host},
+    {"host", "weight NAME N", "set a host's weight (persists)", ctl_cmd_host},
+    {"pin", "show|forget CMID", "show or forget the pin of a client machine id", ctl_cmd_pin},
+    {"pin", "move CMID HOST", "pin a client to another host", ctl_cmd_pin},
+    {"rebalance", "[--max N] [--dry-run]",
+     "move up to N pins (default 100) toward an even spread by weight", ctl_cmd_rebalance},
+    {"clients", "[--app A] [--host H] [--since D] [--format table|json|csv]",
+     "list clients (pins); --limit N caps the list", ctl_cmd_clients},
+    {"report", "[--format table|json|csv]", "activation report: counts, thresholds, problems",
+     ctl_cmd_report},
+    {"dns", "", "published SRV records, last update result, next reconcile", ctl_cmd_dns},
+    {"reload", "", "reload the configuration (as SIGHUP); shows the errors if refused",
+     ctl_cmd_reload},
+    {"audit", "[--fix] ZONE...", "audit every _vlmcs SRV record of the zones (see audit --help)",
+     ctl_cmd_audit},
     {"decode", "[--json] FILE", "decode a recorded KMS conversation (vector JSON or hex PDUs)",
      ctl_cmd_decode},
     {"help", "", "show this help", cmd_help},
@@ -25,9 +45,12 @@ static void usage(FILE *out)
     fprintf(out, "usage: kmsrelayctl [--json] [--socket PATH] COMMAND [ARGS]\n\n"
                  "Operator tool for kmsrelay, the KMS front proxy.\n\nCommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        char syn[64];
+        char syn[128];
         snprintf(syn, sizeof(syn), "%s %s", commands[i].name, commands[i].args);
-        fprintf(out, "  %-28s %s\n", syn, commands[i].help);
+        if (strlen(syn) > 28) /* a long synopsis gets a line of its own */
+            fprintf(out, "  %s\n  %-28s %s\n", syn, "", commands[i].help);
+        else
+            fprintf(out, "  %-28s %s\n", syn, commands[i].help);
     }
     fprintf(out,
             "\nOptions:\n"

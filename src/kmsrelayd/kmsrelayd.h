@@ -22,6 +22,8 @@ struct kd_opts {
     size_t n_listen;
     const char *state_dir; /* -s */
     const char *port_file; /* --port-file */
+    const char *report;    /* --report[=FORMAT]: print the activation report and exit */
+    const char *control;   /* --control PATH: control socket (overrides control.socket) */
 };
 
 /* Parses argv. Returns 0 to run, 1 when done (help/version printed: exit 0),

@@ -15,16 +15,33 @@
 
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
+#include "kmsrelay/metrics.h"
+#include "kmsrelay/report.h"
+#include "dns/dnsd.h"
+#include "control/control.h"
 #include "kmsrelayd/kmsrelayd.h"
 #include "relay/relay.h"
 
 #define ERRBUF 16384
+
+/* systemd readiness (Type=notify): READY, RELOADING, STOPPING. Without
+ * libsystemd, or when not started by systemd, these do nothing. */
+#ifdef KR_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+static int sd_notify(int unset_environment, const char *state)
+{
+    return 0;
+}
+#endif
 #define STOP_POLL_MS 20
 
 struct daemon {
     struct kd_opts opts;
     struct event_base *base;
     struct kr_relay *relay;
+    struct kr_metrics_server *metrics; /* NULL when metrics are off */
+    struct kr_control *control;        /* NULL when the control socket failed */
     struct event *sig_hup, *sig_term, *sig_int, *stop_timer;
     uint64_t stop_deadline_us;
     bool stopping;
@@ -98,28 +115,27 @@ static int write_port_file(const char *path, uint16_t port)
     return 0;
 }
 
-static void on_reload(evutil_socket_t sig, short what, void *arg)
+/* The one reload path, for SIGHUP and the control API's POST /v1/reload:
+ * parse, validate, apply. Returns 0, KR_EUNSUP (no file to read),
+ * KR_ECONFIG (every error in err, one per line) or the apply error. */
+static int reload_now(struct daemon *d, char *err, size_t errlen)
 {
-    struct daemon *d = arg;
     struct kr_conf *nc = NULL;
-    char *err;
+    int rc;
 
-    if (d->stopping)
-        return;
     if (!d->opts.config) {
+        snprintf(err, errlen, "no configuration file (-c)");
         kr_log(KR_LOG_WARN, "event=reload result=ignored reason=\"no configuration file (-c)\"");
-        return;
-    }
-    if (!(err = calloc(1, ERRBUF))) {
-        kr_log(KR_LOG_ERR, "event=reload result=failed reason=\"out of memory\"");
-        return;
+        return KR_EUNSUP;
     }
     kr_log(KR_LOG_INFO, "event=reload config=%s", d->opts.config);
-    if (kd_build_conf(&d->opts, &nc, err, ERRBUF) != 0) {
+    sd_notify(0, "RELOADING=1");
+    if (kd_build_conf(&d->opts, &nc, err, errlen) != 0) {
+        rc = KR_ECONFIG;
         log_lines(KR_LOG_ERR, "config_error", err);
         kr_log(KR_LOG_ERR, "event=reload result=failed reason=\"configuration has errors; "
                            "the running configuration is kept\"");
-    } else if (kr_relay_apply(d->relay, nc, err, ERRBUF) != 0) {
+    } else if ((rc = kr_relay_apply(d->relay, nc, err, errlen)) != 0) {
         char q[300];
         kr_log(KR_LOG_ERR, "event=reload result=failed reason=%s",
                kr_logfmt_value(err, q, sizeof(q)));
@@ -133,8 +149,40 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
             write_port_file(d->opts.port_file, kr_addr_port((const struct sockaddr *)&first.ss));
         kr_log(KR_LOG_INFO, "event=reload result=ok hosts=%zu listeners=%zu", nc->n_hosts,
                nc->n_listen);
+        kr_control_apply(d->control); /* operator weights, socket mode and group */
+        if (kr_metrics_server_apply(&d->metrics, d->base, d->relay, nc, err, errlen) != 0) {
+            char q[600];
+            kr_log(KR_LOG_ERR, "event=reload metrics=failed reason=%s",
+                   kr_logfmt_value(err, q, sizeof(q)));
+        }
     }
+    sd_notify(0, "READY=1");
+    return rc;
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct daemon *d = arg;
+    char *err;
+
+    if (d->stopping)
+        return;
+    if (!(err = calloc(1, ERRBUF))) {
+        kr_log(KR_LOG_ERR, "event=reload result=failed reason=\"out of memory\"");
+        return;
+    }
+    reload_now(d, err, ERRBUF);
     free(err);
+}
+
+static int control_reload(void *arg, char *err, size_t errlen)
+{
+    struct daemon *d = arg;
+    if (d->stopping) {
+        snprintf(err, errlen, "kmsrelayd is shutting down");
+        return KR_EINVAL;
+    }
+    return reload_now(d, err, errlen);
 }
 
 static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
@@ -142,7 +190,8 @@ static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
     struct daemon *d = arg;
     size_t n = kr_relay_inflight(d->relay);
 
-    if (n == 0) {
+    /* Also wait for our DNS withdrawal (bounded by dns.withdraw_wait). */
+    if (n == 0 && !kr_dns_busy(d->relay->dns)) {
         event_base_loopbreak(d->base);
         return;
     }
@@ -164,10 +213,12 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
         return;
     }
     d->stopping = true;
+    sd_notify(0, "STOPPING=1");
     kr_log(KR_LOG_INFO, "event=stopping signal=%s inflight=%zu grace_ms=%llu",
            sig == SIGINT ? "INT" : "TERM", kr_relay_inflight(d->relay),
            (unsigned long long)d->relay->conf->shutdown_grace_ms);
     kr_relay_stop_accepting(d->relay);
+    kr_dns_stop(d->relay->dns); /* withdraw our SRV records */
     d->stop_deadline_us = kr_now_us() + d->relay->conf->shutdown_grace_ms * 1000;
     on_stop_poll(-1, 0, d);
 }
@@ -218,11 +269,29 @@ static int run(struct daemon *d, struct kr_conf *conf)
         kr_log(KR_LOG_ERR, "event=fatal msg=\"cannot install signal handlers\"");
         return 1;
     }
+    if (kr_metrics_server_start(d->base, d->relay, conf, &d->metrics, err, sizeof(err)) != 0) {
+        char q[1100];
+        kr_log(KR_LOG_ERR, "event=fatal msg=%s", kr_logfmt_value(err, q, sizeof(q)));
+        return 1;
+    }
+    /* Without its control socket the daemon still serves activations: an
+     * error line, not a failed start. */
+    if (kr_control_start(d->base, d->relay, control_reload, d, &d->control, err, sizeof(err)) !=
+        0) {
+        char q[1100];
+        kr_log(KR_LOG_ERR, "event=control_error msg=%s action=\"running without the control API\"",
+               kr_logfmt_value(err, q, sizeof(q)));
+    }
     kr_log(KR_LOG_INFO, "event=ready listen=%s hosts=%zu pid=%ld", listeners, conf->n_hosts,
            (long)getpid());
+    sd_notify(0, "READY=1");
 
     event_base_dispatch(d->base);
 
+    kr_control_free(d->control); /* joins its workers: before the store closes */
+    d->control = NULL;
+    kr_metrics_server_free(d->metrics); /* before the relay: it reads the store */
+    d->metrics = NULL;
     kr_relay_destroy(d->relay);
     d->relay = NULL;
     /* Freed bufferevents with deferred callbacks still queued are released
@@ -259,9 +328,21 @@ int main(int argc, char **argv)
         free(conf);
         return 0;
     }
+    if (d.opts.report) {
+        char rerr[512];
+        rc = kr_report_offline(conf, d.opts.report, stdout, rerr, sizeof(rerr));
+        if (rc != 0)
+            fprintf(stderr, "kmsrelayd: %s\n", rerr);
+        free(conf);
+        return rc != 0;
+    }
 
     /* A client that goes away mid-write must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
+    /* Nor a file-size limit (systemd LimitFSIZE=, ulimit -f) on the store:
+     * the write fails with EFBIG instead, the store keeps the pins in
+     * memory and raises its alarm, and clients are still served. */
+    signal(SIGXFSZ, SIG_IGN);
     init_log(conf, d.opts.debug);
     d.base = event_base_new();
     if (!d.base) {
@@ -270,6 +351,8 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = run(&d, conf);
+    kr_control_free(d.control);
+    kr_metrics_server_free(d.metrics);
     if (d.relay)
         kr_relay_destroy(d.relay);
     if (d.sig_hup)

@@ -14,7 +14,8 @@
 
 static const char usage_text[] =
     "usage: kmsrelayd [-c FILE] [-n] [-d] [-H name=ip:port[,weight=N]]... [-l ADDR:PORT]...\n"
-    "                 [-s STATE_DIR] [--port-file FILE] [--version] [-h]\n"
+    "                 [-s STATE_DIR] [--port-file FILE] [--report[=FORMAT]] [--control PATH]\n"
+    "                 [--version] [-h]\n"
     "\n"
     "kmsrelayd is a front proxy for Microsoft KMS hosts: clients connect to it on TCP 1688\n"
     "as they would to a KMS host, and each activation is served by one backend host chosen\n"
@@ -37,6 +38,9 @@ static const char usage_text[] =
     "                         \"127.0.0.1:1688\", \"[::]:1688\"; port 0 lets the kernel choose\n"
     "  -s, --state-dir DIR    where the pin database lives (overrides state_dir)\n"
     "      --port-file FILE   after start-up write the first listener's actual port to FILE\n"
+    "      --report[=FORMAT]  print the activation report from the pin store (table, json\n"
+    "                         or csv; default table) and exit; works while the daemon runs\n"
+    "      --control PATH     the control API's socket (overrides control.socket)\n"
     "      --version          print the version and exit\n"
     "  -h, --help             print this help and exit\n"
     "\n"
@@ -54,7 +58,7 @@ static const char usage_text[] =
     "Exit status: 0 clean stop or configuration OK, 1 configuration or start-up error,\n"
     "2 usage error.\n";
 
-enum { OPT_PORT_FILE = 256, OPT_VERSION };
+enum { OPT_PORT_FILE = 256, OPT_VERSION, OPT_REPORT, OPT_CONTROL };
 
 static const struct option long_opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -64,6 +68,8 @@ static const struct option long_opts[] = {
     {"listen", required_argument, NULL, 'l'},
     {"state-dir", required_argument, NULL, 's'},
     {"port-file", required_argument, NULL, OPT_PORT_FILE},
+    {"report", optional_argument, NULL, OPT_REPORT},
+    {"control", required_argument, NULL, OPT_CONTROL},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -104,6 +110,12 @@ int kd_parse_args(int argc, char **argv, struct kd_opts *o)
             break;
         case OPT_PORT_FILE:
             o->port_file = optarg;
+            break;
+        case OPT_REPORT:
+            o->report = optarg ? optarg : "table";
+            break;
+        case OPT_CONTROL:
+            o->control = optarg;
             break;
         case OPT_VERSION:
             printf("kmsrelayd " KR_VERSION "\n");
@@ -179,6 +191,15 @@ int kd_build_conf(const struct kd_opts *o, struct kr_conf **out, char *errbuf, s
             bad = 1;
         } else {
             memcpy(c->state_dir, o->state_dir, strlen(o->state_dir) + 1);
+        }
+    }
+    if (o->control) {
+        if (!*o->control || strlen(o->control) >= sizeof(c->control_socket)) {
+            add_err(errbuf, errlen, "command line: --control %s: %s\n", o->control,
+                    "must be a non-empty path shorter than 256 bytes");
+            bad = 1;
+        } else {
+            memcpy(c->control_socket, o->control, strlen(o->control) + 1);
         }
     }
     if (o->debug) {

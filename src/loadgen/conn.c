@@ -163,6 +163,19 @@ void lg_slot_start(struct lg_slot *s, uint32_t act, uint64_t t_lat0)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    /* --source: the port is chosen at connect time, so a long run is not
+     * limited by ports in TIME_WAIT towards other destinations */
+    if (cfg->have_source)
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+#endif
+    if (cfg->have_source &&
+        bind(fd, (const struct sockaddr *)&cfg->source.ss, cfg->source.len) != 0) {
+        int e = errno;
+        close(fd);
+        finish(s, NULL, LG_K_CONNECT, strerror(e));
+        return;
+    }
     s->bev = bufferevent_socket_new(run->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) {
         close(fd);

@@ -78,6 +78,8 @@ struct lg_config {
     struct kr_addr targets[LG_MAX_TARGETS];
     char target_text[LG_MAX_TARGETS][KR_ADDRSTRLEN];
     unsigned n_targets;
+    struct kr_addr source; /* --source: local address to bind before connecting */
+    int have_source;
     uint32_t activations;
     unsigned concurrency;
     uint32_t clients; /* 0 until resolved (default = activations) */
@@ -97,7 +99,8 @@ struct lg_config {
     double rate;        /* 0 = closed loop */
     uint32_t *allow_hr; /* owned */
     unsigned n_allow;
-    const char *json_path; /* borrowed from argv */
+    const char *json_path;    /* borrowed from argv */
+    const char *latency_path; /* --latency-file, borrowed from argv */
     int quiet;
     int verbose;
     int list_products;
@@ -221,6 +224,10 @@ int lg_results_tally_next(const struct lg_results *r, int32_t *it, int *tag, uin
                           uint32_t *n);
 
 /* ---- report (report.c) ---- */
+/* Writes --latency-file: one latency in µs per answered activation, one per
+ * line, in completion order (call before lg_report_text, which sorts them).
+ * Returns 0 or -1 (errno set). */
+int lg_report_latencies(FILE *f, const struct lg_stats *st);
 void lg_report_text(FILE *f, const struct lg_config *cfg, struct lg_stats *st);
 /* Writes --json; returns 0 or -1 (errno set). */
 int lg_report_json(FILE *f, const struct lg_config *cfg, struct lg_stats *st,

@@ -23,6 +23,8 @@ static const char help_text[] =
     "Targets and volume:\n"
     "  -t, --target ADDR:PORT   KMS host or proxy; repeatable. With several targets a\n"
     "                           client always goes to target FNV-1a(cmid) % n\n"
+    "      --source ADDR        connect from this local address (e.g. 127.0.0.2;\n"
+    "                           default: the kernel's choice)\n"
     "  -n, --activations N      total activations (default 1000)\n"
     "  -c, --concurrency C      parallel connections (default 8)\n"
     "  -k, --clients K          client population size (default N: every activation a\n"
@@ -63,6 +65,8 @@ static const char help_text[] =
     "\n"
     "Output:\n"
     "      --json FILE          per-client results and the summary as JSON (\"-\" = stdout)\n"
+    "      --latency-file FILE  every answered activation's latency in microseconds,\n"
+    "                           one per line, in completion order (for plots)\n"
     "  -q, --quiet              no text summary\n"
     "  -v, --verbose            print every error to stderr (default: the first 10)\n"
     "      --list-products      print the product table and exit\n"
@@ -92,6 +96,8 @@ enum {
     O_ALLOW,
     O_JSON,
     O_LIST,
+    O_SOURCE,
+    O_LATFILE,
 };
 
 static const struct option long_opts[] = {
@@ -117,6 +123,8 @@ static const struct option long_opts[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"list-products", no_argument, NULL, O_LIST},
+    {"source", required_argument, NULL, O_SOURCE},
+    {"latency-file", required_argument, NULL, O_LATFILE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -195,6 +203,9 @@ static int validate(struct lg_config *cfg, int have_k)
 {
     if (cfg->n_targets == 0)
         return usage_error("-t/--target", "at least one target ADDR:PORT is required");
+    for (unsigned i = 0; cfg->have_source && i < cfg->n_targets; i++)
+        if (cfg->targets[i].ss.ss_family != cfg->source.ss.ss_family)
+            return usage_error("--source", "not of the same address family as every target");
     if (!have_k)
         cfg->clients = cfg->activations;
     if (cfg->n_fixed > cfg->clients)
@@ -357,6 +368,18 @@ int lg_options_parse(int argc, char **argv, struct lg_config *cfg)
         case O_JSON:
             cfg->json_path = optarg;
             break;
+        case O_LATFILE:
+            cfg->latency_path = optarg;
+            break;
+        case O_SOURCE: {
+            /* an address without a port: bind to port 0 (the kernel picks) */
+            char buf[KR_ADDRSTRLEN + 8];
+            snprintf(buf, sizeof(buf), strchr(optarg, ':') ? "[%s]:0" : "%s:0", optarg);
+            if (kr_addr_parse(buf, AF_INET, &cfg->source, &why) != 0)
+                return usage_error("--source", "'%s' is not a numeric address", optarg);
+            cfg->have_source = 1;
+            break;
+        }
         case 'q':
             cfg->quiet = 1;
             break;

@@ -96,6 +96,14 @@ void lg_report_text(FILE *f, const struct lg_config *cfg, struct lg_stats *st)
             (unsigned long long)st->errors);
 }
 
+int lg_report_latencies(FILE *f, const struct lg_stats *st)
+{
+    for (uint64_t i = 0; i < st->n_lat; i++)
+        if (fprintf(f, "%u\n", st->lat_us[i]) < 0)
+            return -1;
+    return fflush(f) == 0 && !ferror(f) ? 0 : -1;
+}
+
 static json_t *hr_object(const struct lg_hr_count *a, size_t n)
 {
     json_t *o = json_object();

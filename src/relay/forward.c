@@ -36,6 +36,7 @@
 #include "kmsrelay/err.h"
 #include "kmsrelay/guid.h"
 #include "kmsrelay/log.h"
+#include "kmsrelay/metrics.h"
 #include "relay/proxy-internal.h"
 
 static void attempt_cb(struct kr_attempt *a, void *arg);
@@ -102,7 +103,7 @@ static const char *pin_update(struct kr_req *q, uint32_t hresult)
     p->license_status = (uint8_t)(q->kreq.license_status > 255 ? 255 : q->kreq.license_status);
     p->ver_major = q->kreq.ver_major;
     p->last_hresult = hresult;
-    p->last_count = q->count;
+    p->last_count = q->host_count;
     p->n_policy = q->kreq.n_policy;
     int64_t skew = kr_filetime_to_unix(q->kreq.request_time) - now;
     p->skew_s = (int32_t)(skew > INT32_MAX ? INT32_MAX : skew < INT32_MIN ? INT32_MIN : skew);
@@ -156,6 +157,9 @@ static void finish(struct kr_req *q, uint32_t hresult, const uint8_t *msg, size_
     else
         r->stats.activations_failed++;
     log_activation(q, hresult, fault, pin);
+    /* by the host whose answer the client got (the assist host's, if any) */
+    kr_metrics_activation(q->assisted ? q->assist_name : q->chosen_name, q->kreq.app_id,
+                          q->kreq.ver_major, hresult, fault, kr_now_us() - q->start_us);
     r->reqs_inflight--;
     free(q);
 }
@@ -209,17 +213,55 @@ void kr_forward_start(struct kr_req *q)
     next_attempt(q);
 }
 
+/* A "success" whose KMS message does not decode, or does not echo the
+ * request's CMID and version, is garbage: every client would reject it, so
+ * it is never passed on (nor pinned); the request moves on like after any
+ * other garbage answer. Returns true when the answer was refused. */
+static bool garbage_answer(struct kr_req *q, struct kr_host *h, const struct kr_attempt *a,
+                           struct kr_kms_response *resp, bool *decoded)
+{
+    const char *why = NULL;
+    *decoded = false;
+    if (a->hresult != KR_HR_OK)
+        return false; /* an error reply: the host's word, relayed as it is */
+    if (!a->msg)
+        why = "success without a KMS response";
+    else if (kr_kms_response_decode(a->msg, a->msg_len, resp, &why) < 0)
+        why = why ? why : "undecodable KMS response";
+    else if (memcmp(resp->cmid, q->kreq.cmid, 16) != 0 || resp->ver_major != q->kreq.ver_major)
+        why = "KMS response does not echo the request's CMID and version";
+    if (!why) {
+        *decoded = true;
+        return false;
+    }
+    kr_log(KR_LOG_DEBUG, "event=attempt_failed host=%s status=garbage reason=\"%s\"", h->conf.name,
+           why);
+    h->stats.ok--; /* backend.c counted a response; it was not one */
+    h->stats.errors++;
+    kr_health_passive_failure(h, "bad KMS response");
+    q->relay->stats.retries++;
+    q->retries++;
+    if (is_pinned(q, h))
+        q->pin_failed = true;
+    return true;
+}
+
 /* A real answer from the first host: maybe ask an established host too. */
 static void answered(struct kr_req *q, struct kr_host *h, const struct kr_attempt *a)
 {
     struct kr_relay *r = q->relay;
     struct kr_kms_response resp;
+    bool decoded;
+    if (garbage_answer(q, h, a, &resp, &decoded)) {
+        next_attempt(q);
+        return;
+    }
+    if (a->hresult == KR_HR_OK)
+        kr_health_passive_success(h);
     snprintf(q->chosen_name, sizeof(q->chosen_name), "%s", h->conf.name);
     q->chosen = route_host_by_name(r, h->conf.name);
-    bool decoded = a->hresult == KR_HR_OK && a->msg &&
-                   kr_kms_response_decode(a->msg, a->msg_len, &resp, NULL) == 0;
     if (decoded) {
-        q->count = resp.count;
+        q->count = q->host_count = resp.count;
         kr_route_note_count(r, h, q->kreq.app_id, resp.count, q->kreq.n_policy);
     }
     if (decoded && r->conf->threshold_assist && resp.count < q->kreq.n_policy &&
@@ -246,7 +288,8 @@ static void assist_answered(struct kr_req *q, struct kr_host *h, const struct kr
 {
     struct kr_kms_response resp;
     if (a->hresult != KR_HR_OK || !a->msg ||
-        kr_kms_response_decode(a->msg, a->msg_len, &resp, NULL) < 0) {
+        kr_kms_response_decode(a->msg, a->msg_len, &resp, NULL) < 0 ||
+        memcmp(resp.cmid, q->kreq.cmid, 16) != 0 || resp.ver_major != q->kreq.ver_major) {
         finish_held(q);
         return;
     }
@@ -264,7 +307,8 @@ static void attempt_cb(struct kr_attempt *a, void *arg)
     bool assisting = q->assisted;
 
     if (a->status == KR_ATT_OK) {
-        kr_health_passive_success(h);
+        if (assisting || a->hresult != KR_HR_OK)
+            kr_health_passive_success(h); /* else answered() checks the message first */
         if (a->hresult == KR_HR_KMS_ID_MISMATCH) {
             h->stats.refusals++;
             kr_route_note_refusal(r, h, q->kreq.kms_id);

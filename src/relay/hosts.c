@@ -241,6 +241,7 @@ int relay_hosts_apply(struct kr_relay *r, const struct kr_conf *c, struct kr_hos
             kr_health_start(h);
         } else {
             h = find_any(r, c->hosts[i].name);
+            h->dynamic = h->dyn_drained = false; /* the config takes a discovered name over */
             if (update_host(r, h, &c->hosts[i]))
                 settle[(*n_settle)++] = h;
         }
@@ -251,6 +252,10 @@ int relay_hosts_apply(struct kr_relay *r, const struct kr_conf *c, struct kr_hos
         struct kr_host *h = r->hosts[i];
         if (in_conf(c, h->conf.name))
             continue;
+        if (h->dynamic && !h->removed) { /* DNS discovery's (discover.c): kept */
+            tab[n++] = h;
+            continue;
+        }
         if (!h->removed) {
             kr_log(KR_LOG_INFO, "event=host_removed host=%s conns=%u", h->conf.name, h->n_conns);
             h->removed = true;

@@ -27,6 +27,7 @@
 
 #include <event2/event.h>
 
+#include "dns/dnsd.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
 #include "relay/relay-internal.h"
@@ -167,6 +168,9 @@ int kr_relay_create(struct event_base *base, struct kr_conf *conf, struct kr_rel
     /* Listeners last: nothing is accepted before the rest is ready. */
     if ((rc = relay_listen_apply(r, conf, err, errlen)) != 0)
         goto fail;
+    /* DNS after the listeners: our SRV names their port. */
+    if ((rc = kr_dns_create(r, &r->dns, err, errlen)) != 0)
+        goto fail;
     arm_ms(r->commit_timer, 1000);
     arm_ms(r->expire_timer, HOUSEKEEPING_MS);
     *out = r;
@@ -205,6 +209,8 @@ int kr_relay_apply(struct kr_relay *r, struct kr_conf *newconf, char *err, size_
     }
     if ((rc = relay_hosts_check(r, newconf, err, errlen)) != 0)
         return rc;
+    if ((rc = kr_dns_check(newconf, err, errlen)) != 0) /* DNS key files */
+        return rc;
     /* Listeners first: the only step that can fail for outside reasons
      * (address in use); on failure nothing has changed. */
     if ((rc = relay_listen_apply(r, newconf, err, errlen)) != 0)
@@ -221,6 +227,7 @@ int kr_relay_apply(struct kr_relay *r, struct kr_conf *newconf, char *err, size_
     free(r->conf);
     r->conf = newconf;
     relay_hosts_settle(r, settle, n_settle);
+    kr_dns_apply(r->dns);
     return 0;
 }
 
@@ -229,6 +236,8 @@ void kr_relay_destroy(struct kr_relay *r)
     if (!r)
         return;
     r->stopping = true;
+    kr_dns_destroy(r->dns); /* before the hosts it looks at */
+    r->dns = NULL;
     relay_listen_close_all(r);
     kr_front_close_all(r);
     /* Cancel everything first (request callbacks may still look at the

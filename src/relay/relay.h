@@ -79,6 +79,8 @@ struct kr_host {
     uint8_t admin;          /* enum kr_admin in force (config or control API) */
     uint8_t health;         /* enum kr_health */
     bool removed;           /* gone from the config; freed once idle */
+    bool dynamic;           /* from DNS discovery (discover.c), not the config file */
+    bool dyn_drained;       /* drained by discovery (not persisted; undone when back) */
 
     /* health checking (health.c) */
     uint32_t rise_cnt, fall_cnt;
@@ -237,6 +239,9 @@ struct kr_req {
     uint8_t held[KR_KMS_RESP_MAX];      /* chosen host's answer while assisting */
     size_t held_len;
     uint32_t count;   /* Count of the answer returned, 0 if none */
+    uint32_t host_count; /* Count of the chosen host's own answer (the pin
+                          * records this one: under threshold assist the
+                          * client gets another host's answer) */
     bool pin_failed;  /* the pinned host failed during this request */
     bool pin_refused; /* the pinned host refuses this KMS id */
 };
@@ -284,6 +289,7 @@ struct kr_relay_stats {
 };
 
 struct kr_listener;
+struct kr_dns;
 
 struct kr_relay {
     struct event_base *base;
@@ -311,6 +317,9 @@ struct kr_relay {
     /* relay.c private */
     bool commit_alarm;             /* background commits failing (once per episode) */
     uint64_t commit_failures_seen; /* store stats.commit_failures already reported */
+
+    struct kr_dns *dns; /* src/dns/dnsd.h: our SRV record and discovery (NULL = none);
+                         * status for the control API: kr_dns_status_json(r->dns) */
 };
 
 /* relay.c */
@@ -327,6 +336,20 @@ size_t kr_relay_inflight(const struct kr_relay *r);
 /* The addresses the listeners are bound to (actual ports, also for port 0),
  * in config order; returns how many were written (at most max). */
 size_t kr_relay_listen_addrs(const struct kr_relay *r, struct kr_addr *out, size_t max);
+/* discover.c: hosts found through DNS (src/dns/discover.c). They are not
+ * in the config file and survive reloads. Changes made here are not
+ * persisted (discovery decides again after a restart); an operator's admin
+ * state from the control API is. */
+/* Adds or updates a discovered host (new: health UNKNOWN, checks start, no
+ * traffic before it is UP). Undoes a discovery drain. KR_EEXIST when a
+ * config host has that name, KR_ENOSPC when the table is full. */
+int kr_relay_dyn_add(struct kr_relay *r, const struct kr_conf_host *hc);
+/* DNS no longer lists it: drain (pinned clients only) unless an operator
+ * already set another state. KR_ENOENT when not a discovered host. */
+int kr_relay_dyn_drain(struct kr_relay *r, const char *name);
+/* Gone for good: removed like a host deleted from the config. */
+int kr_relay_dyn_remove(struct kr_relay *r, const char *name);
+
 /* Most hosts the table holds: config hosts plus removed ones still busy
  * (route.c scans at most this many). */
 #define KR_RELAY_MAX_HOSTS (2 * KR_CONF_MAX_HOSTS)

@@ -1,0 +1,37 @@
+/*
+ * audit-internal.h - helpers shared by the files of src/audit that talk to
+ * the DNS (collect.c, resolve.c, fix.c). Not for other modules.
+ */
+#ifndef KR_AUDIT_INTERNAL_H
+#define KR_AUDIT_INTERNAL_H
+
+#include <stddef.h>
+
+#include "kmsrelay/audit.h"
+#include "kmsrelay/dns.h"
+
+/* Appends one line to r->errors (dropped when out of memory). */
+void kr_audit_error(struct kr_audit_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A new entry for owner name `owner` of `zone` (names normalised), or NULL
+ * when out of memory. Pointers into r->e are invalidated by the call. */
+struct kr_audit_entry *kr_audit_new_entry(struct kr_audit_result *r, const char *zone,
+                                          const char *owner);
+
+/* Fills a kr_dns_servers for n borrowed addresses with the run's timeout. */
+void kr_audit_servers(const struct kr_audit_opts *o, const struct kr_addr *a, size_t n,
+                      struct kr_dns_servers *s);
+
+/* The AXFR scan of entry idx's zone: adds an entry per other _vlmcs name. */
+int kr_audit_axfr(const struct kr_audit_opts *o, struct kr_audit_result *r, ptrdiff_t idx);
+
+/* history.c: sets each failing record's failing_since from the store's
+ * memory (now for a new failure) and saves the new memory. store may be
+ * NULL (then failing_since = now: nothing is confirmed dead). */
+struct kr_store;
+void kr_audit_history(struct kr_store *store, struct kr_audit_result *r, int64_t now);
+/* Logs each problem (warn) and unconfirmed failure (info), then a summary. */
+void kr_audit_log(const json_t *doc, uint64_t took_ms);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * periodic.c - kmsrelayd's periodic DNS audit (audit.h has the contract).
+ *
+ * The event loop owns the timers; each run happens on its own joinable
+ * worker thread with a private copy of the config, because collecting and
+ * probing block (kr_dns_*_sync, connect + bind). The loop never waits on
+ * the worker except in destroy: the worker sets `done` when it finishes
+ * and a 500 ms poll timer joins it. At most one run at a time; a run that
+ * is still going when the next is due simply delays it.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "audit/audit-internal.h"
+#include "kmsrelay/conf.h"
+#include "kmsrelay/log.h"
+#include "kmsrelay/store.h"
+
+#define FIRST_RUN_MS 10000 /* let the publisher publish before the first look */
+#define POLL_MS 500
+
+struct kr_audit_periodic {
+    struct event_base *base;
+    struct kr_store *store;
+    struct kr_conf *conf; /* current config (loop thread) */
+    struct event *tick, *poll;
+    pthread_t thread;
+    int running;              /* a worker exists (loop thread) */
+    int done;                 /* set by the worker, read with __atomic */
+    int cancel;               /* set by destroy, read by the worker */
+    struct kr_conf *run_conf; /* the worker's copy */
+    json_t *result;           /* written by the worker before done */
+    json_t *last;             /* loop thread: the last finished report */
+};
+
+static void schedule(struct kr_audit_periodic *p, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(p->tick, &tv);
+}
+
+static int enabled(const struct kr_conf *c)
+{
+    return c->dns_audit_interval_ms > 0 && c->n_dns_zones > 0;
+}
+
+/* Reads the sanctioned-hosts file: names or addresses, '#' comments. */
+static size_t read_sanctioned(const char *path, char (*out)[KR_AUDIT_NAME_MAX], size_t max)
+{
+    FILE *f = path[0] ? fopen(path, "r") : NULL;
+    char line[512];
+    size_t n = 0;
+    if (!f) {
+        if (path[0])
+            kr_log(KR_LOG_WARN, "event=dns_audit_error msg=\"cannot read dns.sanctioned_file\"");
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f) && n < max) {
+        char *save = NULL;
+        line[strcspn(line, "#")] = '\0';
+        for (char *t = strtok_r(line, ", \t\r\n", &save); t && n < max;
+             t = strtok_r(NULL, ", \t\r\n", &save))
+            snprintf(out[n++], KR_AUDIT_NAME_MAX, "%s", t);
+    }
+    fclose(f);
+    return n;
+}
+
+static void *worker(void *arg)
+{
+    struct kr_audit_periodic *p = arg;
+    const struct kr_conf *c = p->run_conf;
+    struct kr_audit_result r = {0};
+    struct kr_dns_key *keys = calloc(c->n_dns_zones ? c->n_dns_zones : 1, sizeof(*keys));
+    char(*sanc)[KR_AUDIT_NAME_MAX] = calloc(256, KR_AUDIT_NAME_MAX);
+    const char **sp = calloc(256, sizeof(*sp));
+    uint64_t t0 = kr_now_us();
+
+    if (keys && sanc && sp) {
+        for (size_t i = 0; i < c->n_dns_zones; i++) {
+            const struct kr_conf_dns_zone *z = &c->dns_zones[i];
+            const char *name = z->name;
+            char err[512];
+            struct kr_audit_opts o = {0};
+            o.zones = &name;
+            o.n_zones = 1;
+            o.servers = z->servers;
+            o.n_servers = z->n_servers;
+            o.timeout_ms = (unsigned)c->dns_timeout_ms;
+            o.cancel = &p->cancel;
+            if (z->key_file[0] && kr_dns_key_load(z->key_file, z->key_name[0] ? z->key_name : NULL,
+                                                  &keys[i], err, sizeof(err)) == 0)
+                o.key = &keys[i];
+            if (kr_audit_collect(&o, &r) != 0)
+                break;
+        }
+        struct kr_audit_opts o = {0};
+        o.timeout_ms = (unsigned)c->dns_timeout_ms;
+        o.cancel = &p->cancel;
+        kr_audit_probe_all(&o, &r);
+        kr_audit_history(p->store, &r, kr_wall_s());
+
+        struct kr_audit_policy pol = {0};
+        size_t n = read_sanctioned(c->dns_sanctioned_file, sanc, 256);
+        for (size_t i = 0; i < n; i++)
+            sp[i] = sanc[i];
+        pol.instance_id = c->instance_id;
+        pol.sanctioned = sp;
+        pol.n_sanctioned = n;
+        pol.now = kr_wall_s();
+        pol.dead_after_s =
+            c->dns_dead_after_ms ? c->dns_dead_after_ms / 1000 : KR_AUDIT_DEAD_AFTER_DEFAULT_S;
+        if (c->n_dns_zones && c->dns_zones[0].target[0]) {
+            pol.self_target = c->dns_zones[0].target;
+            pol.self_port = (uint16_t)c->dns_zones[0].port;
+        }
+        if (kr_audit_classify_all(&r, &pol) >= 0 && !__atomic_load_n(&p->cancel, __ATOMIC_ACQUIRE))
+            p->result = kr_audit_json(&r, &pol);
+    }
+    if (p->result) {
+        kr_audit_log(p->result, (kr_now_us() - t0) / 1000);
+        char *text = json_dumps(p->result, JSON_COMPACT);
+        if (p->store && text && strlen(text) <= KR_KV_VAL_MAX)
+            kr_store_kv_put(p->store, KR_AUDIT_KV_LAST, text, strlen(text));
+        free(text);
+    }
+    for (size_t i = 0; keys && i < c->n_dns_zones; i++)
+        kr_dns_key_clear(&keys[i]);
+    free(keys);
+    free(sanc);
+    free(sp);
+    kr_audit_result_free(&r);
+    __atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void join(struct kr_audit_periodic *p)
+{
+    pthread_join(p->thread, NULL);
+    p->running = 0;
+    free(p->run_conf);
+    p->run_conf = NULL;
+    if (p->result) {
+        json_decref(p->last);
+        p->last = p->result;
+        p->result = NULL;
+    }
+    evtimer_del(p->poll);
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct kr_audit_periodic *p = arg;
+    (void)fd;
+    (void)what;
+    if (p->running && __atomic_load_n(&p->done, __ATOMIC_ACQUIRE))
+        join(p);
+    else if (p->running) {
+        struct timeval tv = {0, POLL_MS * 1000};
+        evtimer_add(p->poll, &tv);
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct kr_audit_periodic *p = arg;
+    (void)fd;
+    (void)what;
+    if (!enabled(p->conf))
+        return;
+    schedule(p, p->conf->dns_audit_interval_ms);
+    if (p->running)
+        return; /* the previous run is still going: skip this one */
+    if (!(p->run_conf = malloc(sizeof(*p->run_conf))))
+        return;
+    memcpy(p->run_conf, p->conf, sizeof(*p->conf));
+    p->done = 0;
+    if (pthread_create(&p->thread, NULL, worker, p) != 0) {
+        kr_log(KR_LOG_WARN, "event=dns_audit_error msg=\"cannot start the audit thread\"");
+        free(p->run_conf);
+        p->run_conf = NULL;
+        return;
+    }
+    p->running = 1;
+    struct timeval tv = {0, POLL_MS * 1000};
+    evtimer_add(p->poll, &tv);
+}
+
+struct kr_audit_periodic *kr_audit_periodic_create(struct event_base *base, const struct kr_conf *c,
+                                                   struct kr_store *store)
+{
+    struct kr_audit_periodic *p = calloc(1, sizeof(*p));
+    if (!p || !(p->conf = malloc(sizeof(*p->conf))) || !(p->tick = evtimer_new(base, on_tick, p)) ||
+        !(p->poll = evtimer_new(base, on_poll, p))) {
+        kr_audit_periodic_destroy(p);
+        return NULL;
+    }
+    p->base = base;
+    p->store = store;
+    memcpy(p->conf, c, sizeof(*c));
+    if (enabled(c))
+        schedule(p,
+                 FIRST_RUN_MS < c->dns_audit_interval_ms ? FIRST_RUN_MS : c->dns_audit_interval_ms);
+    return p;
+}
+
+void kr_audit_periodic_apply(struct kr_audit_periodic *p, const struct kr_conf *c)
+{
+    uint64_t was = p->conf->dns_audit_interval_ms;
+    memcpy(p->conf, c, sizeof(*c));
+    if (!enabled(c))
+        evtimer_del(p->tick);
+    else if (was != c->dns_audit_interval_ms || !evtimer_pending(p->tick, NULL))
+        schedule(p, c->dns_audit_interval_ms);
+}
+
+void kr_audit_periodic_destroy(struct kr_audit_periodic *p)
+{
+    if (!p)
+        return;
+    if (p->running) {
+        __atomic_store_n(&p->cancel, 1, __ATOMIC_RELEASE);
+        join(p);
+    }
+    if (p->tick)
+        event_free(p->tick);
+    if (p->poll)
+        event_free(p->poll);
+    json_decref(p->last);
+    free(p->conf);
+    free(p);
+}
+
+json_t *kr_audit_periodic_json(struct kr_audit_periodic *p)
+{
+    return p && p->last ? json_incref(p->last) : NULL;
+}

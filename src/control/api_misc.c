@@ -1,0 +1,222 @@
+/*
+ * api_misc.c - GET /v1 (the endpoint list), GET /v1/status, GET /v1/report,
+ * GET /v1/dns and POST /v1/reload.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control/control-internal.h"
+#include "dns/dnsd.h"
+#include "kmsrelay/err.h"
+#include "kmsrelay/report.h"
+
+int ctl_api_index(struct ctl_call *c)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < ctl_n_routes; i++) {
+        json_t *e = json_object();
+        ctl_set(e, "method", json_string(ctl_method_name(ctl_routes[i].method)));
+        ctl_set(e, "path", json_string(ctl_routes[i].pattern));
+        ctl_set(e, "help", json_string(ctl_routes[i].help));
+        json_array_append_new(list, e);
+    }
+    c->out = json_object();
+    ctl_set(c->out, "version", json_string(KR_VERSION));
+    ctl_set(c->out, "endpoints", list);
+    return 200;
+}
+
+int ctl_api_status(struct ctl_call *c)
+{
+    struct kr_relay *r = c->r;
+    struct kr_addr la[KR_CONF_MAX_LISTEN];
+    struct kr_store_stats st;
+    size_t health[3] = {0}, admin[4] = {0}, n = 0;
+    char a[KR_ADDRSTRLEN];
+
+    json_t *o = json_object(), *l = json_array(), *hosts = json_object(), *act = json_object(),
+           *conns = json_object(), *store = json_object(), *hs = json_object(), *as = json_object();
+    ctl_set(o, "version", json_string(KR_VERSION));
+    ctl_set(o, "instance", json_string(r->conf->instance_id));
+    ctl_set(o, "pid", json_integer((json_int_t)getpid()));
+    ctl_set(o, "config", json_string(r->conf->source[0] ? r->conf->source : "(defaults)"));
+    ctl_set(o, "started_at", ctl_json_time(r->started_wall));
+    ctl_set(o, "uptime_seconds",
+            json_integer((json_int_t)((kr_now_us() - r->started_us) / 1000000)));
+    ctl_set(o, "stopping", json_boolean(r->stopping));
+
+    size_t nl = kr_relay_listen_addrs(r, la, KR_CONF_MAX_LISTEN);
+    for (size_t i = 0; i < nl; i++) {
+        kr_addr_format((const struct sockaddr *)&la[i].ss, a);
+        json_array_append_new(l, json_string(a));
+    }
+    ctl_set(o, "listeners", l);
+
+    for (size_t i = 0; i < r->n_hosts; i++) {
+        const struct kr_host *h = r->hosts[i];
+        if (h->removed)
+            continue;
+        n++;
+        health[h->health <= 2 ? h->health : 0]++;
+        admin[h->admin <= 3 ? h->admin : 0]++;
+    }
+    ctl_set(hosts, "total", json_integer((json_int_t)n));
+    for (int i = 0; i < 3; i++)
+        ctl_set(hs, ctl_health_word(i), json_integer((json_int_t)health[i]));
+    for (int i = 0; i < 4; i++)
+        ctl_set(as, kr_admin_name(i), json_integer((json_int_t)admin[i]));
+    ctl_set(hosts, "health", hs);
+    ctl_set(hosts, "admin", as);
+    ctl_set(o, "hosts", hosts);
+
+    kr_store_stats(r->store, &st);
+    ctl_set(o, "pins", json_integer((json_int_t)(st.pins + st.pending)));
+
+    const struct kr_relay_stats *s = &r->stats;
+    ctl_set(act, "requests", json_integer((json_int_t)s->requests));
+    ctl_set(act, "ok", json_integer((json_int_t)s->activations_ok));
+    ctl_set(act, "failed", json_integer((json_int_t)s->activations_failed));
+    ctl_set(act, "in_flight", json_integer((json_int_t)kr_relay_inflight(r)));
+    ctl_set(act, "retries", json_integer((json_int_t)s->retries));
+    ctl_set(act, "failovers", json_integer((json_int_t)s->failovers));
+    ctl_set(act, "threshold_assists", json_integer((json_int_t)s->assists));
+    ctl_set(act, "reroutes_refused", json_integer((json_int_t)s->reroutes_refused));
+    ctl_set(act, "pins_new", json_integer((json_int_t)s->pins_new));
+    ctl_set(act, "pins_moved", json_integer((json_int_t)s->pins_moved));
+    ctl_set(o, "activations", act);
+
+    ctl_set(conns, "open", json_integer((json_int_t)s->conns_open));
+    ctl_set(conns, "accepted", json_integer((json_int_t)s->conns_accepted));
+    ctl_set(conns, "denied", json_integer((json_int_t)s->conns_denied));
+    ctl_set(conns, "limited", json_integer((json_int_t)s->conns_limited));
+    ctl_set(conns, "rate_limited", json_integer((json_int_t)s->rate_limited));
+    ctl_set(conns, "bad_pdus", json_integer((json_int_t)s->bad_pdus));
+    ctl_set(o, "connections", conns);
+
+    ctl_set(store, "state", json_string(st.degraded ? "degraded" : "ok"));
+    ctl_set(store, "pins_committed", json_integer((json_int_t)st.pins));
+    ctl_set(store, "pending", json_integer((json_int_t)st.pending));
+    ctl_set(store, "commits", json_integer((json_int_t)st.commits));
+    ctl_set(store, "commit_failures", json_integer((json_int_t)st.commit_failures));
+    ctl_set(store, "drops", json_integer((json_int_t)st.drops));
+    ctl_set(store, "map_size", json_integer((json_int_t)st.map_size));
+    ctl_set(store, "map_used", json_integer((json_int_t)st.map_used));
+    ctl_set(store, "last_error",
+            st.last_error ? json_string(st.last_why && *st.last_why ? st.last_why
+                                                                    : kr_strerror(st.last_error))
+                          : json_null());
+    ctl_set(store, "state_dir", json_string(r->conf->state_dir));
+    ctl_set(o, "store", store);
+
+    json_t *ctl = json_object();
+    ctl_set(ctl, "socket", json_string(c->ctl->path));
+    ctl_set(ctl, "requests", json_integer((json_int_t)c->ctl->requests));
+    ctl_set(ctl, "errors", json_integer((json_int_t)c->ctl->errors));
+    ctl_set(o, "control", ctl);
+    c->out = o;
+    return 200;
+}
+
+/* ---- report --------------------------------------------------------------- */
+
+struct report_ctx {
+    struct kr_store *store;
+    struct kr_report_host hosts[KR_RELAY_MAX_HOSTS];
+    size_t n;
+    int64_t now;
+};
+
+static void report_work(struct ctl_job *j)
+{
+    struct report_ctx *x = j->ctx;
+    const char *why = NULL;
+    int rc = kr_report_build(x->store, x->hosts, x->n, x->now, NULL, &j->out, &why);
+    if (rc != 0) {
+        j->out = NULL;
+        j->status = ctl_fail(j->err, sizeof(j->err), 500, "cannot build the report: %s",
+                             why ? why : kr_strerror(rc));
+        return;
+    }
+    j->status = 200;
+}
+
+int ctl_api_report(struct ctl_call *c)
+{
+    struct report_ctx *x = calloc(1, sizeof(*x));
+    if (!x)
+        return ctl_fail(c->err, sizeof(c->err), 500, "out of memory");
+    x->store = c->r->store;
+    x->n = kr_report_relay_hosts(c->r, x->hosts, KR_RELAY_MAX_HOSTS);
+    x->now = kr_wall_s();
+    return ctl_job_start(c, report_work, NULL, x, free);
+}
+
+/* ---- dns ------------------------------------------------------------------ */
+
+int ctl_api_dns(struct ctl_call *c)
+{
+    if (!c->r->dns) {
+        c->out = json_object();
+        ctl_set(c->out, "configured", json_false());
+        ctl_set(c->out, "zones", json_array());
+        ctl_set(c->out, "discovery", json_array());
+        return 200;
+    }
+    if (!(c->out = kr_dns_status_json(c->r->dns)))
+        return ctl_fail(c->err, sizeof(c->err), 500, "cannot read the DNS status");
+    if (json_is_object(c->out) && !json_object_get(c->out, "configured"))
+        ctl_set(c->out, "configured", json_true());
+    return 200;
+}
+
+/* ---- reload --------------------------------------------------------------- */
+
+#define RELOAD_ERRBUF 16384
+
+int ctl_api_reload(struct ctl_call *c)
+{
+    struct ctl_body b;
+    int rc;
+
+    if ((rc = ctl_body_parse(CTL_BODY_EMPTY, c->body, c->body_len, &b, c->err, sizeof(c->err))))
+        return rc;
+    if (!c->ctl->reload)
+        return ctl_fail(c->err, sizeof(c->err), 409, "this daemon cannot reload");
+    char *err = calloc(1, RELOAD_ERRBUF);
+    if (!err)
+        return ctl_fail(c->err, sizeof(c->err), 500, "out of memory");
+    rc = c->ctl->reload(c->ctl->reload_arg, err, RELOAD_ERRBUF);
+    if (rc == 0) {
+        c->out = json_object();
+        ctl_set(c->out, "result", json_string("ok"));
+        ctl_set(c->out, "config", json_string(c->r->conf->source));
+        ctl_set(c->out, "hosts", json_integer((json_int_t)c->r->conf->n_hosts));
+        ctl_set(c->out, "listeners", json_integer((json_int_t)c->r->conf->n_listen));
+        free(err);
+        return 200;
+    }
+    json_t *lines = json_array();
+    for (char *p = err, *nl; *p; p = nl ? nl + 1 : p + strlen(p)) {
+        nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        if (*p)
+            json_array_append_new(lines, json_string(p));
+        if (!nl)
+            break;
+    }
+    c->out = json_object();
+    ctl_set(c->out, "result", json_string("failed"));
+    ctl_set(c->out, "errors", lines);
+    free(err);
+    if (rc == KR_EUNSUP)
+        return ctl_fail(c->err, sizeof(c->err), 409,
+                        "nothing to reload: kmsrelayd runs without a configuration file (-c)");
+    if (rc == KR_ECONFIG)
+        return ctl_fail(c->err, sizeof(c->err), 422,
+                        "the configuration has errors; the running configuration is kept");
+    return ctl_fail(c->err, sizeof(c->err), 500,
+                    "the configuration could not be applied; the running configuration is kept");
+}
