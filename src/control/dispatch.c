@@ -136,7 +136,7 @@ static int match(const char *pattern, const char *path, char params[CTL_MAX_PARA
 int ctl_route_find(int method, const char *path, const struct ctl_route **route,
                    char params[CTL_MAX_PARAMS][CTL_PARAM_MAX], char *allow, size_t allow_len)
 {
-    char tmp[CTL_MAX_PARAMS][CTL_PARAM_MAX];
+    char tmp[CTL_MAX_PARAMS][CTL_PARAM_MAX] = {{0}};
     char norm[1024];
     size_t n = strlen(path);
     int methods = 0, bad = 0;

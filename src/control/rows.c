@@ -9,6 +9,11 @@
  * that they agree). Strings are escaped for JSON; bytes that are not valid
  * UTF-8 (the store does not validate workstation names) become U+FFFD so
  * the document always parses.
+ *
+ * CSV: the workstation name comes from the client (the wire), so a name
+ * that starts like a spreadsheet formula (= + - @ TAB CR) gets a leading
+ * apostrophe, the classic CSV-injection guard, as in the report's CSV.
+ * Nothing else is changed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -90,9 +95,15 @@ static void json_str(struct row *r, const char *s)
     raw(r, "\"", 1);
 }
 
-/* A CSV field (RFC 4180); invalid UTF-8 is passed through as it is. */
-static void csv_str(struct row *r, const char *s)
+/* A CSV field (RFC 4180); invalid UTF-8 is passed through as it is.
+ * guard: prefix a formula-looking value with an apostrophe. */
+static void csv_str(struct row *r, const char *s, bool guard)
 {
+    char tmp[KR_PIN_WS_MAX + 2];
+    if (guard && s[0] && strchr("=+-@\t\r", s[0])) {
+        snprintf(tmp, sizeof(tmp), "'%s", s);
+        s = tmp;
+    }
     if (!strpbrk(s, ",\"\r\n")) {
         str(r, s);
         return;
@@ -203,7 +214,7 @@ void ctl_client_row_csv(struct evbuffer *b, const struct kr_pin *p)
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
         if (i)
             raw(&r, ",", 1);
-        csv_str(&r, f[i]);
+        csv_str(&r, f[i], i == 1); /* the workstation name */
     }
     raw(&r, "\r\n", 2);
     evbuffer_add(b, r.buf, r.n);

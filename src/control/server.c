@@ -141,7 +141,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
     const char *gate = evhttp_find_header(evhttp_request_get_input_headers(req), CTL_GATE_HEADER);
-    char params[CTL_MAX_PARAMS][CTL_PARAM_MAX], allow[64];
+    char params[CTL_MAX_PARAMS][CTL_PARAM_MAX] = {{0}}, allow[64] = "";
     const struct ctl_route *route = NULL;
     struct evkeyvalq q;
     struct ctl_call c;

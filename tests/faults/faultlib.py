@@ -69,8 +69,11 @@ def set_opts(text, group, **kv):
 def conf(h, hosts, groups=None, debug=False, metrics=True, **kw):
     """relaylib.conf_text(h, hosts, **kw) with `groups` = {group: {key: value}}
     applied on top. debug=True logs at debug level (attempt failures are
-    debug lines); metrics=True serves /metrics on 127.0.0.1 (port 0)."""
+    debug lines); metrics=True serves /metrics on 127.0.0.1 (port 0). The
+    control socket is <harness dir>/ctl.sock (the relays of one test never
+    run at the same time)."""
     text = rl.conf_text(h, hosts, **kw)
+    text = set_opts(text, "control", socket=h.path("ctl.sock"))
     for g, kv in (groups or {}).items():
         text = set_opts(text, g, **kv)
     if debug:
@@ -78,6 +81,22 @@ def conf(h, hosts, groups=None, debug=False, metrics=True, **kw):
     if metrics:
         text = set_opts(text, "metrics", listen="127.0.0.1:0")
     return text
+
+
+def ctl(h, *args):
+    """`kmsrelayctl --json ARGS` against the test's relay; the parsed JSON."""
+    rc, out, err = h.run([krtest.binpath("kmsrelayctl"), "--json", "--socket",
+                          h.path("ctl.sock")] + list(args), timeout=30)
+    check(rc in (0, 1) and out.strip(), "kmsrelayctl %s: exit %d %s" % (" ".join(args), rc, err))
+    return json.loads(out)
+
+
+def host_status(h, name):
+    """The `kmsrelayctl hosts` entry of one host."""
+    for e in ctl(h, "hosts")["hosts"]:
+        if e["name"] == name:
+            return e
+    raise Failure("kmsrelayctl hosts does not list %s" % name)
 
 
 def start_relay(h, hosts, groups=None, debug=False, wait_up=(), name="relayd", conf_name=None,

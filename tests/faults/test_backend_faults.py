@@ -91,6 +91,10 @@ def t_sigkill_mid_request(h):
           "%d in-flight attempts died but only %d activations after the kill were retried "
           "elsewhere" % (len(closed), len(retried)))
     d = down_line(log, "kms-b", mk, r"request failed: (closed|connect)|connect")
+    stt = fl.ctl(h, "status")["activations"]
+    check(stt["ok"] == n and stt["failed"] == 0 and stt["retries"] >= len(closed),
+          "kmsrelayctl status: %s; want ok %d, failed 0, retries >= %d" % (stt, n, len(closed)))
+    check(fl.host_status(h, "kms-b")["health"] == "down", "kmsrelayctl hosts: kms-b not down")
     sb = served_by(doc, emap)
     check(all(k in emap.values() for k in sb), "answers with unknown ePIDs: %s" % sb)
     print("  kms-b killed with %d attempts in flight; %d activations retried elsewhere; "
@@ -209,6 +213,9 @@ def t_garbage(h):
           "kmsrelayd logged %s for %d activations" % (res, total))
     bad = log.events("attempt_failed", m0, host="kms-garb", status="garbage")
     n_req = len(g1.events("request"))
+    check(fl.host_status(h, "kms-garb")["errors"] >= len(bad) and
+          fl.host_status(h, "kms-noise")["health"] == "down",
+          "kmsrelayctl hosts does not show the garbage hosts' errors / state")
     check(len(bad) >= n_req - 2,
           "kms-garb answered %d requests with garbage but only %d attempts failed as garbage"
           % (n_req, len(bad)))
@@ -297,6 +304,11 @@ def t_all_die_then_one_returns(h):
     acts = log.events("activation", m1)
     mx = fl.metrics(r)
     check(fl.metric(mx, "kmsrelay_host_up") == 0, "/metrics shows a host up during the outage")
+    stt = fl.ctl(h, "status")
+    check(stt["hosts"]["health"]["down"] == 2 and stt["activations"]["failed"] == n_out and
+          stt["activations"]["ok"] == 200,
+          "kmsrelayctl status during the outage: hosts %s, activations %s; want 2 down, %d "
+          "failed, 200 ok" % (stt["hosts"], stt["activations"], n_out))
     check(len(acts) == n_out and all(a.get("fault") == FAULT_UNAVAILABLE for a in acts),
           "kmsrelayd logged %s for the %d failed activations"
           % (fl.activations_by_result(acts), n_out))
@@ -313,6 +325,9 @@ def t_all_die_then_one_returns(h):
     m2 = log.mark()
     rc, doc, out = rl.loadgen(h, r.target(), 400, k=400, c=8, seed=16, name="after")
     fl.check_lost_none(rc, doc, out, 400, log, m2, "after kms-b returned")
+    stt = fl.ctl(h, "status")["activations"]
+    check(stt["ok"] == 600 and stt["failed"] == n_out, "kmsrelayctl status at the end: %s; want "
+          "600 ok, %d failed" % (stt, n_out))
     after = rl.last_host(doc, emap)
     check(set(after.values()) == {"kms-b"}, "with only kms-b up, answers came from %s"
           % rl.spread(after))

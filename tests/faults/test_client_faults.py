@@ -176,6 +176,9 @@ def t_slowloris_flood(h):
     mx = fl.metric(fl.metrics(r), "kmsrelay_connections_denied_total", reason="limit")
     check(mx == 100 - per_src + 1 + counted, "/metrics counts %d refusals for limits, want %d"
           % (mx, 100 - per_src + 1 + counted))
+    conns = fl.ctl(h, "status")["connections"]
+    check(conns["limited"] == mx and conns["denied"] == 0,
+          "kmsrelayctl status: connections %s; want limited %d" % (conns, mx))
     close_all(held + probe)
     time.sleep(0.3)
     m2 = log.mark()
@@ -310,6 +313,9 @@ def t_malformed_pdus(h):
           "/metrics: bad PDUs %s (want %d), requests routed %s (want %d)"
           % (fl.metric(mx, "kmsrelay_bad_pdus_total"), len(cases),
              fl.metric(mx, "kmsrelay_requests_total"), n + valid_after))
+    conns = fl.ctl(h, "status")["connections"]
+    check(conns["bad_pdus"] == len(cases), "kmsrelayctl status: %d bad PDUs, want %d"
+          % (conns["bad_pdus"], len(cases)))
     got = sum(len(rl.stub_requests(s_, settle=1.2)) for s_ in st.values())
     check(got == n + valid_after, "the hosts received %d requests, want exactly %d (loadgen) + "
           "%d (valid ones after a bad PDU): something malformed was forwarded"
@@ -354,6 +360,9 @@ def t_allow_list(h):
     mx = fl.metric(fl.metrics(r), "kmsrelay_connections_denied_total", reason="allow_list")
     check(mx == n_denied + 1, "/metrics counts %d allow-list denials, want %d"
           % (mx, n_denied + 1))
+    conns = fl.ctl(h, "status")["connections"]
+    check(conns["denied"] == n_denied + 1, "kmsrelayctl status: %d denied, want %d"
+          % (conns["denied"], n_denied + 1))
     got = sum(len(rl.stub_requests(s_, settle=1.2)) for s_ in st.values())
     check(got == n_ok, "hosts received %d requests, want %d" % (got, n_ok))
     print("  127.0.0.2 denied %d times, each logged: %s" % (counted, fl.print_line(lines[0])))

@@ -152,6 +152,9 @@ def t_map_full(h):
           "/metrics: store_degraded %s, commit failures %s"
           % (fl.metric(mx, "kmsrelay_store_degraded"),
              fl.metric(mx, "kmsrelay_store_commit_failures_total")))
+    store = fl.ctl(h, "status")["store"]
+    check(store["state"] == "degraded" and store["commit_failures"] >= 1 and
+          store["drops"] == 0, "kmsrelayctl status: store %s" % store)
     print("  %s" % fl.print_line(alarm))
     m2 = log.mark()
     check(h.stop(r.proc) == 0, "SIGTERM exit status with a full map")
@@ -227,6 +230,9 @@ def t_disk_full(h):
         mx = fl.metrics(r)
         check(fl.metric(mx, "kmsrelay_store_degraded") == 1, "/metrics: the store is not "
               "degraded with the disk full")
+        store = fl.ctl(h, "status")["store"]
+        check(store["state"] == "degraded" and store["last_error"],
+              "kmsrelayctl status with the disk full: store %s" % store)
         print("  disk full (%s): %d/%d ok; %s" % (mode, n, n, fl.print_line(alarm)))
 
         # Space comes back: the queued pins are written, the alarm clears.
@@ -244,6 +250,9 @@ def t_disk_full(h):
               "/metrics after space came back: degraded %s pending %s"
               % (fl.metric(mx, "kmsrelay_store_degraded"),
                  fl.metric(mx, "kmsrelay_store_pending")))
+        store = fl.ctl(h, "status")["store"]
+        check(store["state"] == "ok" and store["pending"] == 0,
+              "kmsrelayctl status after space came back: store %s" % store)
         print("  space back: %s" % fl.print_line(ok))
         fl.stop_relay_clean(h, r)
         check(not log.events("store_error", m2), "store errors after space came back: %s"

@@ -1,43 +1,30 @@
-""
-    "bindlib - a real BIND 9 `named` for kmsrelay's DNS integration tests.
+"""bindlib - a real BIND 9 `named` for kmsrelay's DNS integration tests.
 
-    TEST ONLY.Starts
-        the Debian `named` (package bind9; `dig` and `nsupdate` come from bind9 -
-                                                         dnsutils) as a process the test owns,
-    on 127.0.0.1 only,
-    with a throw -away copy of zones / example.test.zone and the test
-        - only TSIG keys of zones / keys
-              /
-                  .
+TEST ONLY. Starts the Debian `named` (package bind9; `dig` and `nsupdate` come
+from bind9-dnsutils) as a process the test owns, on 127.0.0.1 only, with a
+throw-away copy of zones/example.test.zone and the test-only TSIG keys of
+zones/keys/.
 
-                  import bindlib
-                  b = bindlib.start(h) #h : a krtest.Harness b.port,
-                  b.zone #127.0.0.1 : <port>,
-                  "example.test" b.key #0600 copy of kmsrelay's key file b
-                      .add("_vlmcs._tcp.example.test. 3600 IN SRV 0 0 1688 kms1.example.test.") b
-                      .dig("_vlmcs._tcp.example.test",
-                           "SRV") #[{"name", "ttl", "type", "data", "prio", ...}] b
-                      .restart() #same port,
-                  same zone data b.stop()
+    import bindlib
+    b = bindlib.start(h)                      # h: a krtest.Harness
+    b.port, b.zone                            # 127.0.0.1:<port>, "example.test"
+    b.key                                     # 0600 copy of kmsrelay's key file
+    b.add("_vlmcs._tcp.example.test. 3600 IN SRV 0 0 1688 kms1.example.test.")
+    b.dig("_vlmcs._tcp.example.test", "SRV")  # [{"name", "ttl", "type", "data", "prio", ...}]
+    b.restart()                               # same port, same zone data
+    b.stop()
 
-                      How it runs : -Port : named has no port file,
-                  so a free port is picked by binding TCP and UDP sockets on 127.0.0.1 port 0,
-                  closing them and passing the port in
-  `listen - on port P
-{
-    127.0.0.1;
-}
-`.If another process takes the port in between(named logs "address in use", exits,
-                                               or never answers),
-    named is stopped and started again on a new port,
-    up to 5 times.Ready means `dig @127.0.0.1 - p P SOA<zone>` answered,
-    bounded by 15 s.- named runs in the foreground with -
-        g(log on stderr-><harness> / named.log, shown on test failure),
-    with - c<harness> / named / named.conf.Its directory, pid - file,
-    session - keyfile and managed - keys - directory are in<harness> / named /
-    ;
-`controls{};
-` disables rndc; listen-on 127.0.0.1 only,
+How it runs:
+- Port: named has no port file, so a free port is picked by binding TCP and
+  UDP sockets on 127.0.0.1 port 0, closing them and passing the port in
+  `listen-on port P { 127.0.0.1; }`. If another process takes the port in
+  between (named logs "address in use", exits, or never answers), named is
+  stopped and started again on a new port, up to 5 times. Ready means `dig
+  @127.0.0.1 -p P SOA <zone>` answered, bounded by 15 s.
+- named runs in the foreground with -g (log on stderr -> <harness>/named.log,
+  shown on test failure), with -c <harness>/named/named.conf. Its directory,
+  pid-file, session-keyfile and managed-keys-directory are in
+  <harness>/named/; `controls { };` disables rndc; listen-on 127.0.0.1 only,
   no IPv6, no recursion, notify off. It is stopped by PID (SIGTERM).
 - Privileges: the tests may run as root (containers, tests/run). named must
   not run as root there, and `named -u bind` would still start as root. When
@@ -76,12 +63,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ZONES = os.environ.get("KR_ZONES_DIR") or os.path.join(HERE, "../../zones")
 NAMED = shutil.which("named") or "/usr/sbin/named"
 
-KEYS = {
-#attribute->(file in zones / keys, key name) "key" : ("kmsrelay-test.key",
-                                                          "kmsrelay-test-key."),
-        "wrong_key" : ("kmsrelay-wrong.key", "kmsrelay-test-key."),
-        "other_key" : ("other-host.key", "other-host-key."),
-        "admin_key" : ("test-admin.key", "test-admin-key."),
+KEYS = {  # attribute -> (file in zones/keys, key name)
+    "key": ("kmsrelay-test.key", "kmsrelay-test-key."),
+    "wrong_key": ("kmsrelay-wrong.key", "kmsrelay-test-key."),
+    "other_key": ("other-host.key", "other-host-key."),
+    "admin_key": ("test-admin.key", "test-admin-key."),
 }
 
 
@@ -139,8 +125,7 @@ def _unquote_txt(data):
 def parse_rrs(text):
     """Parses `dig +noall +answer` lines into dicts: name (lower case, with
     the final dot), ttl, cls, type, data (the rdata text). SRV records also
-    get prio, weight, port and target;
-TXT records text(strings joined); A,
+    get prio, weight, port and target; TXT records text (strings joined); A,
     AAAA and CNAME records addr / target."""
     out = []
     for line in text.splitlines():
@@ -205,7 +190,7 @@ class Bind:
             with open(os.path.join(self.dir, z + ".zone"), "w") as f:
                 f.write(body)
 
-#-- -- lifecycle -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+    # ---- lifecycle ---------------------------------------------------------
     def _write_conf(self):
         kname = KEYS["key"][1]
         zones = []
@@ -214,8 +199,8 @@ class Bind:
                 grant = "grant %s name _nothing._tcp.%s. SRV;" % (kname, z)
             else:
                 grant = "grant %s name _vlmcs._tcp.%s. SRV TXT;" % (kname, z)
-#A zone named _vlmcs._tcp.< domain>(delegated, deploy / dns) has
-#host names with '_' in it : relax check - names there only.
+            # A zone named _vlmcs._tcp.<domain> (delegated, deploy/dns) has
+            # host names with '_' in it: relax check-names there only.
             relax = "    check-names ignore;\n" if "_" in z else ""
             zones.append(
                 'zone "%s" {\n    type primary;\n    file "%s.zone";\n%s'
@@ -248,7 +233,7 @@ class Bind:
                     NAMED, "-g", "-c", os.path.join(self.dir, "named.conf")]
         else:
             args = [NAMED, "-g", "-c", os.path.join(self.dir, "named.conf")]
-#Each start appends to the same log so a restart's history is kept.
+        # Each start appends to the same log so a restart's history is kept.
         log = open(self.h.path("named.log"), "ab")
         p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -306,51 +291,47 @@ class Bind:
         return self.proc is not None and self.proc.poll() is None
 
     def log(self):
-try : with open(self.h.path("named.log"), "rb") as f:
+        try:
+            with open(self.h.path("named.log"), "rb") as f:
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
 
-#-- -- queries -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+    # ---- queries -----------------------------------------------------------
     def dig(self, name, rtype="SRV", key=None, tcp=False, section="answer"):
         """Records of `name`/`rtype` (a list of dicts, see parse_rrs). `key`
-        signs the query;
-section "answer" or "all".""
-                          "
-                    args =
-    [
-        "dig", "@127.0.0.1", "-p", str(self.port), fqdn(name, self.zone), rtype, "+norec", "+noall",
-        "+" + section, "+time=2", "+tries=2"
-    ] if tcp : args.append("+tcp") if key : args += [ "-k", key ] r =
-        subprocess.run(args, capture_output = True, timeout = 30) if r.returncode != 0
-    : raise BindError("dig %s %s failed: %s" %
-                      (name, rtype, r.stderr.decode()[-500:])) return parse_rrs(r.stdout.decode())
+        signs the query; section "answer" or "all"."""
+        args = ["dig", "@127.0.0.1", "-p", str(self.port), fqdn(name, self.zone), rtype, "+norec",
+                "+noall", "+" + section, "+time=2", "+tries=2"]
+        if tcp:
+            args.append("+tcp")
+        if key:
+            args += ["-k", key]
+        r = subprocess.run(args, capture_output=True, timeout=30)
+        if r.returncode != 0:
+            raise BindError("dig %s %s failed: %s" % (name, rtype, r.stderr.decode()[-500:]))
+        return parse_rrs(r.stdout.decode())
 
-          def srv(self, zone = None)
-    : ""
-      "The _vlmcs._tcp SRV RRset of `zone` (default the first zone)."
-      "" return self
-          .dig("_vlmcs._tcp.%s." % (zone or self.zone), "SRV")
+    def srv(self, zone=None):
+        """The _vlmcs._tcp SRV RRset of `zone` (default the first zone)."""
+        return self.dig("_vlmcs._tcp.%s." % (zone or self.zone), "SRV")
 
-              def txt(self, name = None)
-    : return self.dig(name or "_vlmcs._tcp.%s." % self.zone, "TXT")
+    def txt(self, name=None):
+        return self.dig(name or "_vlmcs._tcp.%s." % self.zone, "TXT")
 
-          def soa_serial(self, zone = None)
-    : rrs = self.dig((zone or self.zone) + ".",
-                     "SOA") return int(rrs[0]["data"].split()[2]) if rrs else None
+    def soa_serial(self, zone=None):
+        rrs = self.dig((zone or self.zone) + ".", "SOA")
+        return int(rrs[0]["data"].split()[2]) if rrs else None
 
-                def axfr(self, zone = None, key = None)
-    : ""
-      "The zone's records through a TSIG-signed AXFR (admin key by default)."
-      "" return self
-          .dig((zone or self.zone) + ".", "AXFR", key = key or self.admin_key)
+    def axfr(self, zone=None, key=None):
+        """The zone's records through a TSIG-signed AXFR (admin key by default)."""
+        return self.dig((zone or self.zone) + ".", "AXFR", key=key or self.admin_key)
 
-#-- -- updates(test setup) -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
-              def update(self, lines, key = None, zone = None)
-    : ""
-      "Sends one nsupdate message over TCP: `lines` are nsupdate commands
-      ("update add NAME TTL IN TYPE DATA", "prereq ...")
-          .Returns(rc, stdout, stderr); rc 0 means NOERROR."""
+    # ---- updates (test setup) ----------------------------------------------
+    def update(self, lines, key=None, zone=None):
+        """Sends one nsupdate message over TCP: `lines` are nsupdate commands
+        ("update add NAME TTL IN TYPE DATA", "prereq ..."). Returns (rc,
+        stdout, stderr); rc 0 means NOERROR."""
         script = "server 127.0.0.1 %d\nzone %s.\n%s\nsend\n" % (
             self.port, zone or self.zone, "\n".join(lines))
         r = subprocess.run(["nsupdate", "-v", "-t", "10", "-k", key or self.admin_key],
@@ -368,26 +349,23 @@ section "answer" or "all".""
 
     def delete(self, *rrs, key=None, zone=None):
         """Deletes exactly these records ("NAME IN TYPE DATA"), or whole RRsets
-        ("NAME TYPE"), in one UPDATE;
-raises on error
-    .""
-     "
-    self._must("delete", rrs, key, zone)
+        ("NAME TYPE"), in one UPDATE; raises on error."""
+        self._must("delete", rrs, key, zone)
 
-        def _has_user(name)
-    :
-try : pwd
-    .getpwnam(name) return True except KeyError
-        : return False
 
-          def start(h, zones = ("example.test", ), records = (), policy = "kmsrelay")
-        : ""
-          "Starts named for harness `h` and waits until it answers. `zones`: zone
-          names,
-    each a copy of zones / example.test.zone;
-`records`: zone - file lines appended to the first zone(relative names are fine);
-`policy`: "kmsrelay" or "refuse"(see the module docstring)
-                            .Returns a Bind.""
-                                            "
-                        if isinstance (zones, str)
-    : zones = (zones, ) return Bind(h, zones, records, policy)._start()
+def _has_user(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def start(h, zones=("example.test",), records=(), policy="kmsrelay"):
+    """Starts named for harness `h` and waits until it answers. `zones`: zone
+    names, each a copy of zones/example.test.zone; `records`: zone-file lines
+    appended to the first zone (relative names are fine); `policy`:
+    "kmsrelay" or "refuse" (see the module docstring). Returns a Bind."""
+    if isinstance(zones, str):
+        zones = (zones,)
+    return Bind(h, zones, records, policy)._start()

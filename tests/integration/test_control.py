@@ -1,10 +1,9 @@
-#!/ usr / bin / env python3
-""
-    "Control API and kmsrelayctl (issue 5, acceptance 1 and 6).
+#!/usr/bin/env python3
+"""Control API and kmsrelayctl (issue 5, acceptance 1 and 6).
 
-    Acceptance 1 : every kmsrelayctl command works against a running kmsrelayd with stub hosts;
-every-- json output parses;
-the changes they make(host admin state, weight, pin move, pin forget, rebalance) survive a restart.
+Acceptance 1: every kmsrelayctl command works against a running kmsrelayd
+with stub hosts; every --json output parses; the changes they make (host
+admin state, weight, pin move, pin forget, rebalance) survive a restart.
 
 Acceptance 6: the control socket refuses bad requests (unknown paths, wrong
 methods, bad JSON, unknown fields, a huge body, a chunked body, bad query
@@ -39,7 +38,7 @@ N_CLIENTS = 60
 
 def conf_for(h, stubs, extra=""):
     sock = h.path("control.sock")
-#Threshold assist off : the activation log's host is then the pinned one.
+    # Threshold assist off: the activation log's host is then the pinned one.
     return rl.conf_text(h, [stubs[n] for n in NAMES], assist=False,
                         extra='control: { socket = "%s"; mode = "0600"; };\n%s' % (sock, extra))
 
@@ -55,11 +54,11 @@ def ctl(h, *args, expect=(0,), sock=None):
 
 def ctl_json(h, *args, expect=(0,)):
     rc, out, err = ctl(h, *(list(args) + ["--json"]), expect=expect)
-try:
+    try:
         return json.loads(out)
     except ValueError as e:
-        raise krtest.Failure("kmsrelayctl %s --json: not JSON (%s): %r" % (" ".join(args), e,
-                                                                           out[:500]))
+        raise krtest.Failure("kmsrelayctl %s --json: not JSON (%s): %r"
+                             % (" ".join(args), e, out[:500]))
 
 
 def http(sock_path, method, path, body=None, headers=None, raw=None, timeout=10):
@@ -79,17 +78,27 @@ def http(sock_path, method, path, body=None, headers=None, raw=None, timeout=10)
                "".join("%s: %s\r\n" % kv for kv in hs.items()) + "\r\n").encode()
         if body:
             raw += body
-#Send from a thread so a server that answers before reading everything
-#does not deadlock us on a full socket buffer.
+
+    # Send from a thread so a server that answers before reading everything
+    # does not deadlock us on a full socket buffer.
     def sender():
-        try : s
-            .sendall(raw) except OSError
-                : pass t = threading.Thread(target = sender) t.start() data = b ""
-            try:
-                while
-                    True : chunk = s.recv(65536) if not chunk : break data +=
-                           chunk except(ConnectionResetError, socket.timeout) : pass
-                    try : s.shutdown(socket.SHUT_RDWR)
+        try:
+            s.sendall(raw)
+        except OSError:
+            pass
+    t = threading.Thread(target=sender)
+    t.start()
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    try:
+        s.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
     s.close()
@@ -136,9 +145,8 @@ def restart(h, r, conf, name):
 
 def pin_map(h):
     doc = ctl_json(h, "clients")
-    return
-                        {c["cmid"]: c["host"] for c in doc["clients"]
-                        }
+    return {c["cmid"]: c["host"] for c in doc["clients"]}
+
 
 def wait_pins(h, n):
     rl.wait_for(lambda: ctl_json(h, "status")["pins"] >= n and
@@ -156,13 +164,13 @@ def t_commands_and_persistence(h):
     rl.check_all_ok(rc, doc, out, N_CLIENTS, "first contact")
     wait_pins(h, N_CLIENTS)
 
-#help is generated from the one command table
+    # help is generated from the one command table
     _, out, _ = ctl(h, "help")
     for cmd in ["status", "hosts", "host drain", "host weight", "pin show", "pin move",
                 "rebalance", "clients", "report", "dns", "reload", "audit", "decode"]:
         check(("  " + cmd) in out, "help lacks %r:\n%s" % (cmd, out))
 
-#status
+    # status
     _, out, _ = ctl(h, "status")
     check("kmsrelayd " in out and "listeners:" in out and "pins:" in out, "status:\n" + out)
     s = ctl_json(h, "status")
@@ -172,7 +180,7 @@ def t_commands_and_persistence(h):
     check(s["listeners"] == [r.target()], "listeners %r" % s["listeners"])
     check(s["store"]["state"] == "ok", "store %r" % s["store"])
 
-#hosts
+    # hosts
     _, out, _ = ctl(h, "hosts")
     check("kms-a" in out and "kms-b" in out and "APPLICATION" in out, "hosts:\n" + out)
     hd = ctl_json(h, "hosts")
@@ -188,7 +196,7 @@ def t_commands_and_persistence(h):
     one = ctl_json(h, "--json", "hosts")  # --json before or after the command
     check(len(one["hosts"]) == 2, "hosts --json twice")
 
-#clients : table, JSON, CSV(RFC 4180 with a header row), filters
+    # clients: table, JSON, CSV (RFC 4180 with a header row), filters
     _, out, _ = ctl(h, "clients")
     check("%d client(s)" % N_CLIENTS in out, "clients table:\n" + out[-500:])
     cj = ctl_json(h, "clients")
@@ -207,12 +215,11 @@ def t_commands_and_persistence(h):
           on_a["count"] == by["kms-a"]["pins"]["total"], "--host kms-a")
     recent = ctl_json(h, "clients", "--since", "1h", "--limit", "7")
     check(recent["count"] == 7 and recent["matched"] == N_CLIENTS and recent["truncated"],
-          "--since 1h --limit 7: %r" % {
-k: recent[k] for k in ("count", "matched")})
+          "--since 1h --limit 7: count %r matched %r" % (recent["count"], recent["matched"]))
     ctl(h, "clients", "--since", "soon", expect=(2,))
     ctl(h, "clients", "--app", "linux", expect=(2,))
 
-#pin show / move / forget
+    # pin show / move / forget
     pins = pin_map(h)
     cm_move, cm_forget = sorted(pins)[0], sorted(pins)[1]
     _, out, _ = ctl(h, "pin", "show", cm_move)
@@ -229,7 +236,7 @@ k: recent[k] for k in ("count", "matched")})
     ctl(h, "pin", "move", cm_move, "no-such-host", expect=(2,))
     ctl(h, "pin", "show", "not-a-guid", expect=(2,))
 
-#host admin state and weight
+    # host admin state and weight
     d = ctl_json(h, "host", "drain", "kms-a")
     check(d["admin"] == "drain" and d["previous"] == "ready", "host drain %r" % d)
     w = ctl_json(h, "host", "weight", "kms-b", "3")
@@ -241,14 +248,15 @@ k: recent[k] for k in ("count", "matched")})
     ctl(h, "host", "weight", "kms-b", "0", expect=(2,))
     ctl(h, "host", "frobnicate", "kms-b", expect=(2,))
 
-#rebalance : kms - a drains(fixed), so nothing can move toward it; make
-#kms - a ready for the plan, then drain it again afterwards.
+    # rebalance: a draining host is left alone (fixed), so make kms-a ready
+    # and heavier for the plan, then drain it again afterwards.
     ctl(h, "host", "ready", "kms-a")
     ctl(h, "host", "weight", "kms-a", "5")
     dry = ctl_json(h, "rebalance", "--dry-run", "--max", "4")
     check(dry["dry_run"] and dry["moved"] == 0 and dry["planned"] <= 4, "dry run %r" % dry)
-    check(pin_map(h) == {**{k: v for k, v in pins.items() if k != cm_forget},
-                         cm_move: target}, "a dry run changed pins")
+    expect_pins = {k: v for k, v in pins.items() if k != cm_forget}
+    expect_pins[cm_move] = target
+    check(pin_map(h) == expect_pins, "a dry run changed pins")
     _, out, _ = ctl(h, "rebalance", "--max", "3")
     check("moved" in out, "rebalance:\n" + out)
     rb = ctl_json(h, "rebalance", "--max", "2")
@@ -258,14 +266,12 @@ k: recent[k] for k in ("count", "matched")})
     ctl(h, "host", "weight", "kms-a", "1")  # back to the configured weight
     ctl(h, "host", "drain", "kms-a")
     before = pin_map(h)
-    check(cm_forget not in before and before[cm_move] == target or
-          any(m["cmid"] == cm_move for m in rb["moves"]), "pins after the changes")
+    check(cm_forget not in before and len(before) == N_CLIENTS - 1, "pins after the changes")
 
-#report(findings make rc 1), dns, reload
+    # report (findings make rc 1), dns, reload
     rep = ctl_json(h, "report", expect=(0, 1))
     check(rep["schema"] == "kmsrelay.report/1" and rep["pins"] == N_CLIENTS - 1,
-          "report %r" % {
-k: rep.get(k) for k in ("schema", "pins")})
+          "report schema %r pins %r" % (rep.get("schema"), rep.get("pins")))
     _, out, _ = ctl(h, "report", "--format", "csv", expect=(0, 1))
     rows = list(csv.reader(io.StringIO(out, newline="")))
     check(rows and rows[0][0] == "kind" and len(rows) > 1, "report csv %r" % rows[:2])
@@ -287,30 +293,30 @@ k: rep.get(k) for k in ("schema", "pins")})
     rl.write(conf, good)
     ctl(h, "reload")
 
-#unreachable daemon : exit 3, the message names the socket
+    # unreachable daemon: exit 3, the message names the socket
     rc, out, err = ctl(h, "status", expect=(3,), sock=h.path("nothing-here.sock"))
     check("nothing-here.sock" in err, "unreachable message: " + err)
     ctl(h, "no-such-command", expect=(2,))
 
-#Everything above survives a restart.
+    # Everything above survives a restart.
     r = restart(h, r, conf, "relayd2")
     after = pin_map(h)
     check(after == before, "pins changed across the restart: %d differ"
           % sum(1 for k in set(after) | set(before) if after.get(k) != before.get(k)))
     hd = {x["name"]: x for x in ctl_json(h, "hosts")["hosts"]}
-    check(hd["kms-a"]["admin"] == "drain", "kms-a admin after restart: %s" % hd["kms-a"]["admin"])
+    check(hd["kms-a"]["admin"] == "drain", "kms-a admin after restart: %s"
+          % hd["kms-a"]["admin"])
     check(hd["kms-b"]["weight"] == 3 and hd["kms-a"]["weight"] == 1,
           "weights after restart: a %d b %d" % (hd["kms-a"]["weight"], hd["kms-b"]["weight"]))
     ctl(h, "pin", "show", cm_forget, expect=(2,))
     check(ctl_json(h, "pin", "show", cm_move)["host"] == after[cm_move], "moved pin")
-#... and a reload that leaves the hosts alone keeps them too.
+    # ... and a reload that leaves the hosts alone keeps them too.
     ctl(h, "reload")
     hd = {x["name"]: x for x in ctl_json(h, "hosts")["hosts"]}
-    check(hd["kms-a"]["admin"] == "drain" and hd["kms-b"]["weight"] == 3, "after reload %r"
-          % {
-n: (hd[n]["admin"], hd[n]["weight"]) for n in NAMES})
+    check(hd["kms-a"]["admin"] == "drain" and hd["kms-b"]["weight"] == 3,
+          "after reload: a %s b %d" % (hd["kms-a"]["admin"], hd["kms-b"]["weight"]))
 
-#the moved pin is honoured by the data path : the client goes to its new host
+    # the moved pin is honoured by the data path: the client goes to its new host
     rc, doc2, out = rl.loadgen(h, r.target(), N_CLIENTS, k=N_CLIENTS, c=4, seed=11,
                                name="renew")
     rl.check_all_ok(rc, doc2, out, N_CLIENTS, "renewals after the restart")
@@ -323,7 +329,7 @@ n: (hd[n]["admin"], hd[n]["weight"]) for n in NAMES})
 def t_bad_requests(h):
     stubs, r, conf = setup(h)
     sock = h.path("control.sock")
-#activations keep flowing while the socket is hammered
+    # activations keep flowing while the socket is hammered
     lg = rl.loadgen_bg(h, r.target(), 600, k=200, c=4, seed=5, extra=["--rate", "100"])
 
     json_error(sock, "GET", "/nope", 404, "unknown path")
@@ -348,8 +354,7 @@ def t_bad_requests(h):
     json_error(sock, "GET", "/v1/pins/%zz", 400, "bad escape")
     json_error(sock, "GET", "/v1/clients?colour=red", 400, "unknown parameter")
     json_error(sock, "GET", "/v1/clients?since=forever", 400, "bad duration")
-    json_error(sock, "POST", "/v1/rebalance", 400, "bad rebalance",
-               body='{"max": -1}')
+    json_error(sock, "POST", "/v1/rebalance", 400, "bad rebalance", body='{"max": -1}')
     big = b'{"max": 1, "pad": "' + b"x" * (10 * 1024 * 1024) + b'"}'
     doc, _ = json_error(sock, "POST", "/v1/rebalance", 413, "huge body", body=big)
     check("too large" in doc["error"], "413 text %r" % doc)
@@ -360,39 +365,42 @@ def t_bad_requests(h):
     json_error(sock, "POST", "/v1/hosts/kms-a/weight", 411, "chunked body",
                raw=b"POST /v1/hosts/kms-a/weight HTTP/1.1\r\nHost: x\r\n"
                    b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n0\r\n\r\n")
-#exactly 64 KiB passes the gate(and is then refused for its content)
+    # exactly 64 KiB passes the gate (and is then refused for its content)
     body64 = b'{"max": "' + b"x" * (64 * 1024 - 11) + b'"}'
     check(len(body64) == 64 * 1024, "test body size")
     doc, _ = json_error(sock, "POST", "/v1/rebalance", 400, "64 KiB of JSON", body=body64)
     check("whole number" in doc["error"], "64 KiB body was read: %r" % doc["error"][:100])
-#garbage that is not HTTP : whatever evhttp answers, the daemon lives on
-try : http(sock, None, None, raw = b "\x16\x03\x01\x02\x00garbage\r\n\r\n", timeout = 5)
-    except(krtest.Failure, OSError):
+    # garbage that is not HTTP: whatever evhttp answers, the daemon lives on
+    try:
+        http(sock, None, None, raw=b"\x16\x03\x01\x02\x00garbage\r\n\r\n", timeout=5)
+    except (krtest.Failure, OSError, ValueError, IndexError):
         pass
-#half a request, then the client goes away
+    # half a request, then the client goes away
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(sock)
     s.sendall(b"POST /v1/rebalance HTTP/1.1\r\nContent-Length: 50\r\n\r\n{\"max\"")
     s.close()
 
-#nothing of that disturbed the daemon
+    # nothing of that disturbed the daemon
     st, _, body = http(sock, "GET", "/v1/status")
     check(st == 200 and json.loads(body)["version"], "status after the bad requests")
     rc, doc, out = rl.loadgen_wait(h, lg)
     rl.check_all_ok(rc, doc, out, 600, "activations during the bad requests")
     check(r.proc.poll() is None, "kmsrelayd died")
     ctl(h, "status")
-    try : curl_checks(h, sock, big) finally:
+    try:
+        curl_checks(h, sock, big)
+    finally:
         check(h.stop(r.proc) == 0, "kmsrelayd did not stop cleanly (sanitizer report?)")
 
 
 def curl_checks(h, sock, big):
-
-#the same through curl, as the README documents it
+    """The same through curl, as the README documents it."""
     curl = shutil.which("curl")
     if not curl:
         print("  (curl not installed: curl --unix-socket checks skipped)")
         return
+
     def curl_run(*args):
         p = subprocess.run([curl, "-sS", "--unix-socket", sock, "-w", "\n%{http_code}"] +
                            list(args), capture_output=True, timeout=60)
@@ -421,7 +429,7 @@ def curl_checks(h, sock, big):
 def t_socket_lifecycle(h):
     stubs, r, conf = setup(h)
     sock = h.path("control.sock")
-#A second daemon on the same control socket does not take it over.
+    # A second daemon on the same control socket does not take it over.
     state2 = h.path("state2")
     conf2 = h.path("relay2.conf")
     rl.write(conf2, conf_for(h, stubs).replace(h.path("state"), state2))
@@ -433,7 +441,7 @@ def t_socket_lifecycle(h):
     h.stop(r2.proc)
     check(os.path.exists(sock), "the second daemon removed the first one's socket")
 
-#SIGKILL leaves the file behind; the next start replaces the stale one.
+    # SIGKILL leaves the file behind; the next start replaces the stale one.
     h.stop(r.proc, signal.SIGKILL)
     check(os.path.exists(sock), "the socket file should outlive a SIGKILL")
     ctl(h, "status", expect=(3,))
@@ -442,7 +450,7 @@ def t_socket_lifecycle(h):
     s = ctl_json(h, "status")
     check(s["pid"] == r3.proc.pid, "the new daemon serves the socket")
 
-#Reload applies a new mode; a clean stop removes the file.
+    # Reload applies a new mode; a clean stop removes the file.
     rl.write(conf, rl.read(conf).replace('mode = "0600"', 'mode = "0660"'))
     ctl(h, "reload")
     check(stat.S_IMODE(os.stat(sock).st_mode) == 0o660, "mode after reload %o"

@@ -126,7 +126,7 @@ k: v["class"] for k, v in f.items()}
     check(doc["errors"] == [], "errors: %s" % doc["errors"])
     check(doc["point_in_time"] is True, "the CLI run is a point-in-time view")
 
-#Evidence : server and TTL of every record, addresses, each probe.
+    # Evidence: server and TTL of every record, addresses, each probe.
     for name, fi in f.items():
         ev = fi["evidence"]
         check(ev["servers"] == [{"server": "127.0.0.1:%d" % zn.b.port, "ttl": 3600}],
@@ -157,7 +157,7 @@ k: v["class"] for k, v in f.items()}
     check(alt and alt[0]["port"] == zn.p_ok and alt[0]["addr"] == "127.0.0.2",
           "moved: KMS found on kms-ok's port: %s" % moved["evidence"]["other_ports"])
 
-#The table says the same, and the audit changed nothing.
+    # The table says the same, and the audit changed nothing.
     code, out, err = h.run(zn.args(), timeout=120)
     check(code == 1, "table run exited %d: %s %s" % (code, out, err))
     for cls in set(want.values()):
@@ -184,12 +184,12 @@ def test_fix_removes_only_the_dead_record(h):
     check(zn.b.soa_serial() == serial + 1, "one UPDATE, one serial step")
     check(len(zn.b.txt()) == 1, "our marker must stay: %s" % zn.b.txt())
 
-#Clean(but for the unfixable classes) and idempotent : nothing left to fix.
+    # Clean (but for the unfixable classes) and idempotent: nothing left to fix.
     code, doc, _ = zn.audit("--fix", "--key", zn.b.key, rc=1)
     check(all("fix" not in fi for fi in doc["findings"]), "second --fix touched something")
     check(zn.b.soa_serial() == serial + 1, "second --fix changed the zone")
 
-#The table run prints the RRset before and after.
+    # The table run prints the RRset before and after.
     zn.b.add(zn.srv(0, 0, zn.p_dead, "kms-dead"))
     code, out, err = h.run(zn.args("--fix", "--key", zn.b.key), timeout=120)
     check(code == 1, "table --fix exited %d: %s %s" % (code, out, err))
@@ -203,7 +203,7 @@ def test_fix_refuses_a_concurrent_change(h):
     p = subprocess.Popen(zn.args("--json", "--fix", "--key", zn.b.key), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env)
     try:
-#Wait(bounded) until the audit has read the RRset and is about to update.
+        # Wait (bounded) until the audit has read the RRset and is about to update.
         err, deadline = b"", time.time() + 60
         while b"test pause" not in err and time.time() < deadline and p.poll() is None:
             r, _, _ = select.select([p.stderr], [], [], 0.5)
@@ -267,21 +267,21 @@ def test_axfr_finds_other_names(h):
 
 def test_errors_are_clear(h):
     zn = Zone(h)
-#A wrong secret : the transfer fails with a key message, exit 2.
+    # A wrong secret: the transfer fails with a key message, exit 2.
     code, doc, err = zn.audit("--axfr", "--key", zn.b.wrong_key, rc=2)
     check(any("BADSIG" in e or "key" in e.lower() for e in doc["errors"]),
           "wrong key error: %s" % doc["errors"])
-#A key the policy does not allow to delete : REFUSED, nothing deleted.
+    # A key the policy does not allow to delete: REFUSED, nothing deleted.
     code, doc, _ = zn.audit("--fix", "--key", zn.b.other_key, rc=2)
     fix = by_target(doc)["kms-dead"]["fix"]
     check(fix["action"] == "failed" and fix["status"] == "refused", "refused fix: %s" % fix)
     check(len(zn.b.srv()) == 6, "a refused fix deleted something")
-#Usage errors.
+    # Usage errors.
     code, out, err = h.run([krtest.binpath("kmsrelayctl"), "audit", "--fix", zn.z])
     check(code == 2 and "--key" in err, "--fix without key: %d %s" % (code, err))
     code, out, err = h.run([krtest.binpath("kmsrelayctl"), "audit"])
     check(code == 2 and "no zone" in err, "no zone: %d %s" % (code, err))
-#The server is gone : exit 2, the error names it.
+    # The server is gone: exit 2, the error names it.
     zn.b.stop()
     code, doc, _ = zn.audit(rc=2)
     check(doc["errors"] and "127.0.0.1:%d" % zn.b.port in doc["errors"][0],

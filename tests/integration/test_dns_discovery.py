@@ -1,14 +1,10 @@
-#!/ usr / bin / env python3
-""
-    "kmsrelayd backend discovery from DNS (issue 4, acceptance 3), against a real
-    BIND 9(tests / integration / bindlib.py)
-        .
+#!/usr/bin/env python3
+"""kmsrelayd backend discovery from DNS (issue 4, acceptance 3), against a real
+BIND 9 (tests/integration/bindlib.py).
 
-    3. backend.discover names an SRV
-    RRset(_vlmcs._tcp.pool.example.test, TTL 2 s, discover_interval 30 s,
-          so only the TTL can explain a quick reaction)
-    : -the relay starts with no configured host
-    and takes kms - a from DNS;
+3. backend.discover names an SRV RRset (_vlmcs._tcp.pool.example.test, TTL 2 s,
+   discover_interval 30 s, so only the TTL can explain a quick reaction):
+   - the relay starts with no configured host and takes kms-a from DNS;
    - adding an SRV record for kms-b brings kms-b in: it appears UNKNOWN, is
      health-checked, and takes traffic only after it is UP;
    - a record pointing at the relay's own listener (and one naming the
@@ -70,7 +66,7 @@ def t_discovery(h):
     name_a = "kms-a.pool.example.test:%d" % a.port
     name_b = "kms-b.pool.example.test:%d" % b.port
 
-#-- - the first host comes from DNS -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+    # --- the first host comes from DNS ---------------------------------------
     rl.wait_log(r.proc, r"event=host_added host=%s addr=127.0.0.1:%d weight=10 priority=0 "
                 r"admin=ready source=dns" % (re.escape(name_a), a.port), 5)
     rl.wait_host_state(r, name_a, "UP")
@@ -78,7 +74,7 @@ def t_discovery(h):
     rl.check_all_ok(rc, doc, out, 20, "kms-a only")
     check(set(served_by(doc, emap)) == {"kms-a"}, "served by %s" % served_by(doc, emap))
 
-#-- - adding an SRV record brings kms - b in, after its checks -- -- -- -- -- -- -- -
+    # --- adding an SRV record brings kms-b in, after its checks ---------------
     off = rl.log_size(r.proc)
     t_add = time.time()
     srv.add(srv_line(b.port, "kms-b.pool.example.test."),
@@ -105,14 +101,14 @@ def t_discovery(h):
     early = [x for x in on_b if log_ts("ts=%s" % x["ts"]) < t_up]
     check(not early, "kms-b served %d activations before it was UP" % len(early))
 
-#-- - a reload keeps discovered hosts -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+    # --- a reload keeps discovered hosts ----------------------------------------
     off = rl.log_size(r.proc)
     rl.reload(r, relay_conf(h, srv.port))
     time.sleep(0.5)
     check("event=host_removed" not in r.log()[off:], "a reload dropped discovered hosts")
     print("  SIGHUP: discovered hosts kept")
 
-#-- - removing it drains, then removes -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+    # --- removing it drains, then removes -------------------------------------
     off = rl.log_size(r.proc)
     t_del = time.time()
     srv.delete("%s IN SRV 0 10 %d kms-b.pool.example.test." % (POOL, b.port))

@@ -1,4 +1,4 @@
-#!/ usr / bin / env python3
+#!/usr/bin/env python3
 """kmsrelayd DNS publishing (issue 4, acceptance 1 and 2), against a real BIND 9
 (tests/integration/bindlib.py) and, when knotd is installed, Knot DNS.
 
@@ -109,7 +109,7 @@ def wait_gone(srv, r, timeout):
 def publish_suite(h, srv_factory, full=True):
     peer, srv, a, r = start_all(h, srv_factory)
 
-#-- - publish within 2 s of healthy, foreign record and TTL untouched -- --
+    # --- publish within 2 s of healthy, foreign record and TTL untouched ----
     m = rl.wait_log(r.proc, r"[^\n]*event=host_state host=kms-a from=\S+ to=UP[^\n]*")
     t_up = log_ts(m.group(0))
     wait_published(srv, r, 5)
@@ -127,7 +127,7 @@ def publish_suite(h, srv_factory, full=True):
     check(mk[0]["ttl"] == 3600, "marker TTL: %s" % mk[0])
 
     if full:
-#-- - a record deleted by hand comes back at the next reconcile -- -- --
+        # --- a record deleted by hand comes back at the next reconcile ------
         off = rl.log_size(r.proc)
         srv.delete("%s IN SRV 0 100 %d %s" % (OWNER, r.port, TARGET))
         check(not ours(srv.srv(), r.port), "manual delete did not take")
@@ -137,7 +137,7 @@ def publish_suite(h, srv_factory, full=True):
         rl.wait_log(r.proc, r"event=dns_drift zone=example.test. srv_present=0", 2, start=off)
         foreign_ok(srv, peer)
 
-#-- - hold - down : every backend dead->withdraw; rise->republish -- -
+        # --- hold-down: every backend dead -> withdraw; rise -> republish ---
         h.stop(a.proc, sig=signal.SIGKILL)
         t_dead = time.time()
         wait_gone(srv, r, HOLD_DOWN_S + 6)
@@ -156,7 +156,7 @@ def publish_suite(h, srv_factory, full=True):
         check(markers(srv), "marker back with the record")
         foreign_ok(srv, peer)
 
-#-- - SIGTERM : withdraw within 2 s -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+    # --- SIGTERM: withdraw within 2 s -----------------------------------------
     t0 = time.time()
     r.proc.send_signal(signal.SIGTERM)
     wait_gone(srv, r, 2.0)
@@ -289,7 +289,7 @@ def t_flap_damping(h):
     print("  third transition within the window: withdrawal held back, alert logged")
     finish(h, r)
 
-#-- -- Knot DNS -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+# ---- Knot DNS -----------------------------------------------------------------
 
 KNOTD = shutil.which("knotd") or ("/usr/sbin/knotd" if os.path.exists("/usr/sbin/knotd")
                                   else None)

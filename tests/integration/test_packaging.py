@@ -1,20 +1,13 @@
-#!/ usr / bin / env python3
-""
-    "Packaging and docs (issue 5, acceptance 4): the systemd unit passes
-`systemd -
-    analyze verify`,
-    the man pages render with `man - l` (and groff - ww) without warnings, `cmake
-    -- install` installs the pages,
-    the unit, the sysusers entry and the commented configuration,
-    the configuration lists every setting and parses,
-    kmsrelayd speaks sd_notify(READY, RELOADING, STOPPING)
-to a NOTIFY_SOCKET,
-    and `cpack -
-        G DEB` builds a package.
+#!/usr/bin/env python3
+"""Packaging and docs (issue 5, acceptance 4): the systemd unit passes
+`systemd-analyze verify`, the man pages render with `man -l` (and groff -ww)
+without warnings, `cmake --install` installs the pages, the unit, the
+sysusers entry and the commented configuration, the configuration lists
+every setting and parses, kmsrelayd speaks sd_notify (READY, RELOADING,
+STOPPING) to a NOTIFY_SOCKET, and `cpack -G DEB` builds a package.
 
-        Tools : systemd -
-        analyze and systemd - sysusers(package systemd),
-    man(man - db) and groff; dpkg-deb and cpack for the package. A missing tool fails the
+Tools: systemd-analyze and systemd-sysusers (package systemd), man (man-db)
+and groff; dpkg-deb and cpack for the package. A missing tool fails the
 test that needs it with a message naming the package, except the .deb build,
 which is skipped when dpkg-deb is absent.
 """
@@ -74,7 +67,7 @@ def test_man_pages(h):
         sect = page.rsplit(".", 1)[1]
         inst = os.path.join(prefix, "share", "man", "man" + sect, os.path.basename(page))
         check(os.path.exists(inst), "cmake --install did not install %s" % inst)
-#every kmsrelayctl command of the generated help is in kmsrelayctl(8)
+    # every kmsrelayctl command of the generated help is in kmsrelayctl(8)
     ctl = run([krtest.binpath("kmsrelayctl"), "help"]).stdout
     cmds = re.findall(r"^  (\S+)", ctl.split("Commands:")[1].split("Options:")[0], re.M)
     check(cmds, "no commands in kmsrelayctl help:\n" + ctl)
@@ -82,7 +75,7 @@ def test_man_pages(h):
     missing = [c for c in cmds if not re.search(r"^\.(B|BI|BR|TP)\s.*\b%s\b" % re.escape(c),
                                                 text, re.M)]
     check(not missing, "kmsrelayctl(8) does not document: %s" % ", ".join(missing))
-#every control API route(src / control / dispatch.c) is in kmsrelayctl(8)
+    # every control API route (src/control/dispatch.c) is in kmsrelayctl(8)
     disp = os.path.join(SRC, "src/control/dispatch.c")
     if os.path.exists(disp):
         routes = re.findall(r'\{CTL_([A-Z]+), "(/v1[^"]*)"', open(disp).read())
@@ -92,7 +85,7 @@ def test_man_pages(h):
         undoc = ["%s %s" % (m, p) for m, p in routes
                  if "%s %s" % (m, p.replace("{", "").replace("}", "")) not in txt]
         check(routes and not undoc, "kmsrelayctl(8) does not document: %s" % ", ".join(undoc))
-#every option of kmsrelayd-- help is in kmsrelayd(8)
+    # every option of kmsrelayd --help is in kmsrelayd(8)
     dhelp = run([krtest.binpath("kmsrelayd"), "--help"]).stdout
     page = open(os.path.join(SRC, "doc/kmsrelayd.8")).read().replace("\\-", "-")
     for opt in set(re.findall(r"--[a-z][a-z-]+", dhelp)):
@@ -109,9 +102,9 @@ def test_unit_verifies(h):
                 "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "CapabilityBoundingSet=\n",
                 "SystemCallFilter=@system-service"):
         check(key in unit, "unit lacks %r" % key.strip())
-#The unit names / usr / sbin; verify checks the binaries exist, so point
-#it at the build.Documentation = is checked with man : use the pages
-#just installed.
+    # The unit names /usr/sbin; verify checks the binaries exist, so point
+    # it at the build. Documentation= is checked with man: use the pages
+    # just installed.
     d = h.path("units")
     os.makedirs(d)
     path = os.path.join(d, "kmsrelayd.service")
@@ -121,12 +114,12 @@ def test_unit_verifies(h):
     p = run([sa, "verify", path], env=env, cwd=d)
     check(p.returncode == 0 and p.stderr.strip() == "",
           "systemd-analyze verify: rc %d\n%s%s" % (p.returncode, p.stdout, p.stderr))
-#the installed copy is the same unit with this build's paths
+    # the installed copy is the same unit with this build's paths
     inst = os.path.join(prefix, "lib", "systemd", "system", "kmsrelayd.service")
     check(os.path.exists(inst), "unit not installed")
     with open(inst) as f:
         check("Type=notify" in f.read(), "installed unit differs")
-#the sysusers entry creates the user and group
+    # the sysusers entry creates the user and group
     users = os.path.join(prefix, "lib", "sysusers.d", "kmsrelay.conf")
     check(os.path.exists(users), "sysusers entry not installed")
     root = h.path("root")
@@ -148,10 +141,8 @@ def settings_in_source():
     dns = os.path.join(SRC, "src/conf/dns.c")
     if os.path.exists(dns):
         text = open(dns).read()
-        out |=
-{("dns", n) for n in ("zones", "resolvers", "self") if '"%s"' % n in text
-}
-if '"discover"' in text:
+        out |= {("dns", n) for n in ("zones", "resolvers", "self") if '"%s"' % n in text}
+        if '"discover"' in text:
             out.add(("backend", "discover"))
     return out
 
@@ -159,7 +150,7 @@ if '"discover"' in text:
 def test_config_file(h):
     conf = os.path.join(SRC, "deploy/kmsrelay.conf")
     text = open(conf).read()
-#each setting appears(commented or not ) inside its group
+    # each setting appears (commented or not) inside its group
     groups, cur = {}, None
     for ln in text.splitlines():
         m = re.match(r"^([a-z_]+)\s*[:=]\s*\{", ln)
@@ -175,11 +166,11 @@ def test_config_file(h):
     missing = sorted("%s%s" % (g + "." if g else "", n) for g, n in settings_in_source()
                      if n not in groups.get(g, set()))
     check(not missing, "deploy/kmsrelay.conf does not mention: %s" % ", ".join(missing))
-#as shipped(no hosts yet) it parses with a host from the command line
+    # as shipped (no hosts yet) it parses with a host from the command line
     p = run([krtest.binpath("kmsrelayd"), "-n", "-c", conf, "-H", "t=127.0.0.1:1688"])
     check(p.returncode == 0 and "configuration OK" in p.stdout, "as shipped: %s%s"
           % (p.stdout, p.stderr))
-#with every example uncommented("#" directly before a setting) it parses too
+    # with every example uncommented ("#" directly before a setting) it parses too
     full = h.path("all.conf")
     with open(full, "w") as f:
         f.write(re.sub(r"(?m)^(\s*)#([^ #\n])", r"\1\2", text))
@@ -210,8 +201,10 @@ def test_sd_notify(h):
             if word in msg.split("\n"):
                 return
         raise krtest.Failure("no %s from kmsrelayd, got %r" % (word, seen))
-    try : expect("READY=1") check(re.search(r "event=ready ", relaylib.read(proc.kr_log)),
-                                  "READY before event=ready") proc.send_signal(1)
+    try:
+        expect("READY=1")
+        check(re.search(r"event=ready ", relaylib.read(proc.kr_log)), "READY before event=ready")
+        proc.send_signal(1)
         expect("RELOADING=1")
         expect("READY=1")
         proc.send_signal(15)

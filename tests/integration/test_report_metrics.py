@@ -1,63 +1,61 @@
-#!/ usr / bin / env python3
-""
-    "Activation report and Prometheus metrics through the real daemon
-    (issue 5, acceptance 2 and 3)
-        .
+#!/usr/bin/env python3
+"""Activation report and Prometheus metrics through the real daemon
+(issue 5, acceptance 2 and 3).
 
-    Scenario : kms
-    - a is an established
-    host(100 clients sent to it directly beforehand, so its counts are far above the thresholds);
-kms - b is a fresh stub host.30 clients go through kmsrelayd : 28 with-- clone -
-        clients 1(two of them share one CMID under different names) and
-    2 more,
-    one of which has a clock 5 h ahead(--skew - clients 1 --skew - seconds 18000)
-        .Threshold assist is off,
-    so the clients pinned to kms - b are answered by kms -
-        b and its count stays below 25 : "a host below threshold".
+Scenario: kms-a is an established host (100 clients sent to it directly
+beforehand, so its counts are far above the thresholds); kms-b is a fresh
+stub host. 30 clients go through kmsrelayd: 28 with --clone-clients 1 (two
+of them share one CMID under different names) and 2 more, one of which has
+a clock 5 h ahead (--skew-clients 1 --skew-seconds 18000). Threshold assist
+is off, so the clients pinned to kms-b are answered by kms-b and its count
+stays below 25: "a host below threshold".
 
-                                         The report must flag exactly those problems
-    : one cloned CMID with both names,
-    one skewed client, kms - b(and only kms - b) below threshold, nothing stale,
-    no CMID change.It is read through `kmsrelayctl report-- json` when the control API is there,
-    and through `kmsrelayd-- report = json` (the offline mode, reading the pin store)always;
-the CSV must load with Python's csv module into rectangular rows with the documented header.
+The report must flag exactly those problems: one cloned CMID with both
+names, one skewed client, kms-b (and only kms-b) below threshold, nothing
+stale, no CMID change. It is read through `kmsrelayctl report --json` when
+the control API is there, and through `kmsrelayd --report=json` (the offline
+mode, reading the pin store) always; the CSV must load with Python's csv
+module into rectangular rows with the documented header.
 
-    Metrics
-    : /
-      metrics passes `promtool check metrics` when promtool is installed(Debian package prometheus),
-    and always a strict parser here;
-the activation counters equal the load generator's own counts, per host too. ""
-                                                                             "
-    import csv import io import json import math import os import re import shutil import subprocess
-        import sys import time import urllib
-            .request
+Metrics: /metrics passes `promtool check metrics` when promtool is
+installed (Debian package prometheus), and always a strict parser here; the
+activation counters equal the load generator's own counts, per host too.
+"""
+import csv
+import io
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
 
-                sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))) import krtest #noqa
-    : E402 import relaylib #noqa : E402 from krtest import Failure,
-    check #noqa
-    : E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import krtest  # noqa: E402
+import relaylib  # noqa: E402
+from krtest import Failure, check  # noqa: E402
 
-      PRODUCTS = "win10,win8,win7,office2016,office2013" CSV_HEADER =
-          [ "kind", "application", "host", "cmid", "workstations", "value", "threshold", "detail" ]
+PRODUCTS = "win10,win8,win7,office2016,office2013"
+CSV_HEADER = ["kind", "application", "host", "cmid", "workstations", "value", "threshold",
+              "detail"]
 
-#-- -- a strict parser of the Prometheus text format -- -- -- -- -- -- -- -- -- -- -- -- --
 
-      NAME = r "[a-zA-Z_:][a-zA-Z0-9_:]*" LABEL =
-          r '[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"' SAMPLE =
-              re.compile(r "^(%s)(\{(?:%s)(?:,%s)*\})? (\S+)$" % (NAME, LABEL, LABEL))
+# ---- a strict parser of the Prometheus text format --------------------------
 
-                  def parse_metrics(text)
-    : ""
-      "Returns {(name, labels-text): value}; raises Failure on any format
-      error
-    : HELP / TYPE before samples,
-      one TYPE per family, _total counters, valid names / labels / values, no duplicate series,
-      cumulative buckets.""
-                         "
-      check(text.endswith("\n"), "exposition does not end with a newline") types,
-      helps, series = {}, set(),
-{
-}
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+SAMPLE = re.compile(r"^(%s)(\{(?:%s)(?:,%s)*\})? (\S+)$" % (NAME, LABEL, LABEL))
+
+
+def parse_metrics(text):
+    """Returns {(name, labels-text): value}; raises Failure on any format
+    error: HELP/TYPE before samples, one TYPE per family, _total counters,
+    valid names/labels/values, no duplicate series, cumulative buckets."""
+    check(text.endswith("\n"), "exposition does not end with a newline")
+    types, helps, series = {}, set(), {}
     for ln in text.split("\n")[:-1]:
         if ln.startswith("# HELP ") or ln.startswith("# TYPE "):
             parts = ln.split(" ", 3)
@@ -103,7 +101,8 @@ def scrape(addr):
         check(ctype.startswith("text/plain; version=0.0.4"), "Content-Type %r" % ctype)
         return r.read().decode()
 
-#-- -- the scenario -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+
+# ---- the scenario -------------------------------------------------------------
 
 def control(h):
     """The control socket inside the test's directory."""
@@ -112,7 +111,7 @@ def control(h):
 
 def setup(h):
     stubs = relaylib.start_stubs(h, ["kms-a", "kms-b"])
-#kms - a is established : 100 clients of the same products, straight to it.
+    # kms-a is established: 100 clients of the same products, straight to it.
     rc, doc, out = relaylib.loadgen(h, stubs["kms-a"].addr(), 100, k=100, seed=4242,
                                     extra=["--products", PRODUCTS], name="preseed")
     relaylib.check_all_ok(rc, doc, out, 100, "preseed")
@@ -140,7 +139,8 @@ def send_clients(h, r):
 
 
 def ctl_has_report():
-        try : p = subprocess.run([krtest.binpath("kmsrelayctl"), "help"], capture_output=True,
+    try:
+        p = subprocess.run([krtest.binpath("kmsrelayctl"), "help"], capture_output=True,
                            text=True, timeout=10)
     except OSError:
         return False
@@ -188,18 +188,18 @@ def check_report(rep, docs, source, b_win):
     check(rep["schema"] == "kmsrelay.report/1", "%s: schema %r" % (source, rep.get("schema")))
     check(rep["clients"] == n_cmids == 29, "%s: %s clients, expected 29" % (source, rep["clients"]))
     f, t = rep["findings"], rep["totals"]
-#cloned : exactly the injected pair, both names
+    # cloned: exactly the injected pair, both names
     check(t["cloned_images"] == 1, "%s: cloned %r" % (source, f["cloned_images"]))
     cl = f["cloned_images"][0]
     check({cl["cmid"]: sorted(w["name"] for w in cl["workstations"])} == clones,
           "%s: cloned finding %r, injected %r" % (source, cl, clones))
-#skew : exactly the skewed client, about + 5 h
+    # skew: exactly the skewed client, about +5 h
     check(t["clock_skew"] == 1, "%s: skew %r" % (source, f["clock_skew"]))
     sk = f["clock_skew"][0]
     check(sk["cmid"] == skewed["cmid"] and sk["workstation"] == skewed["workstation"],
           "%s: skew finding %r, injected %r" % (source, sk, skewed["workstation"]))
     check(abs(sk["skew_seconds"] - 18000) <= 30, "%s: skew %s s" % (source, sk["skew_seconds"]))
-#threshold : kms - b only, with its Windows clients named
+    # threshold: kms-b only, with its Windows clients named
     below = f["below_threshold"]
     check({b["host"] for b in below} == {"kms-b"}, "%s: below threshold %r" % (source, below))
     win = [b for b in below if b["application"] == "Windows"]
@@ -210,7 +210,7 @@ def check_report(rep, docs, source, b_win):
           % (source, win[0]["count"], win[0]["clients_total"], b_win))
     clients_b = {c["workstation"] for c in win[0]["clients"]}
     check(all(w.endswith(".example.test") for w in clients_b), "%s: names %r" % (source, clients_b))
-#nothing else was injected
+    # nothing else was injected
     check(t["stale"] == 0 and t["cmid_changed"] == 0,
           "%s: unexpected findings %r" % (source, t))
     check(len(rep["warnings"]) == len(below) + 2, "%s: warnings %r" % (source, rep["warnings"]))
@@ -245,7 +245,7 @@ def check_metrics(addr, docs, stubs):
         check(p.returncode == 0, "promtool check metrics: %s%s" % (p.stdout, p.stderr))
     else:
         print("  (promtool not installed: strict parser only)")
-#the load generator's own counts: ok answers per answering host (ePID)
+    # the load generator's own counts: ok answers per answering host (ePID)
     epid_host = relaylib.epid_map(stubs)
     want_total = sum(d["summary"]["ok"] for d in docs)
     want_host = {}
@@ -274,13 +274,13 @@ def check_metrics(addr, docs, stubs):
 
 def test_report_and_metrics(h):
     stubs, r, conf, maddr = setup(h)
-#before any client : a valid exposition with zeros
+    # before any client: a valid exposition with zeros
     s0 = parse_metrics(scrape(maddr))
     check(s0[("kmsrelay_activation_duration_seconds_count", "")] == 0, "fresh histogram")
     docs = send_clients(h, r)
     time.sleep(relaylib.COMMIT_INTERVAL_S * 3)  # the pins are committed
 
-#the offline report reads the store(counts from the pins)
+    # the offline report reads the store (counts from the pins)
     rep = json.loads(offline_report(h, conf, "json"))
     b_win = b_windows(docs, stubs)
     check(b_win > 0, "no Windows client was pinned to kms-b: change the seed")
@@ -316,8 +316,10 @@ def test_metrics_reload(h):
     r.proc.send_signal(1)
     relaylib.wait_log(r.proc, r"event=reload result=ok", start=start)
     relaylib.wait_log(r.proc, r"event=metrics_stop", start=start)
-            try : scrape(m1) raise
-                Failure("metrics still served after the setting was removed") except OSError:
+    try:
+        scrape(m1)
+        raise Failure("metrics still served after the setting was removed")
+    except OSError:
         pass
 
 

@@ -462,6 +462,13 @@ static void test_rows(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(t, ",true,oob_grace,6,0xC004F042,4,5,-18000,3,"));
     free(t);
 
+    /* CSV injection guard on the client-supplied name only. */
+    sample_pin(&p, "=HYPERLINK(\"x\")");
+    t = row_text(ctl_client_row_csv, &p);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, ",\"'=HYPERLINK(\"\"x\"\")\",kms-b,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, ",-18000,")); /* numbers untouched */
+    free(t);
+
     /* Invalid UTF-8 from the store still gives a document that parses. */
     sample_pin(&p, "bad\xff\xc3(\xed\xa0\x80");
     t = row_text(ctl_client_row_json, &p);
@@ -626,6 +633,66 @@ static void test_socket(void)
     rm_rf(dir);
 }
 
+/* ---- the control group of the configuration ------------------------------------- */
+
+static int load_text(const char *dir, const char *text, struct kr_conf **c, char *err,
+                     size_t errlen)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/k.conf", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    fclose(f);
+    return kr_conf_load(path, c, err, errlen);
+}
+
+static void test_config(void)
+{
+    char dir[64], err[2048];
+    struct kr_conf *c = NULL, d;
+
+    kr_conf_defaults(&d);
+    CU_ASSERT_STRING_EQUAL(d.control_socket, "/run/kmsrelay/control.sock");
+    CU_ASSERT_EQUAL(d.control_mode, 0660);
+    CU_ASSERT_STRING_EQUAL(d.control_group, "");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tmpdir(dir));
+    CU_ASSERT_EQUAL(load_text(dir,
+                              "hosts = ( { name = \"a\"; address = \"127.0.0.1:1688\"; } );\n"
+                              "control: { socket = \"/tmp/x.sock\"; mode = \"0640\"; "
+                              "group = \"adm\"; };\n",
+                              &c, err, sizeof(err)),
+                    0);
+    if (c) {
+        CU_ASSERT_STRING_EQUAL(c->control_socket, "/tmp/x.sock");
+        CU_ASSERT_EQUAL(c->control_mode, 0640);
+        CU_ASSERT_STRING_EQUAL(c->control_group, "adm");
+        free(c);
+        c = NULL;
+    }
+    CU_ASSERT_EQUAL(
+        load_text(dir, "control: { mode = \"600\"; group = \"\"; };\n", &c, err, sizeof(err)), 0);
+    if (c) {
+        CU_ASSERT_EQUAL(c->control_mode, 0600);
+        free(c);
+        c = NULL;
+    }
+    static const char *const bad[] = {
+        "control: { mode = \"0999\"; };\n", "control: { mode = \"01777\"; };\n",
+        "control: { mode = 660; };\n",      "control: { mode = \"\"; };\n",
+        "control: { group = \"a b\"; };\n", "control: { socket = \"\"; };\n",
+        "control: { sockt = \"/x\"; };\n",  "control = 1;\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(load_text(dir, bad[i], &c, err, sizeof(err)), KR_ECONFIG);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "k.conf:1:")); /* file:line */
+    }
+    rm_rf(dir);
+}
+
 KR_SUITE(control)
 {
     CU_pSuite s = CU_add_suite("control", NULL, NULL);
@@ -639,4 +706,5 @@ KR_SUITE(control)
     CU_add_test(s, "client rows", test_rows);
     CU_add_test(s, "operator weights", test_weights);
     CU_add_test(s, "socket file", test_socket);
+    CU_add_test(s, "configuration", test_config);
 }
