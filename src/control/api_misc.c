@@ -9,6 +9,7 @@
 
 #include "control/control-internal.h"
 #include "dns/dnsd.h"
+#include "kmsrelay/audit.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/report.h"
 
@@ -155,6 +156,16 @@ int ctl_api_report(struct ctl_call *c)
 
 /* ---- dns ------------------------------------------------------------------ */
 
+/* The periodic audit's last report, when the daemon runs one. */
+static void add_audit(struct ctl_call *c)
+{
+    json_t *a = c->r->audit ? kr_audit_periodic_json(c->r->audit) : NULL;
+    if (json_is_object(c->out))
+        ctl_set(c->out, "audit", a ? a : json_null());
+    else
+        json_decref(a);
+}
+
 int ctl_api_dns(struct ctl_call *c)
 {
     if (!c->r->dns) {
@@ -162,12 +173,14 @@ int ctl_api_dns(struct ctl_call *c)
         ctl_set(c->out, "configured", json_false());
         ctl_set(c->out, "zones", json_array());
         ctl_set(c->out, "discovery", json_array());
+        add_audit(c);
         return 200;
     }
     if (!(c->out = kr_dns_status_json(c->r->dns)))
         return ctl_fail(c->err, sizeof(c->err), 500, "cannot read the DNS status");
     if (json_is_object(c->out) && !json_object_get(c->out, "configured"))
         ctl_set(c->out, "configured", json_true());
+    add_audit(c);
     return 200;
 }
 

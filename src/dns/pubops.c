@@ -135,8 +135,9 @@ static void on_update(struct kr_dns_result *res, void *arg)
     }
     dns_zone_done(z, op, res);
     kr_dns_result_free(res);
-    if (!z->d->stopping)
-        dns_zone_step(z);
+    /* Also when stopping: a publish that was in flight at SIGTERM is
+     * followed by the withdrawal now. */
+    dns_zone_step(z);
 }
 
 /* Refills the token bucket; false (and a wait) when no UPDATE may go now. */

@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "dns/dnsd.h"
+#include "kmsrelay/audit.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
 #include "relay/relay-internal.h"
@@ -171,6 +172,11 @@ int kr_relay_create(struct event_base *base, struct kr_conf *conf, struct kr_rel
     /* DNS after the listeners: our SRV names their port. */
     if ((rc = kr_dns_create(r, &r->dns, err, errlen)) != 0)
         goto fail;
+    if (!(r->audit = kr_audit_periodic_create(base, conf, r->store))) {
+        snprintf(err, errlen, "out of memory");
+        rc = KR_ENOMEM;
+        goto fail;
+    }
     arm_ms(r->commit_timer, 1000);
     arm_ms(r->expire_timer, HOUSEKEEPING_MS);
     *out = r;
@@ -228,6 +234,7 @@ int kr_relay_apply(struct kr_relay *r, struct kr_conf *newconf, char *err, size_
     r->conf = newconf;
     relay_hosts_settle(r, settle, n_settle);
     kr_dns_apply(r->dns);
+    kr_audit_periodic_apply(r->audit, r->conf);
     return 0;
 }
 
@@ -238,6 +245,8 @@ void kr_relay_destroy(struct kr_relay *r)
     r->stopping = true;
     kr_dns_destroy(r->dns); /* before the hosts it looks at */
     r->dns = NULL;
+    kr_audit_periodic_destroy(r->audit); /* before the store it records into */
+    r->audit = NULL;
     relay_listen_close_all(r);
     kr_front_close_all(r);
     /* Cancel everything first (request callbacks may still look at the

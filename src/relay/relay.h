@@ -238,12 +238,12 @@ struct kr_req {
     char assist_name[KR_CONF_NAME_MAX]; /* threshold assist host, "" if none */
     uint8_t held[KR_KMS_RESP_MAX];      /* chosen host's answer while assisting */
     size_t held_len;
-    uint32_t count;   /* Count of the answer returned, 0 if none */
+    uint32_t count;      /* Count of the answer returned, 0 if none */
     uint32_t host_count; /* Count of the chosen host's own answer (the pin
                           * records this one: under threshold assist the
                           * client gets another host's answer) */
-    bool pin_failed;  /* the pinned host failed during this request */
-    bool pin_refused; /* the pinned host refuses this KMS id */
+    bool pin_failed;     /* the pinned host failed during this request */
+    bool pin_refused;    /* the pinned host refuses this KMS id */
 };
 
 /* forward.c: starts routing; calls kr_front_reply() exactly once (unless
@@ -318,8 +318,9 @@ struct kr_relay {
     bool commit_alarm;             /* background commits failing (once per episode) */
     uint64_t commit_failures_seen; /* store stats.commit_failures already reported */
 
-    struct kr_dns *dns; /* src/dns/dnsd.h: our SRV record and discovery (NULL = none);
-                         * status for the control API: kr_dns_status_json(r->dns) */
+    struct kr_dns *dns;              /* src/dns/dnsd.h: our SRV record and discovery (NULL = none);
+                                      * status for the control API: kr_dns_status_json(r->dns) */
+    struct kr_audit_periodic *audit; /* audit.h: the periodic _vlmcs audit (idle when off) */
 };
 
 /* relay.c */

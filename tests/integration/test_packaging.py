@@ -224,7 +224,7 @@ def test_deb(h):
     debs = glob.glob(os.path.join(out, "*.deb"))
     check(len(debs) == 1, "cpack made %r" % debs)
     files = run(["dpkg-deb", "-c", debs[0]]).stdout
-    for f in ("sbin/kmsrelayd", "sbin/kmsrelayctl", "man8/kmsrelayd.8", "man8/kmsrelayctl.8",
+    for f in ("sbin/kmsrelayd", "bin/kmsrelayctl", "man8/kmsrelayd.8", "man8/kmsrelayctl.8",
               "man5/kmsrelay.conf.5", "systemd/system/kmsrelayd.service",
               "sysusers.d/kmsrelay.conf", "kmsrelay/kmsrelay.conf", "windows-runbook.md"):
         check(f in files, ".deb lacks %s:\n%s" % (f, files))
