@@ -26,6 +26,7 @@
 #ifndef KMSRELAY_RPC_H
 #define KMSRELAY_RPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -274,6 +275,18 @@ struct kr_rpc_bind_policy {
 };
 int kr_rpc_bind_answer(const struct kr_rpc_bind *req, const struct kr_rpc_bind_policy *pol,
                        uint16_t port, uint32_t assoc_group, struct kr_rpc_bind_ack *ack);
+
+/*
+ * Client side of a KMS bind (used by the backend pool, health checks and the
+ * DNS audit's probe). kr_rpc_kms_bind_encode writes a bind for the KMS
+ * interface v1.0 offering NDR32 as context 0 and, with `with_ndr64`, NDR64 as
+ * context 1; no BTFN. kr_rpc_kms_bind_accepted returns the transfer syntax
+ * (KR_TS_NDR32 or KR_TS_NDR64) of the first accepted result, or 0 when the
+ * answer accepts neither.
+ */
+int kr_rpc_kms_bind_encode(uint32_t call_id, uint16_t max_frag, bool with_ndr64, uint8_t *out,
+                           size_t cap, size_t *outlen);
+int kr_rpc_kms_bind_accepted(const struct kr_rpc_bind_ack *ack);
 
 /*
  * NDR framing of RequestActivation (opnum 0).

@@ -85,24 +85,9 @@ static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, uns
 
 static size_t bind_pdu(uint8_t *out, size_t cap)
 {
-    struct kr_rpc_bind b;
     size_t len = 0;
-    memset(&b, 0, sizeof(b));
-    b.hdr.ptype = KR_PT_BIND;
-    b.hdr.call_id = PROBE_CALL_ID;
-    b.max_xmit = b.max_recv = PROBE_MAX_FRAG;
-    b.n_ctx = 2;
-    for (unsigned i = 0; i < 2; i++) {
-        b.ctx[i].ctx_id = (uint16_t)i;
-        b.ctx[i].n_ts = 1;
-        memcpy(b.ctx[i].abstract.uuid, kr_rpc_kms_iface, 16);
-        b.ctx[i].abstract.version = 1; /* v1.0 */
-    }
-    memcpy(b.ctx[0].ts[0].uuid, kr_rpc_ndr32_uuid, 16);
-    b.ctx[0].ts[0].version = 2;
-    memcpy(b.ctx[1].ts[0].uuid, kr_rpc_ndr64_uuid, 16);
-    b.ctx[1].ts[0].version = 1;
-    return kr_rpc_bind_encode(&b, out, cap, &len) == 0 ? len : 0;
+    return kr_rpc_kms_bind_encode(PROBE_CALL_ID, PROBE_MAX_FRAG, true, out, cap, &len) == 0 ? len
+                                                                                            : 0;
 }
 
 /* Judges one whole answer PDU; fills t->stage and error/result. */
@@ -124,12 +109,8 @@ static void judge(const uint8_t *pdu, size_t len, const struct kr_rpc_hdr *hdr,
         snprintf(t->error, sizeof(t->error), "bad bind_ack: %s", why ? why : "malformed");
         return;
     }
-    for (unsigned i = 0; i < ack.n_results && i < 2; i++) {
-        if (ack.results[i].result != KR_BIND_ACCEPT)
-            continue;
-        int kind = kr_rpc_syntax_kind(&ack.results[i].ts);
-        if (kind != KR_TS_NDR32 && kind != KR_TS_NDR64)
-            continue;
+    int kind = kr_rpc_kms_bind_accepted(&ack);
+    if (kind) {
         t->stage = KR_PROBE_OK;
         snprintf(t->result, sizeof(t->result), "bind_ack: KMS interface accepted with %s",
                  kind == KR_TS_NDR64 ? "NDR64" : "NDR32");

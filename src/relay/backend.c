@@ -349,21 +349,9 @@ static void conn_ready(struct kr_bconn *c)
 
 static void send_bind(struct kr_bconn *c)
 {
-    struct kr_rpc_bind b;
-    memset(&b, 0, sizeof(b));
-    b.hdr.ptype = KR_PT_BIND;
-    b.hdr.call_id = BIND_CALL_ID;
-    b.max_xmit = b.max_recv = BC_MAX_FRAG;
-    b.n_ctx = 1;
-    b.ctx[0].ctx_id = 0;
-    b.ctx[0].n_ts = 1;
-    memcpy(b.ctx[0].abstract.uuid, kr_rpc_kms_iface, 16);
-    b.ctx[0].abstract.version = 1; /* v1.0 */
-    memcpy(b.ctx[0].ts[0].uuid, kr_rpc_ndr32_uuid, 16);
-    b.ctx[0].ts[0].version = 2;
     uint8_t pdu[128];
     size_t len = 0;
-    kr_rpc_bind_encode(&b, pdu, sizeof(pdu), &len);
+    kr_rpc_kms_bind_encode(BIND_CALL_ID, BC_MAX_FRAG, false, pdu, sizeof(pdu), &len);
     c->state = BC_BINDING;
     bufferevent_enable(c->bev, EV_READ);
     bufferevent_write(c->bev, pdu, len);
@@ -416,9 +404,8 @@ static void conn_fail_busy(struct kr_bconn *c, int status)
 static void on_bind_ack(struct kr_bconn *c, const uint8_t *p, size_t len)
 {
     struct kr_rpc_bind_ack ack;
-    if (kr_rpc_bind_ack_decode(p, len, &ack, NULL) < 0 || ack.n_results < 1 ||
-        ack.results[0].result != KR_BIND_ACCEPT ||
-        kr_rpc_syntax_kind(&ack.results[0].ts) != KR_TS_NDR32) {
+    if (kr_rpc_bind_ack_decode(p, len, &ack, NULL) < 0 ||
+        kr_rpc_kms_bind_accepted(&ack) != KR_TS_NDR32) {
         evbuffer_drain(bufferevent_get_input(c->bev), len);
         conn_fail_open(c, "bind rejected");
         return;

@@ -130,22 +130,9 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 static void send_bind(struct hcheck *k)
 {
-    struct kr_rpc_bind b;
     uint8_t pdu[128];
     size_t len = 0;
-
-    memset(&b, 0, sizeof(b));
-    b.hdr.ptype = KR_PT_BIND;
-    b.hdr.call_id = CHECK_CALL_ID;
-    b.max_xmit = b.max_recv = CHECK_MAX_FRAG;
-    b.n_ctx = 1;
-    b.ctx[0].ctx_id = 0;
-    b.ctx[0].n_ts = 1;
-    memcpy(b.ctx[0].abstract.uuid, kr_rpc_kms_iface, 16);
-    b.ctx[0].abstract.version = 1; /* v1.0 */
-    memcpy(b.ctx[0].ts[0].uuid, kr_rpc_ndr32_uuid, 16);
-    b.ctx[0].ts[0].version = 2;
-    if (kr_rpc_bind_encode(&b, pdu, sizeof(pdu), &len) != 0 ||
+    if (kr_rpc_kms_bind_encode(CHECK_CALL_ID, CHECK_MAX_FRAG, false, pdu, sizeof(pdu), &len) != 0 ||
         bufferevent_write(k->bev, pdu, len) != 0)
         finish(k, false, "cannot send bind");
 }
@@ -179,8 +166,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         finish(k, false, text);
         return;
     }
-    if (ack.n_results < 1 || ack.results[0].result != KR_BIND_ACCEPT ||
-        kr_rpc_syntax_kind(&ack.results[0].ts) != KR_TS_NDR32) {
+    if (kr_rpc_kms_bind_accepted(&ack) != KR_TS_NDR32) {
         snprintf(text, sizeof(text), "bind rejected (result %u reason %u)",
                  ack.n_results ? ack.results[0].result : 0,
                  ack.n_results ? ack.results[0].reason : 0);

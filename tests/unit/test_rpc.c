@@ -684,6 +684,40 @@ static int suite_clean(void)
     return 0;
 }
 
+/* The client bind of the pool, the health check and the audit probe:
+ * offered to a Windows 8+ host it is accepted with the right syntax, and a
+ * rejection is recognised. */
+static void test_kms_client_bind(void)
+{
+    static const struct kr_rpc_bind_policy win8 = {1, 0, 1}, old = {0, 0, 1};
+    uint8_t pdu[256];
+    size_t len = 0;
+    struct kr_rpc_bind b;
+    struct kr_rpc_bind_ack ack;
+
+    CU_ASSERT_EQUAL_FATAL(kr_rpc_kms_bind_encode(7, 5840, false, pdu, sizeof(pdu), &len), 0);
+    CU_ASSERT_EQUAL(len, 72); /* 28 + 44, like vlmcs -N0 -B0 */
+    CU_ASSERT_EQUAL_FATAL(kr_rpc_bind_decode(pdu, len, &b, NULL), 0);
+    CU_ASSERT_EQUAL(b.hdr.call_id, 7);
+    CU_ASSERT_EQUAL(b.n_ctx, 1);
+    CU_ASSERT_EQUAL(kr_rpc_bind_answer(&b, &win8, 1688, 1, &ack), 0);
+    CU_ASSERT_EQUAL(kr_rpc_kms_bind_accepted(&ack), KR_TS_NDR32);
+
+    CU_ASSERT_EQUAL_FATAL(kr_rpc_kms_bind_encode(8, 5840, true, pdu, sizeof(pdu), &len), 0);
+    CU_ASSERT_EQUAL(len, 116);
+    CU_ASSERT_EQUAL_FATAL(kr_rpc_bind_decode(pdu, len, &b, NULL), 0);
+    CU_ASSERT_EQUAL(kr_rpc_bind_answer(&b, &win8, 1688, 1, &ack), 0);
+    CU_ASSERT_EQUAL(kr_rpc_kms_bind_accepted(&ack), KR_TS_NDR64); /* NDR32 rejected next to it */
+    CU_ASSERT_EQUAL(kr_rpc_bind_answer(&b, &old, 1688, 1, &ack), 0);
+    CU_ASSERT_EQUAL(kr_rpc_kms_bind_accepted(&ack), KR_TS_NDR32);
+
+    b.ctx[0].abstract.uuid[0] ^= 1; /* not the KMS interface */
+    b.n_ctx = 1;
+    CU_ASSERT_EQUAL(kr_rpc_bind_answer(&b, &win8, 1688, 1, &ack), 0);
+    CU_ASSERT_EQUAL(kr_rpc_kms_bind_accepted(&ack), 0);
+    CU_ASSERT_EQUAL(kr_rpc_kms_bind_encode(1, 5840, true, pdu, 100, &len), KR_ENOSPC);
+}
+
 KR_SUITE(rpc)
 {
     CU_pSuite s = CU_add_suite("rpc", NULL, suite_clean);
@@ -695,4 +729,5 @@ KR_SUITE(rpc)
     CU_add_test(s, "NDR32/NDR64 stubs", test_ndr);
     CU_add_test(s, "bind answer equals the captures", test_answer_captures);
     CU_add_test(s, "bind answer policy", test_answer_policy);
+    CU_add_test(s, "KMS client bind", test_kms_client_bind);
 }
