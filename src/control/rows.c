@@ -21,6 +21,7 @@
 #include <event2/buffer.h>
 
 #include "control/control-internal.h"
+#include "kmsrelay/csv.h"
 #include "kmsrelay/guid.h"
 #include "kmsrelay/kms.h"
 
@@ -95,26 +96,16 @@ static void json_str(struct row *r, const char *s)
     raw(r, "\"", 1);
 }
 
-/* A CSV field (RFC 4180); invalid UTF-8 is passed through as it is.
+static void row_put(void *ctx, const char *p, size_t n)
+{
+    raw((struct row *)ctx, p, n);
+}
+
+/* A CSV field (RFC 4180, kmsrelay/csv.h); invalid UTF-8 is passed through.
  * guard: prefix a formula-looking value with an apostrophe. */
 static void csv_str(struct row *r, const char *s, bool guard)
 {
-    char tmp[KR_PIN_WS_MAX + 2];
-    if (guard && s[0] && strchr("=+-@\t\r", s[0])) {
-        snprintf(tmp, sizeof(tmp), "'%s", s);
-        s = tmp;
-    }
-    if (!strpbrk(s, ",\"\r\n")) {
-        str(r, s);
-        return;
-    }
-    raw(r, "\"", 1);
-    for (; *s; s++) {
-        if (*s == '"')
-            raw(r, "\"", 1);
-        raw(r, s, 1);
-    }
-    raw(r, "\"", 1);
+    kr_csv_field(s, guard, row_put, r);
 }
 
 /* The scalar values of a pin, as text, in CSV column order. */

@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "kmsrelay/csv.h"
 #include "ctl/api.h"
 
 struct ctl_table {
@@ -103,18 +104,7 @@ void ctl_table_free(struct ctl_table *t)
 
 void ctl_csv_field(FILE *f, const char *s, bool last)
 {
-    s = s ? s : "";
-    if (strpbrk(s, ",\"\r\n")) {
-        fputc('"', f);
-        for (; *s; s++) {
-            if (*s == '"')
-                fputc('"', f);
-            fputc(*s, f);
-        }
-        fputc('"', f);
-    } else {
-        fputs(s, f);
-    }
+    kr_csv_fput(f, s, false);
     fputs(last ? "\r\n" : ",", f);
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kmsrelay/csv.h"
 #include "kmsrelay/err.h"
 #include "report/report-internal.h"
 
@@ -23,39 +24,23 @@ struct row {
     char detail[2048];
 };
 
-static void field(FILE *f, const char *s, bool first)
+static void field(FILE *f, const char *s, bool first, bool guard)
 {
     if (!first)
         fputc(',', f);
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
+    kr_csv_fput(f, s, guard);
 }
 
 static void emit(FILE *f, const struct row *r)
 {
-    char ws[sizeof(r->ws) + 2];
-    const char *w = r->ws;
-    if (w[0] && strchr("=+-@\t\r", w[0])) {
-        snprintf(ws, sizeof(ws), "'%s", r->ws);
-        w = ws;
-    }
-    field(f, r->kind, true);
-    field(f, r->app ? r->app : "", false);
-    field(f, r->host ? r->host : "", false);
-    field(f, r->cmid ? r->cmid : "", false);
-    field(f, w, false);
-    field(f, r->value, false);
-    field(f, r->threshold, false);
-    field(f, r->detail, false);
+    field(f, r->kind, true, false);
+    field(f, r->app, false, false);
+    field(f, r->host, false, false);
+    field(f, r->cmid, false, false);
+    field(f, r->ws, false, true); /* workstation names come from the network */
+    field(f, r->value, false, false);
+    field(f, r->threshold, false, false);
+    field(f, r->detail, false, false);
     fputs("\r\n", f);
 }
 

@@ -4,6 +4,7 @@
 #include <CUnit/CUnit.h>
 
 #include "kmsrelay/bytes.h"
+#include "kmsrelay/csv.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/guid.h"
 #include "kmsrelay/netaddr.h"
@@ -82,6 +83,34 @@ static void test_addr(void)
     CU_ASSERT_EQUAL(kr_addr_parse("kms.example:1688", 0, &a, &why), KR_EMALF);
 }
 
+static void put_buf(void *ctx, const char *p, size_t n)
+{
+    strncat((char *)ctx, p, n);
+}
+
+static const char *csv(const char *in, bool guard)
+{
+    static char out[256];
+    out[0] = '\0';
+    kr_csv_field(in, guard, put_buf, out);
+    return out;
+}
+
+static void test_csv(void)
+{
+    CU_ASSERT_STRING_EQUAL(csv("pc-1.example.test", false), "pc-1.example.test");
+    CU_ASSERT_STRING_EQUAL(csv(NULL, false), "");
+    CU_ASSERT_STRING_EQUAL(csv("a,b", false), "\"a,b\"");
+    CU_ASSERT_STRING_EQUAL(csv("say \"hi\"", false), "\"say \"\"hi\"\"\"");
+    CU_ASSERT_STRING_EQUAL(csv("two\r\nlines", false), "\"two\r\nlines\"");
+    /* the CSV-injection guard, alone and with quoting */
+    CU_ASSERT_STRING_EQUAL(csv("=cmd()", true), "'=cmd()");
+    CU_ASSERT_STRING_EQUAL(csv("=cmd()", false), "=cmd()");
+    CU_ASSERT_STRING_EQUAL(csv("@SUM(A1,A2)", true), "\"'@SUM(A1,A2)\"");
+    CU_ASSERT_STRING_EQUAL(csv("-1", true), "'-1");
+    CU_ASSERT_STRING_EQUAL(csv("pc=1", true), "pc=1");
+}
+
 KR_SUITE(util)
 {
     CU_pSuite s = CU_add_suite("util", NULL, NULL);
@@ -89,4 +118,5 @@ KR_SUITE(util)
     CU_add_test(s, "guid", test_guid);
     CU_add_test(s, "cursors", test_cursors);
     CU_add_test(s, "addr", test_addr);
+    CU_add_test(s, "csv", test_csv);
 }
