@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dns/dnsd-internal.h"
 #include "kmsrelay/err.h"
@@ -72,8 +73,12 @@ int dns_zone_reconf(struct dns_zone *z, const struct kr_conf_dns_zone *zc, char 
         return KR_EINVAL;
     }
     z->conf = *zc;
-    memcpy(z->owner, "_vlmcs._tcp.", 12);
-    memcpy(z->owner + 12, zc->name, strlen(zc->name) + 1);
+    /* A zone named _vlmcs._tcp.<domain> is the delegation that Windows DNS
+     * zones accepting only GSS-TSIG need (deploy/dns/README.md): there the
+     * RRset clients query is the zone's apex. */
+    size_t pre = strncasecmp(zc->name, "_vlmcs._tcp.", 12) == 0 ? 0 : 12;
+    memcpy(z->owner, "_vlmcs._tcp.", pre);
+    memcpy(z->owner + pre, zc->name, strlen(zc->name) + 1); /* fits: checked above */
     z->port = zc->port ? (uint16_t)zc->port : first_port(z->d->r);
     return build_want(z, err, errlen);
 }

@@ -198,7 +198,10 @@ class Bind:
             if self.policy == "refuse":
                 grant = "grant %s name _nothing._tcp.%s. SRV;" % (kname, z)
             else:
-                grant = "grant %s name _vlmcs._tcp.%s. SRV TXT;" % (kname, z)
+                # a zone named _vlmcs._tcp.<domain> (the delegation of
+                # deploy/dns/README.md) holds the RRset at its apex
+                owner = z if z.lower().startswith("_vlmcs._tcp.") else "_vlmcs._tcp." + z
+                grant = "grant %s name %s. SRV TXT;" % (kname, owner)
             # A zone named _vlmcs._tcp.<domain> (delegated, deploy/dns) has
             # host names with '_' in it: relax check-names there only.
             relax = "    check-names ignore;\n" if "_" in z else ""

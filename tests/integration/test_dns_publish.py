@@ -373,13 +373,35 @@ class Knot:
 
 
 def t_publish_knot(h):
-    if not KNOTD:
-        print("  SKIP: knotd is not installed (apt-get install knot)")
-        return
+    # tests/run installs knot: a missing knotd is a broken set-up, not a skip
+    check(KNOTD, "knotd is not installed (apt-get install knot)")
     publish_suite(h, lambda h, recs: Knot(h, recs).start())
+
+
+def t_publish_delegated_zone(h):
+    """The Windows GSS-TSIG workaround (deploy/dns/README.md): the zone is
+    _vlmcs._tcp.<domain> itself, so the record and its marker go to the
+    zone's apex, and are withdrawn from there on SIGTERM."""
+    apex = "_vlmcs._tcp.corp.test"
+    srv = bindlib.start(h, zones=[apex])
+    a = rl.start_stub(h, "kms-a")
+    block = dns_block(srv.port, srv.key).replace('name = "%s";' % ZONE, 'name = "%s";' % apex)
+    conf = h.path("relay.conf")
+    rl.write(conf, rl.conf_text(h, [a], extra=block))
+    r = rl.start_relay(h, conf)
+
+    def at_apex():
+        return [x for x in srv.dig(apex + ".", "SRV")
+                if x["target"] == TARGET and x["port"] == r.port]
+    rl.wait_for(at_apex, 5, "our SRV record at the apex of %s" % apex, poll=0.05)
+    marks = [x for x in srv.dig(apex + ".", "TXT") if x["text"].startswith("kmsrelay=1 ")]
+    check(len(marks) == 1, "one owner marker at the apex: %s" % marks)
+    check(not srv.dig("_vlmcs._tcp.%s." % apex, "SRV"), "nothing at _vlmcs._tcp.<apex>")
+    finish(h, r)
+    check(not at_apex(), "withdrawn from the apex on SIGTERM")
 
 
 if __name__ == "__main__":
     krtest.run_tests("dns_publish", [t_publish_bind, t_fail_static, t_wrong_key, t_bind_restart,
                                      t_refused, t_reload_and_restart, t_flap_damping,
-                                     t_publish_knot])
+                                     t_publish_knot, t_publish_delegated_zone])
