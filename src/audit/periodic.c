@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "audit/audit-internal.h"
+#include "kmsrelay/metrics.h"
 #include "kmsrelay/conf.h"
 #include "kmsrelay/log.h"
 #include "kmsrelay/store.h"
@@ -137,6 +138,22 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Findings by class for /metrics (kmsrelay_dns_audit_findings). */
+static void export_metrics(const json_t *report)
+{
+    unsigned per_class[KR_AUDIT_NCLASS] = {0};
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(report, "findings"), i, f)
+    {
+        const char *cls = json_string_value(json_object_get(f, "class"));
+        for (int c = 0; cls && c < KR_AUDIT_NCLASS; c++)
+            if (strcmp(cls, kr_audit_class_name(c)) == 0)
+                per_class[c]++;
+    }
+    kr_metrics_dns_audit(per_class, KR_AUDIT_NCLASS, kr_wall_s());
+}
+
 static void join(struct kr_audit_periodic *p)
 {
     pthread_join(p->thread, NULL);
@@ -147,6 +164,7 @@ static void join(struct kr_audit_periodic *p)
         json_decref(p->last);
         p->last = p->result;
         p->result = NULL;
+        export_metrics(p->last);
     }
     evtimer_del(p->poll);
 }

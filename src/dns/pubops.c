@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dns/dnsd-internal.h"
+#include "kmsrelay/metrics.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
 
@@ -133,6 +134,11 @@ static void on_update(struct kr_dns_result *res, void *arg)
         save(z);
         z->next_reconcile_us = kr_now_us() + z->d->r->conf->dns_reconcile_ms * 1000;
     }
+    kr_metrics_dns_update(res->status);
+    kr_metrics_dns_zone(z->conf.name, z->published,
+                        res->status != KR_DNS_OK ? "failing"
+                        : z->published           ? "published"
+                                                 : "withdrawn");
     dns_zone_done(z, op, res);
     kr_dns_result_free(res);
     /* Also when stopping: a publish that was in flight at SIGTERM is

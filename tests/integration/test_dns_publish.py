@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -387,8 +388,9 @@ def t_publish_delegated_zone(h):
     a = rl.start_stub(h, "kms-a")
     block = dns_block(srv.port, srv.key).replace('name = "%s";' % ZONE, 'name = "%s";' % apex)
     conf = h.path("relay.conf")
-    rl.write(conf, rl.conf_text(h, [a], extra=block))
+    rl.write(conf, rl.conf_text(h, [a], extra=block + 'metrics: { listen = "127.0.0.1:0"; };\n'))
     r = rl.start_relay(h, conf)
+    maddr = rl.wait_log(r.proc, r"event=metrics_listen addr=(\S+)").group(1)
 
     def at_apex():
         return [x for x in srv.dig(apex + ".", "SRV")
@@ -397,6 +399,14 @@ def t_publish_delegated_zone(h):
     marks = [x for x in srv.dig(apex + ".", "TXT") if x["text"].startswith("kmsrelay=1 ")]
     check(len(marks) == 1, "one owner marker at the apex: %s" % marks)
     check(not srv.dig("_vlmcs._tcp.%s." % apex, "SRV"), "nothing at _vlmcs._tcp.<apex>")
+    # the publish state and the UPDATE results reach /metrics
+    with urllib.request.urlopen("http://%s/metrics" % maddr, timeout=10) as resp:
+        text = resp.read().decode()
+    check(re.search(r'kmsrelay_dns_published\{zone="%s\.?",state="published"\} 1' % re.escape(apex),
+                    text), "kmsrelay_dns_published for the zone: %s"
+          % [ln for ln in text.splitlines() if "dns_published" in ln])
+    m = re.search(r'kmsrelay_dns_updates_total\{result="ok"\} (\d+)', text)
+    check(m and int(m.group(1)) >= 1, "kmsrelay_dns_updates_total ok >= 1")
     finish(h, r)
     check(not at_apex(), "withdrawn from the apex on SIGTERM")
 
