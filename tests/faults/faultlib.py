@@ -13,7 +13,11 @@ What this file adds:
   close them, or answer garbage; or answer garbage from the very first byte.
   They log what they received as JSON lines, flushed at once, so a test can
   prove the fault really happened;
+- the daemon's own counts: /metrics (metrics()) and the control API
+  (ctl(): `kmsrelayctl --json ...` on the test's control socket);
 - raw RPC PDUs for hand-made clients (slowloris, flood, malformed PDUs);
+- start_piped(): a process whose log goes through a pipe (so RLIMIT_FSIZE
+  on it limits its own files, not its log);
 - a small filesystem for the state directory (tmpfs, else RLIMIT_FSIZE).
 """
 import json
@@ -35,18 +39,16 @@ import krtest  # noqa: E402
 import relaylib as rl  # noqa: E402
 from krtest import Failure, check  # noqa: E402
 
-__all__ = ["krtest", "rl", "Failure", "check"]
-
 # ---- configuration --------------------------------------------------------------
 
 
-def _value(v):
+def conf_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return str(v)
     if isinstance(v, (list, tuple)):
-        return "[ %s ]" % ", ".join(_value(x) for x in v)
+        return "[ %s ]" % ", ".join(conf_value(x) for x in v)
     return '"%s"' % v
 
 
@@ -55,11 +57,11 @@ def set_opts(text, group, **kv):
     per group there); adds the group when it is missing."""
     m = re.search(r"(?m)^%s: \{(.*)\};$" % re.escape(group), text)
     if not m:
-        body = " ".join("%s = %s;" % (k, _value(v)) for k, v in kv.items())
+        body = " ".join("%s = %s;" % (k, conf_value(v)) for k, v in kv.items())
         return text + "%s: { %s };\n" % (group, body)
     body = m.group(1)
     for k, v in kv.items():
-        item = "%s = %s;" % (k, _value(v))
+        item = "%s = %s;" % (k, conf_value(v))
         body, n = re.subn(r"\b%s = [^;]*;" % re.escape(k), lambda _m: item, body)
         if n == 0:
             body = body.rstrip() + " " + item + " "

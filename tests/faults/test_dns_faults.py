@@ -30,7 +30,7 @@ TIMERS = {"rise": "300ms", "hold_down": "2s", "min_state": "0s", "reconcile": "1
 
 def dns_text(h, hosts, srv, key):
     text = fl.conf(h, hosts, assist=False)
-    t = " ".join("%s = %s;" % (k, fl._value(v)) for k, v in TIMERS.items())
+    t = " ".join("%s = %s;" % (k, fl.conf_value(v)) for k, v in TIMERS.items())
     return text + ('dns: { %s zones = ( { name = "%s"; servers = [ "127.0.0.1:%d" ]; '
                    'key = "%s"; target = "%s"; priority = 0; weight = 100; ttl = 300; } ); };\n'
                    % (t, ZONE, srv.port, key, TARGET))
