@@ -539,19 +539,7 @@ def start_piped(h, args, name, port_file):
             logf.flush()
         logf.close()
     threading.Thread(target=pump, daemon=True).start()
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        if p.poll() is not None:
-            raise Failure("%s exited early (%s): %s" % (name, p.returncode, h.tail(p)))
-        try:
-            with open(port_file) as f:
-                txt = f.read().strip()
-            if txt:
-                return p, int(txt.split()[0])
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    raise Failure("%s did not report a port within 15 s: %s" % (name, h.tail(p)))
+    return p, h.wait_port(p, name, port_file)
 
 
 # ---- a small disk for the state directory ----------------------------------------

@@ -56,7 +56,11 @@ class Harness:
         self.procs.append(p)
         if not port_file or not wait_port:
             return p, None
-        deadline = time.time() + 15
+        return p, self.wait_port(p, name, port_file)
+
+    def wait_port(self, p, name, port_file, seconds=15):
+        """Waits (bounded) until process p wrote its port to port_file."""
+        deadline = time.time() + seconds
         while time.time() < deadline:
             if p.poll() is not None:
                 raise Failure("%s exited early (%s): %s" % (name, p.returncode, self.tail(p)))
@@ -64,11 +68,11 @@ class Harness:
                 with open(port_file) as f:
                     txt = f.read().strip()
                 if txt:
-                    return p, int(txt.split()[0])
+                    return int(txt.split()[0])
             except (OSError, ValueError):
                 pass
             time.sleep(0.05)
-        raise Failure("%s did not report a port within 15 s: %s" % (name, self.tail(p)))
+        raise Failure("%s did not report a port within %d s: %s" % (name, seconds, self.tail(p)))
 
     def tail(self, p, n=4000):
         try:
