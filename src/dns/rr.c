@@ -20,13 +20,45 @@ static void copy_str(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* ldns prints the characters '@' and '$' of a name bare, but reads a name
+ * starting with '@' as the origin and '$' as a directive: a label such as
+ * "@vlmcs" in a reply would not survive a round trip through text. Escape
+ * both (RFC 1035 5.1), leaving ldns's own escapes (\X, \DDD) as they are.
+ * Returns a malloc'ed string like ldns_rdf2str, or NULL. */
+static char *rdf_str(const ldns_rdf *f)
+{
+    char *s = f ? ldns_rdf2str(f) : NULL;
+    if (!s || ldns_rdf_get_type(f) != LDNS_RDF_TYPE_DNAME || !strpbrk(s, "@$"))
+        return s;
+    size_t n = strlen(s);
+    char *o = malloc(2 * n + 1);
+    if (!o) {
+        free(s);
+        return NULL;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\' && i + 1 < n) {
+            o[j++] = s[i++]; /* an ldns escape: copy it and what it escapes */
+            o[j++] = s[i];
+            continue;
+        }
+        if (s[i] == '@' || s[i] == '$')
+            o[j++] = '\\';
+        o[j++] = s[i];
+    }
+    o[j] = '\0';
+    free(s);
+    return o;
+}
+
 void kr_dnsl_from_ldns(const ldns_rr *in, struct kr_dns_rr *out)
 {
     char *s;
     size_t n = 0;
 
     memset(out, 0, sizeof(*out));
-    s = ldns_rdf2str(ldns_rr_owner(in));
+    s = rdf_str(ldns_rr_owner(in));
     copy_str(out->owner, sizeof(out->owner), s);
     free(s);
     out->type = (uint16_t)ldns_rr_get_type(in);
@@ -37,7 +69,7 @@ void kr_dnsl_from_ldns(const ldns_rr *in, struct kr_dns_rr *out)
         const ldns_rdf *f = ldns_rr_rdf(in, i);
         if (!f)
             continue;
-        s = ldns_rdf2str(f);
+        s = rdf_str(f);
         if (!s) {
             out->truncated = true;
             continue;
@@ -61,7 +93,7 @@ void kr_dnsl_from_ldns(const ldns_rr *in, struct kr_dns_rr *out)
             out->priority = ldns_rdf2native_int16(ldns_rr_rdf(in, 0));
             out->weight = ldns_rdf2native_int16(ldns_rr_rdf(in, 1));
             out->port = ldns_rdf2native_int16(ldns_rr_rdf(in, 2));
-            s = ldns_rdf2str(ldns_rr_rdf(in, 3));
+            s = rdf_str(ldns_rr_rdf(in, 3));
             copy_str(out->target, sizeof(out->target), s);
             free(s);
         }
@@ -69,7 +101,7 @@ void kr_dnsl_from_ldns(const ldns_rr *in, struct kr_dns_rr *out)
     case KR_DNS_MX:
         if (ldns_rr_rd_count(in) == 2) {
             out->priority = ldns_rdf2native_int16(ldns_rr_rdf(in, 0));
-            s = ldns_rdf2str(ldns_rr_rdf(in, 1));
+            s = rdf_str(ldns_rr_rdf(in, 1));
             copy_str(out->target, sizeof(out->target), s);
             free(s);
         }
@@ -79,7 +111,7 @@ void kr_dnsl_from_ldns(const ldns_rr *in, struct kr_dns_rr *out)
     case KR_DNS_PTR:
     case KR_DNS_SOA:
         if (f0 && ldns_rdf_get_type(f0) == LDNS_RDF_TYPE_DNAME) {
-            s = ldns_rdf2str(f0);
+            s = rdf_str(f0);
             copy_str(out->target, sizeof(out->target), s);
             free(s);
         }

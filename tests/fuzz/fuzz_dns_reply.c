@@ -16,6 +16,7 @@
  * that parsed survive format -> parse -> same.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +44,12 @@ static void check_rr(const struct kr_dns_rr *rr)
                  rr->type == KR_DNS_AAAA || rr->type == KR_DNS_CNAME;
     if (!plain || rr->truncated || rr->rclass != 1 || kr_dnsn_abs(rr->owner, abs) != 0)
         return;
-    if (kr_dns_rr_from_text(&back, line, NULL) != 0 || !kr_dns_rr_same(rr, &back))
+    const char *why = NULL;
+    if (kr_dns_rr_from_text(&back, line, &why) != 0 || !kr_dns_rr_same(rr, &back)) {
+        fprintf(stderr, "record does not survive format/parse: %s (%s)\n", line,
+                why ? why : "differs");
         abort();
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
