@@ -88,6 +88,8 @@ static int parse_json_list(json_t *root, const char *key, enum kr_dir dir, struc
  * KMS gets exactly one answer). */
 static void interleave(struct kr_diag_pdu *v, size_t n)
 {
+    if (n == 0)
+        return;
     struct kr_diag_pdu *tmp = malloc(n * sizeof(*v));
     if (!tmp)
         return; /* keep the grouped order; still correct, less readable */
@@ -131,6 +133,10 @@ static int parse_json(const char *text, size_t len, const char *name, struct kr_
         rc = parse_json_list(root, "client_to_server", KR_DIR_C2S, v, n, name, err, errlen);
         if (!rc)
             rc = parse_json_list(root, "server_to_client", KR_DIR_S2C, v, n, name, err, errlen);
+        if (!rc && *n == 0) {
+            snprintf(err, errlen, "%s: the PDU lists are empty", name);
+            rc = KR_EMALF;
+        }
         if (!rc)
             interleave(*v, *n);
     }

@@ -156,6 +156,10 @@ static void test_hex_lines_and_errors(void)
     CU_ASSERT_EQUAL(kr_diag_parse("{\"x\":1}", 7, "f.json", &pdus, &n, err, sizeof(err)), KR_EMALF);
     CU_ASSERT_EQUAL(kr_diag_parse("{broken", 7, "f.json", &pdus, &n, err, sizeof(err)), KR_EMALF);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "f.json:"));
+    CU_ASSERT_EQUAL(
+        kr_diag_parse("{\"client_to_server\": []}", 24, "e.json", &pdus, &n, err, sizeof(err)),
+        KR_EMALF); /* found by fuzz_diag: an empty list */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "empty"));
     CU_ASSERT_EQUAL(kr_diag_parse("  \n# only a comment\n", 20, "e", &pdus, &n, err, sizeof(err)),
                     KR_EMALF);
 }
