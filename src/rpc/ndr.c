@@ -37,15 +37,17 @@ static int check_len(uint64_t size, uint64_t conf, size_t room, const char **why
 }
 
 /* Parses a request stub; *used is the number of stub bytes it occupies. */
+/* Width of one length or pointer field: 4 in NDR32, 8 in NDR64, 0 otherwise. */
+static size_t ndr_width(enum kr_ndr ndr)
+{
+    return ndr == KR_NDR32 ? 4 : ndr == KR_NDR64 ? 8 : 0;
+}
+
 static int req_parse(enum kr_ndr ndr, const uint8_t *stub, size_t len, const uint8_t **msg,
                      size_t *msg_len, size_t *used, const char **why)
 {
-    size_t w; /* width of one length field */
-    if (ndr == KR_NDR32)
-        w = 4;
-    else if (ndr == KR_NDR64)
-        w = 8;
-    else
+    size_t w = ndr_width(ndr);
+    if (!w)
         return kr_fail(why, KR_EINVAL, "unknown NDR syntax");
     if (len < 2 * w)
         return kr_fail(why, KR_EMALF, "request stub shorter than its NDR length fields");
@@ -63,12 +65,8 @@ static int req_parse(enum kr_ndr ndr, const uint8_t *stub, size_t len, const uin
 static int resp_parse(enum kr_ndr ndr, const uint8_t *stub, size_t len, struct kr_ndr_resp *out,
                       size_t *used, const char **why)
 {
-    size_t w;
-    if (ndr == KR_NDR32)
-        w = 4;
-    else if (ndr == KR_NDR64)
-        w = 8;
-    else
+    size_t w = ndr_width(ndr);
+    if (!w)
         return kr_fail(why, KR_EINVAL, "unknown NDR syntax");
     if (len < 2 * w)
         return kr_fail(why, KR_EMALF, "response stub shorter than its size and pointer");
