@@ -161,21 +161,22 @@ static void eval_dns(const json_t *doc, struct verdict *v, long *audit_problems)
 {
     const json_t *z, *last;
     size_t i, n = 0, published = 0;
-    char b[256], s[32], m[96];
+    char b[32], s[32], m[32];
 
     json_array_foreach(json_object_get(doc, "zones"), i, z)
     {
+        /* ctl_jstr returns the JSON string itself; the buffers are for numbers */
+        const char *zone = ctl_jstr(z, "zone", b, sizeof(b));
         n++;
-        ctl_jstr(z, "zone", b, sizeof(b));
         last = json_object_get(z, "last");
         if (json_is_true(json_object_get(z, "published")))
             published++;
         else
-            problem(v, CHECK_CRITICAL, "not published in DNS zone %s (%s)", b,
+            problem(v, CHECK_CRITICAL, "not published in DNS zone %s (%s)", zone,
                     is(z, "desired", "withdrawn") ? "withdrawn: no eligible host"
                                                   : "publishing failed or pending");
         if (json_is_object(last) && !is(last, "status", "ok") && ctl_jint(z, "failures") > 0)
-            problem(v, CHECK_WARNING, "DNS update for %s failing: %s %s", b,
+            problem(v, CHECK_WARNING, "DNS update for %s failing: %s %s", zone,
                     ctl_jstr(last, "status", s, sizeof(s)),
                     ctl_jstr(last, "message", m, sizeof(m)));
     }
@@ -219,11 +220,11 @@ static void eval_store(const json_t *status, const struct ctl_check_limits *l, s
     const json_t *st = json_object_get(status, "store");
     long long size = ctl_jint(st, "map_size"), used = ctl_jint(st, "map_used");
     long pct = size > 0 ? (long)(used * 100 / size) : 0;
-    char w[24], c[24], e[128];
+    char w[24], c[24], e[32];
+    const char *why = ctl_jstr(st, "last_error", e, sizeof(e));
 
     if (is(st, "state", "degraded"))
-        problem(v, CHECK_CRITICAL, "pin store cannot commit (%s)",
-                ctl_jstr(st, "last_error", e, sizeof(e))[0] ? e : "degraded");
+        problem(v, CHECK_CRITICAL, "pin store cannot commit (%s)", *why ? why : "degraded");
     int sev = level(pct, l->store_warn, l->store_crit);
     if (sev)
         problem(v, sev, "pin store %ld%% full", pct);
