@@ -13,7 +13,8 @@ checker catches a misspelt metric and promtool a broken expression.
 
 check (acceptance 5): a real daemon with two stub hosts: both up -> 0 OK;
 kms-b stopped -> 1 WARNING; kms-a drained as well -> 2 CRITICAL; the daemon
-stopped -> 3 UNKNOWN. `hosts` and `status` keep their output and, with
+stopped -> 3 UNKNOWN. With DNS (BIND): published -> OK, a count below the
+threshold and a cloned image -> WARNING, withdrawn -> CRITICAL. `hosts` and `status` keep their output and, with
 --check-exit, exit the same way.
 """
 import json
@@ -22,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -286,11 +288,23 @@ def test_check_exit_codes(h):
 
 
 def test_check_dns_withdrawn(h):
-    """Published in DNS: OK; the only host dies, the relay withdraws its
-    record after the hold-down: CRITICAL, naming the zone."""
+    """Published in DNS: OK; clients below the threshold and a cloned image:
+    WARNING (or OK with those thresholds off); the only host dies, the relay
+    withdraws its record after the hold-down: CRITICAL, naming the zone."""
     stubs, r, _ = start(h, names=("kms-a",), dns=True)
     line = expect(h, 0, "OK")
     check("published in 1 of 1 DNS zones" in line and "zones_published=1;;1:;0" in line, line)
+    # 8 clients, two of them one cloned image: counts below 25 and a finding
+    rc, doc, out = relaylib.loadgen(h, r.target(), 8, k=8, seed=5, c=2,
+                                    extra=["--products", "win10", "--clone-clients", "1"])
+    relaylib.check_all_ok(rc, doc, out, 8, "clients")
+    time.sleep(relaylib.COMMIT_INTERVAL_S * 3)  # the pins are committed
+    line = expect(h, 1, "WARNING")
+    check("kms-a Windows count 7 below threshold 25" in line
+          and "cloned images (one CMID, several names): 1" in line
+          and "below_threshold=1;0;;0" in line and "cloned_images=1;;;0" in line, line)
+    expect(h, 1, "WARNING", "--below-warn", "0")
+    expect(h, 0, "OK", "--below-warn", "0", "--findings-warn", "0")
     start_at = relaylib.log_size(r.proc)
     h.stop(stubs["kms-a"].proc)
     relaylib.wait_log(r.proc, r"event=dns_withdrawn zone=example.test. reason=no_eligible_backend",
