@@ -141,8 +141,9 @@ static void eval_hosts(const json_t *doc, const struct ctl_check_limits *l, stru
     json_array_foreach(list, i, h) if (!json_is_true(json_object_get(h, "removed")))
         tally_host(h, &t2, down_sev, list_below, v);
     if (t.eligible < l->eligible_crit)
-        problem(v, CHECK_CRITICAL, "%s take new clients (%ld of %ld hosts up)",
-                t.eligible ? "too few hosts" : "no host", t.up, t.total);
+        problem(v, CHECK_CRITICAL, "%s (%ld of %ld hosts up)",
+                t.eligible ? "too few hosts take new clients" : "no host takes new clients", t.up,
+                t.total);
     else if (t.eligible < l->eligible_warn)
         problem(v, CHECK_WARNING, "only %ld hosts take new clients", t.eligible);
 

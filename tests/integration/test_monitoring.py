@@ -273,7 +273,7 @@ def test_check_exit_codes(h):
     rc, out, err = ctl(h, "host", "drain", "kms-a")
     check(rc == 0, "host drain kms-a: %d %s" % (rc, err))
     line = expect(h, 2, "CRITICAL")
-    check(line.index("no host take new clients") < line.index("host kms-b down"),
+    check(line.index("no host takes new clients (1 of 2 hosts up)") < line.index("host kms-b down"),
           "critical problems come first: %r" % line)
     expect(h, 1, "WARNING", "--eligible-crit", "0")
     expect_cmd(h, "hosts", 2)
