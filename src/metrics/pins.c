@@ -32,6 +32,12 @@ struct pin_table {
     struct pin_count v[PINS_HOSTS_MAX];
     size_t n;
     uint64_t other;
+    /* Clients seen within the report's 30-day window whose clock is off by
+     * more than its 4 h (hosts refuse them), or whose CMID came with 2+
+     * workstation names (an image without sysprep): kmsrelayctl report's
+     * clock_skew and cloned_images, with its default limits. */
+    int64_t window_start;
+    uint64_t skewed, cloned;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -46,6 +52,10 @@ static uint64_t last_start_us; /* loop thread only */
 static int count_one(const struct kr_pin *p, void *ctx)
 {
     struct pin_table *t = ctx;
+    if (p->last_seen >= t->window_start) {
+        t->skewed += p->skew_s > 4 * 3600 || p->skew_s < -4 * 3600;
+        t->cloned += kr_pin_names_since(p, t->window_start) >= 2;
+    }
     for (size_t i = 0; i < t->n; i++)
         if (strcmp(t->v[i].host, p->host) == 0) {
             t->v[i].n++;
@@ -63,6 +73,8 @@ static int count_one(const struct kr_pin *p, void *ctx)
 static void *scan(void *arg)
 {
     struct pin_table *t = calloc(1, sizeof(*t));
+    if (t)
+        t->window_start = kr_wall_s() - 30 * 86400;
     if (t && kr_store_pin_iter(scan_store, count_one, t) != 0) {
         free(t);
         t = NULL; /* keep the previous count */
@@ -119,7 +131,13 @@ void mx_pins_render(struct evbuffer *b)
             mx_sample_u(b, "kmsrelay_host_pins", last->other, "host", "other", NULL);
     }
     int64_t at = last_at;
+    uint64_t skewed = last ? last->skewed : 0, cloned = last ? last->cloned : 0;
     pthread_mutex_unlock(&mu);
+    mx_head(b, "kmsrelay_client_findings", "gauge",
+            "Clients seen within 30 days with a clock more than 4 h off (clock_skew) or a CMID "
+            "used by 2+ workstation names (cloned_image), from the last count of the store.");
+    mx_sample_u(b, "kmsrelay_client_findings", skewed, "kind", "clock_skew", NULL);
+    mx_sample_u(b, "kmsrelay_client_findings", cloned, "kind", "cloned_image", NULL);
     mx_head(b, "kmsrelay_host_pins_timestamp_seconds", "gauge",
             "When the pins per host were last counted (unix time, 0 = not yet).");
     mx_sample_u(b, "kmsrelay_host_pins_timestamp_seconds", (uint64_t)(at > 0 ? at : 0), NULL);
