@@ -168,7 +168,7 @@ struct kr_audit_probe {
     struct kr_audit_try tries[KR_AUDIT_MAX_ADDRS];
     unsigned n_alt; /* other ports, tried only when the record's port failed */
     struct kr_audit_try alt[KR_AUDIT_MAX_ALT];
-    int64_t failing_since; /* unix s the target began failing; 0 = unknown/answers */
+    int64_t failing_since;            /* unix s the target began failing; 0 = unknown/answers */
     char over_time[KR_AUDIT_ERR_MAX]; /* how failing_since was established, or why not */
 };
 

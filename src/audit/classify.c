@@ -126,8 +126,7 @@ static int structural(const struct kr_audit_rrset *set, unsigned i, struct kr_au
         set_reason(f, "duplicate: target %s appears in %u records of this RRset", r->target, dup);
         return 1;
     }
-    const struct kr_audit_try *alt =
-        kr_audit_liveness(p) == KR_AUDIT_LIVE ? NULL : alt_answer(p);
+    const struct kr_audit_try *alt = kr_audit_liveness(p) == KR_AUDIT_LIVE ? NULL : alt_answer(p);
     if (alt) {
         failure_text(p, why, sizeof(why));
         set_reason(f, "wrong port: %s, but KMS answers on %s port %u", why, alt->addr,
@@ -211,8 +210,8 @@ static void classify_rec(const struct kr_audit_rrset *set, unsigned i,
     if (structural(set, i, f) || owned(set, i, pol, ours, f))
         return;
     /* Foreign records: liveness, then the sanctioned list. */
-    int sanctioned = kr_audit_sanctioned(pol, r->target,
-                                         (const char(*)[KR_AUDIT_ADDR_MAX])p->addrs, p->n_addrs);
+    int sanctioned =
+        kr_audit_sanctioned(pol, r->target, (const char(*)[KR_AUDIT_ADDR_MAX])p->addrs, p->n_addrs);
     switch (kr_audit_liveness(p)) {
     case KR_AUDIT_UNDECIDED:
         unknown(r, p, sanctioned ? "sanctioned host; " : "", f);

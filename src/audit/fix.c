@@ -270,9 +270,9 @@ static const char *missing_evidence(const struct kr_audit_policy *pol,
     }
     if (!f->confirmed) {
         if (p->failing_since > 0)
-            snprintf(buf, cap,
-                     "not deleted: failing for %lld s only, less than the %llu s required",
-                     (long long)(pol->now - p->failing_since), (unsigned long long)pol->dead_after_s);
+            snprintf(
+                buf, cap, "not deleted: failing for %lld s only, less than the %llu s required",
+                (long long)(pol->now - p->failing_since), (unsigned long long)pol->dead_after_s);
         else
             snprintf(buf, cap, "not deleted: %s",
                      p->over_time[0] ? p->over_time : "no evidence over time");

@@ -97,7 +97,8 @@ void kr_audit_log(const json_t *doc, uint64_t took_ms)
 
 /* ---- kmsrelayctl audit --history: the daemon's memory ---------------------- */
 
-static void note(struct kr_audit_probe *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct kr_audit_probe *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void note(struct kr_audit_probe *p, const char *fmt, ...)
 {
     va_list ap;
@@ -128,15 +129,16 @@ static const json_t *daemon_finding(const json_t *report, const char *owner,
 }
 
 /* Checks the report as a whole; returns its dead_after_s or 0 with why. */
-static uint64_t usable(const json_t *report, int64_t now, uint64_t max_age_s, char *why,
-                       size_t cap)
+static uint64_t usable(const json_t *report, int64_t now, uint64_t max_age_s, char *why, size_t cap)
 {
     const json_t *t = json_object_get(report, "time");
     const json_t *d = json_object_get(report, "dead_after_s");
     if (!json_is_object(report)) {
-        snprintf(why, cap,
-                 "the daemon has no audit report: its periodic audit is off or has not run yet "
-                 "(set dns.audit_interval and dns.zones in kmsrelayd's config, or use --dead-for)");
+        if (!why[0]) /* the caller may know better (the daemon was unreachable) */
+            snprintf(
+                why, cap,
+                "the daemon has no audit report: its periodic audit is off or has not run yet "
+                "(set dns.audit_interval and dns.zones in kmsrelayd's config, or use --dead-for)");
         return 0;
     }
     if (!json_is_integer(t) || !json_is_integer(d) || json_integer_value(d) <= 0) {
@@ -145,10 +147,11 @@ static uint64_t usable(const json_t *report, int64_t now, uint64_t max_age_s, ch
     }
     int64_t age = now - (int64_t)json_integer_value(t);
     if (age > (int64_t)max_age_s) {
-        snprintf(why, cap,
-                 "the daemon's last audit is %" PRId64 " s old, more than --history-max-age (%" PRIu64
-                 " s): a target may have answered since (lower dns.audit_interval, or use --dead-for)",
-                 age, max_age_s);
+        snprintf(
+            why, cap,
+            "the daemon's last audit is %" PRId64 " s old, more than --history-max-age (%" PRIu64
+            " s): a target may have answered since (lower dns.audit_interval, or use --dead-for)",
+            age, max_age_s);
         return 0;
     }
     return (uint64_t)json_integer_value(d);
@@ -172,14 +175,16 @@ uint64_t kr_audit_from_daemon(struct kr_audit_result *r, const json_t *report, i
             const json_t *f = daemon_finding(report, set->owner, &set->rr[i]);
             const json_t *since = json_object_get(json_object_get(f, "evidence"), "failing_since");
             if (!json_is_integer(since) || json_integer_value(since) <= 0) {
-                note(p, "no evidence over time: the daemon's last audit did not find %s port %u "
-                        "failing (wait for its next runs, or use --dead-for)",
+                note(p,
+                     "no evidence over time: the daemon's last audit did not find %s port %u "
+                     "failing (wait for its next runs, or use --dead-for)",
                      set->rr[i].target, set->rr[i].port);
                 continue;
             }
             p->failing_since = json_integer_value(since);
-            note(p, "the daemon's audit: failing since %" PRId64 " (%" PRId64
-                    " s), dead after %" PRIu64 " s; failing now too",
+            note(p,
+                 "the daemon's audit: failing since %" PRId64 " (%" PRId64
+                 " s), dead after %" PRIu64 " s; failing now too",
                  p->failing_since, now - p->failing_since, dead_after);
         }
     }

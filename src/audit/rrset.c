@@ -12,7 +12,7 @@
 #include "kmsrelay/err.h"
 
 static const char *const class_names[KR_AUDIT_NCLASS] = {
-    "OURS_OK",    "OURS_ORPHAN", "PEER_STALE",   "AUTHORIZED_OK",
+    "OURS_OK",    "OURS_ORPHAN", "PEER_STALE",    "AUTHORIZED_OK",
     "STALE_DEAD", "ROGUE",       "MISCONFIGURED", "UNKNOWN"};
 
 const char *kr_audit_class_name(int cls)

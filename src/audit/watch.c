@@ -41,8 +41,8 @@ static unsigned start(struct kr_audit_result *r, int64_t t0)
 }
 
 /* One round: probes each target still DEAD again; returns how many still are. */
-static unsigned round_once(const struct kr_audit_opts *o, struct kr_audit_result *r,
-                           unsigned round, int64_t now)
+static unsigned round_once(const struct kr_audit_opts *o, struct kr_audit_result *r, unsigned round,
+                           int64_t now)
 {
     unsigned n = 0;
     for (size_t k = 0; k < r->n && !cancelled(o); k++) {

@@ -363,6 +363,7 @@ static int evidence(const struct ctl_opts *co, const struct audit_args *a, struc
         every = every < 1000 && !a->every_ms ? 1000 : every;
         every = every > 600000 && !a->every_ms ? 600000 : every;
         kr_audit_watch(&st->o, &st->r, a->dead_for_ms, every, stderr);
+        st->p.now = kr_wall_s(); /* the last probe's time, not the first's */
         st->p.dead_after_s = a->dead_for_ms / 1000;
         return 0;
     }
@@ -374,7 +375,10 @@ static int evidence(const struct ctl_opts *co, const struct audit_args *a, struc
     uint64_t max_age = a->history_max_age_ms ? a->history_max_age_ms / 1000 : 3600;
     st->p.now = kr_wall_s();
     if (rc != 0)
-        snprintf(why, sizeof(why), "the daemon could not be asked (GET /v1/dns)");
+        snprintf(why, sizeof(why),
+                 "the daemon could not be asked (GET /v1/dns): no evidence over time, nothing "
+                 "deleted (start kmsrelayd with dns.audit_interval, give -s SOCKET, or use "
+                 "--dead-for)");
     st->p.dead_after_s = kr_audit_from_daemon(&st->r, rc ? NULL : json_object_get(dns, "audit"),
                                               st->p.now, max_age, why, sizeof(why));
     json_decref(dns);
