@@ -52,7 +52,14 @@ static unsigned round_once(const struct kr_audit_opts *o, struct kr_audit_result
             int64_t since = p->failing_since;
             if (!since)
                 continue;
+            /* The other ports were tried once; what they showed (a host
+             * that moved its port: MISCONFIGURED, not dead) stays. */
+            unsigned n_alt = p->n_alt;
+            struct kr_audit_try alt[KR_AUDIT_MAX_ALT];
+            memcpy(alt, p->alt, sizeof(alt));
             kr_audit_probe_one(o, &r->e[k], i);
+            p->n_alt = n_alt;
+            memcpy(p->alt, alt, sizeof(alt));
             int live = kr_audit_liveness(p);
             if (live == KR_AUDIT_DEAD) {
                 p->failing_since = since;
