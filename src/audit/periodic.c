@@ -101,6 +101,8 @@ static void *worker(void *arg)
         struct kr_audit_opts o = {0};
         o.timeout_ms = (unsigned)c->dns_timeout_ms;
         o.cancel = &p->cancel;
+        o.resolvers = c->dns_resolvers; /* targets outside the zone */
+        o.n_resolvers = c->n_dns_resolvers;
         kr_audit_probe_all(&o, &r);
         kr_audit_history(p->store, &r, kr_wall_s());
 
