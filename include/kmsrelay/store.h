@@ -126,6 +126,10 @@ struct kr_store_opts {
                                  * period; 0: the caller flushes */
     size_t flush_batch;         /* with the thread: wake it early once this
                                  * many writes are queued; 0 = 1000 */
+    bool read_only;             /* MDB_RDONLY: creates and writes nothing (no
+                                 * directory, no format record, no thread);
+                                 * KR_ENOENT when there is no store; writes
+                                 * fail. For checks (kmsrelayctl store check) */
 };
 
 struct kr_store_stats {

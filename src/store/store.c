@@ -90,18 +90,25 @@ void store_queued_update(struct kr_store *s)
     atomic_store(&s->queued, n);
 }
 
-/* Opens the DBIs and checks (or writes) the format, in one write txn. */
-static int init_dbs(struct kr_store *s, const char **why)
+/* Opens the DBIs and checks (or writes) the format, in one write txn (a
+ * read txn when read-only: then a missing DBI or format is an error). */
+static int init_dbs(struct kr_store *s, bool ro, const char **why)
 {
     MDB_txn *txn;
-    int rc = store_txn_begin(s, 0, &txn);
+    unsigned cr = ro ? 0 : MDB_CREATE;
+    int rc = store_txn_begin(s, ro ? MDB_RDONLY : 0, &txn);
     if (rc)
         return store_err_from_mdb(rc, why);
-    if ((rc = mdb_dbi_open(txn, "pins", MDB_CREATE, &s->dbi_pins)) ||
-        (rc = mdb_dbi_open(txn, "hosts", MDB_CREATE, &s->dbi_hosts)) ||
-        (rc = mdb_dbi_open(txn, "kv", MDB_CREATE, &s->dbi_kv)) ||
-        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta)))
+    if ((rc = mdb_dbi_open(txn, "pins", cr, &s->dbi_pins)) ||
+        (rc = mdb_dbi_open(txn, "hosts", cr, &s->dbi_hosts)) ||
+        (rc = mdb_dbi_open(txn, "kv", cr, &s->dbi_kv)) ||
+        (rc = mdb_dbi_open(txn, "meta", cr, &s->dbi_meta))) {
+        if (ro && rc == MDB_NOTFOUND) {
+            mdb_txn_abort(txn);
+            return kr_fail(why, KR_EMALF, "store: not a kmsrelay store (a database is missing)");
+        }
         goto fail;
+    }
     MDB_val k = store_val("format", 6), v;
     rc = mdb_get(txn, s->dbi_meta, &k, &v);
     if (rc == 0) {
@@ -117,6 +124,9 @@ static int init_dbs(struct kr_store *s, const char **why)
             mdb_txn_abort(txn);
             return kr_fail(why, KR_EUNSUP, "store: written by an incompatible kmsrelay");
         }
+    } else if (rc == MDB_NOTFOUND && ro) {
+        mdb_txn_abort(txn);
+        return kr_fail(why, KR_EMALF, "store: not a kmsrelay store (no format record)");
     } else if (rc == MDB_NOTFOUND) {
         uint8_t b[4] = {KR_STORE_FORMAT, 0, 0, 0};
         v.mv_size = 4;
@@ -180,12 +190,14 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
         o.max_readers = DEFAULT_MAX_READERS;
     if (!o.flush_batch)
         o.flush_batch = DEFAULT_FLUSH_BATCH;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    if (!o.read_only && mkdir(dir, 0700) != 0 && errno != EEXIST)
         return kr_fail(why, KR_EIO, "store: cannot create the directory");
     struct kr_store_check chk;
     int crc = kr_store_check(dir, &chk);
     if (crc != 0)
         return refuse_damaged(dir, crc, &chk, why);
+    if (o.read_only && chk.state == KR_STORE_ABSENT)
+        return kr_fail(why, KR_ENOENT, "store: no data.mdb (read-only open creates nothing)");
 
     struct kr_store *s = calloc(1, sizeof(*s));
     if (!s)
@@ -221,7 +233,8 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
     if (!mrc)
         mrc = mdb_env_set_mapsize(s->env, (size_t)o.map_size);
     if (!mrc)
-        mrc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+        mrc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOMETASYNC | (o.read_only ? MDB_RDONLY : 0),
+                           0600);
     if (mrc) {
         rc = store_err_from_mdb(mrc, why);
         goto fail;
@@ -232,7 +245,7 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
     store_guard_register(s);
     int dead = 0;
     mdb_reader_check(s->env, &dead); /* slots of crashed processes */
-    rc = init_dbs(s, why);
+    rc = init_dbs(s, o.read_only, why);
     if (rc == 0 && store_guard_tripped(s))
         rc = kr_fail(why, KR_EMALF, "store: data.mdb ends before its pages (SIGBUS while opening)");
     if (rc != 0)
@@ -242,7 +255,7 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
         goto fail;
     }
     mdb_txn_reset(s->rtxn);
-    if (s->interval_ms && (rc = store_thread_start(s)) != 0) {
+    if (s->interval_ms && !o.read_only && (rc = store_thread_start(s)) != 0) {
         kr_fail(why, rc, "store: cannot start the flusher thread");
         goto fail;
     }
