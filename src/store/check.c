@@ -197,9 +197,9 @@ const char *kr_store_check_advice(int state)
 {
     switch (state) {
     case KR_STORE_DAMAGED:
-        return "stop kmsrelayd; restore data.mdb from a backup, or move the damaged files aside "
-               "and start with an empty store: kmsrelayctl store set-aside --state-dir DIR "
-               "(nothing is deleted; clients are then routed afresh)";
+        return "restore data.mdb from a backup, or move the damaged files aside and start "
+               "with an empty store (kmsrelayd stopped): kmsrelayctl store set-aside "
+               "--state-dir DIR (nothing is deleted; clients are then routed afresh)";
     case KR_STORE_NEWER:
         return "run the kmsrelay version that wrote it, or move it aside: kmsrelayctl store "
                "set-aside --state-dir DIR";

@@ -77,8 +77,7 @@ static int commit_batch(struct kr_store *s, const struct batch *b, struct apply_
     if (rc == 0) {
         for (size_t i = 0; rc == 0 && i < b->n; i++)
             rc = apply(s, txn, v[i], c);
-        if (rc == 0 && store_guard_tripped(s))
-            rc = EIO; /* read zero pages: never commit what they led to */
+        rc = store_note_rc(s, rc); /* read zero pages: never commit what they led to */
         if (rc == 0)
             rc = mdb_txn_commit(txn); /* on failure LMDB aborts the txn itself */
         else
@@ -87,7 +86,7 @@ static int commit_batch(struct kr_store *s, const struct batch *b, struct apply_
     free(v);
     /* A commit that read the guard's zero pages counts as failed: its pins
      * stay queued (the file is not used again anyway). */
-    return rc == 0 && store_guard_tripped(s) ? EIO : rc;
+    return store_note_rc(s, rc);
 }
 
 int kr_store_flush(struct kr_store *s, const char **why)
@@ -266,8 +265,7 @@ int kr_store_expire(struct kr_store *s, int64_t idle_before, size_t max_scan, si
         mdb_cursor_close(cur);
     if (txn)
         mdb_txn_abort(txn);
-    if (store_guard_tripped(s))
-        rc = EIO;
+    rc = store_note_rc(s, rc);
     if (rc == 0) {
         pthread_mutex_lock(&s->mu);
         if (wr && !full) {

@@ -188,6 +188,18 @@ int store_guard(struct kr_store *s)
         return store_guard_tripped(s) ? EIO : 0; /* cannot tell: let LMDB answer */
     uint64_t size = (uint64_t)st.st_size;
     uint64_t need = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+    /* LMDB never shrinks data.mdb: smaller than ever seen is a cut, even if a
+     * commit that was running at that moment wrote pages past it again. */
+    uint64_t seen = atomic_load(&s->seen_size);
+    while (size > seen && !atomic_compare_exchange_weak(&s->seen_size, &seen, size))
+        ;
+    if (size < seen) {
+        store_mark_damaged(s,
+                           "data.mdb shrank from %llu to %llu bytes under the running daemon "
+                           "(truncated)",
+                           (unsigned long long)seen, (unsigned long long)size);
+        return EIO;
+    }
     if (size < need || size < 2 * (uint64_t)s->psize) {
         store_mark_damaged(s,
                            "data.mdb shrank to %llu bytes under the running daemon but its "
@@ -201,6 +213,16 @@ int store_guard(struct kr_store *s)
 const void *store_guard_map(const struct kr_store *s)
 {
     return s->guard_slot < 0 ? NULL : (const void *)atomic_load(&slots[s->guard_slot].base);
+}
+
+int store_note_rc(struct kr_store *s, int rc)
+{
+    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID)
+        store_mark_damaged(s,
+                           "LMDB finds data.mdb corrupted (%s): it was changed under the "
+                           "running daemon (truncated or overwritten)",
+                           mdb_strerror(rc));
+    return store_guard_tripped(s) ? EIO : rc;
 }
 
 bool kr_store_damaged(const struct kr_store *s)

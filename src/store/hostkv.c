@@ -88,8 +88,7 @@ static int sync_write(struct kr_store *s, MDB_dbi dbi, MDB_val *k, MDB_val *v)
     int rc = store_txn_begin(s, 0, &txn);
     if (rc == 0) {
         rc = v ? mdb_put(txn, dbi, k, v, 0) : mdb_del(txn, dbi, k, NULL);
-        if (rc == 0 && store_guard_tripped(s))
-            rc = EIO;
+        rc = store_note_rc(s, rc);
         if (rc == 0)
             rc = mdb_txn_commit(txn);
         else
@@ -115,7 +114,7 @@ static int read_one(struct kr_store *s, MDB_dbi dbi, MDB_val *k,
         rc = mdb_txn_renew(s->rtxn);
     if (rc == 0) {
         MDB_val v;
-        rc = mdb_get(s->rtxn, dbi, k, &v);
+        rc = store_note_rc(s, mdb_get(s->rtxn, dbi, k, &v));
         rc = rc ? store_err_from_mdb(rc, NULL) : copy(&v, arg);
         mdb_txn_reset(s->rtxn);
         if (store_guard_tripped(s))

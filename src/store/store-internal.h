@@ -51,11 +51,12 @@ struct kr_store {
     atomic_bool degraded;
 
     /* Truncation guard (guard.c). */
-    uint32_t psize;          /* LMDB page size */
-    int guard_slot;          /* SIGBUS registry slot, -1 = none */
-    atomic_int damage_claim; /* 1 once a thread writes damage_why */
-    atomic_bool damaged;     /* sticky: LMDB is never touched again */
-    char damage_why[512];    /* written once, before damaged is set */
+    uint32_t psize;             /* LMDB page size */
+    int guard_slot;             /* SIGBUS registry slot, -1 = none */
+    atomic_int damage_claim;    /* 1 once a thread writes damage_why */
+    atomic_bool damaged;        /* sticky: LMDB is never touched again */
+    _Atomic uint64_t seen_size; /* largest data.mdb size seen (it never shrinks) */
+    char damage_why[512];       /* written once, before damaged is set */
 
     /* Background flusher. */
     pthread_t thr;
@@ -101,6 +102,10 @@ int store_guard(struct kr_store *s);
 bool store_guard_tripped(struct kr_store *s);
 void store_mark_damaged(struct kr_store *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Marks the store damaged on LMDB's corruption codes; returns rc, or EIO
+ * once the store is damaged (then nothing read can be trusted, not even a
+ * "not found"). */
+int store_note_rc(struct kr_store *s, int rc);
 /* Where the SIGBUS guard believes the map starts, NULL when it is off (tests). */
 const void *store_guard_map(const struct kr_store *s);
 

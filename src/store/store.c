@@ -332,7 +332,7 @@ int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *
         mrc = mdb_txn_renew(s->rtxn);
     if (mrc == 0) {
         MDB_val k = store_val(cmid, 16), v;
-        mrc = mdb_get(s->rtxn, s->dbi_pins, &k, &v);
+        mrc = store_note_rc(s, mdb_get(s->rtxn, s->dbi_pins, &k, &v));
         /* Decoding copies the value out before the txn is reset. */
         rc = mrc ? store_err_from_mdb(mrc, NULL) : kr_pin_decode(v.mv_data, v.mv_size, out, NULL);
         mdb_txn_reset(s->rtxn);
