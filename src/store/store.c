@@ -409,7 +409,16 @@ size_t kr_store_pin_count(struct kr_store *s)
 
 void kr_store_stats(struct kr_store *s, struct kr_store_stats *out)
 {
+    bool damaged = store_guard_tripped(s);
     pthread_mutex_lock(&s->mu);
+    if (damaged && s->st.last_why != s->damage_why) {
+        /* Damage found by a lookup, with no write queued: report it like a
+         * failed commit so that the daemon's commit alarm names it at once. */
+        s->st.commit_failures++;
+        s->st.last_error = KR_EIO;
+        s->st.last_why = s->damage_why;
+        atomic_store(&s->degraded, true);
+    }
     *out = s->st;
     out->pending = s->pending->n;
     out->inflight = s->committing ? s->inflight->n : 0;
