@@ -126,6 +126,10 @@ struct kr_store_opts {
                                  * period; 0: the caller flushes */
     size_t flush_batch;         /* with the thread: wake it early once this
                                  * many writes are queued; 0 = 1000 */
+    bool read_only;             /* MDB_RDONLY: creates and writes nothing (no
+                                 * directory, no format record, no thread);
+                                 * KR_ENOENT when there is no store; writes
+                                 * fail. For checks (kmsrelayctl store check) */
 };
 
 struct kr_store_stats {
@@ -154,11 +158,21 @@ struct kr_store; /* opaque */
 
 /*
  * Opens (creating when missing: directory 0700, files 0600) the store in
- * `dir`. Clears stale reader slots left by crashed processes; never scans
- * the pins, so it is O(1) in their number. `opts` may be NULL. On success
- * *out owns the store (free with kr_store_close()). Errors: KR_EIO (cannot
- * create or map; errno set), KR_EUNSUP (written by a newer format),
- * KR_ENOSPC (disk or map full while initialising a new store), KR_EINVAL.
+ * `dir`. First runs kr_store_check(): a damaged data.mdb (truncated, empty,
+ * a bad meta page) is refused with KR_EMALF and a `why` (thread-local text,
+ * valid until the thread's next open) that says what is wrong and what to
+ * do; it is never repaired nor replaced by an empty store. Clears stale
+ * reader slots left by crashed processes; never scans the pins, so it is
+ * O(1) in their number. `opts` may be NULL. On success *out owns the store
+ * (free with kr_store_close()). Errors: KR_EIO (cannot create or map; errno
+ * set), KR_EMALF (damaged), KR_EUNSUP (written by a newer format), KR_ENOSPC
+ * (disk or map full while initialising a new store), KR_EINVAL.
+ *
+ * While open, the store watches for data.mdb shrinking under it (checked
+ * before every transaction, and a SIGBUS in its map is caught): it then
+ * stops using the file for good, keeps new pin writes queued in memory, and
+ * every flush fails with KR_EIO and a `why` saying so (the store is
+ * degraded; kr_store_damaged() is true).
  */
 int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_store **out,
                   const char **why);
@@ -169,6 +183,41 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
  * flush, in which case the queued pins were lost.
  */
 int kr_store_close(struct kr_store *s);
+
+/* ---- checking a store without opening it -------------------------------- */
+
+enum kr_store_state {
+    KR_STORE_OK = 0,         /* data.mdb is sound as far as the check sees */
+    KR_STORE_ABSENT = 1,     /* no data.mdb: opening creates an empty store */
+    KR_STORE_DAMAGED = 2,    /* truncated, empty or a damaged meta page */
+    KR_STORE_NEWER = 3,      /* an LMDB data format this build cannot read */
+    KR_STORE_UNREADABLE = 4, /* cannot open or read it (errno) */
+};
+
+struct kr_store_check {
+    int state;            /* enum kr_store_state */
+    char path[4096 + 16]; /* DIR/data.mdb */
+    char what[320];       /* what is wrong, or a one-line summary */
+    uint64_t file_size;   /* bytes */
+    uint64_t need_size;   /* bytes the newest meta page says are in use */
+    uint32_t page_size;
+    uint64_t last_page, txnid;
+};
+
+/*
+ * Checks DIR/data.mdb with plain reads, never mapping it (so a damaged file
+ * cannot crash the caller) and without side effects: both meta pages
+ * (flags, magic, LMDB data format version, page size, root pages), and the
+ * file size against the last page the newest meta page uses. A zero-length
+ * file is damage, not a new store. Returns 0 (state OK or ABSENT), KR_EMALF
+ * (DAMAGED), KR_EUNSUP (NEWER), KR_EIO (UNREADABLE, errno set) or KR_EINVAL;
+ * out->what says what is wrong. kr_store_open() runs it first and refuses a
+ * store that fails it.
+ */
+int kr_store_check(const char *dir, struct kr_store_check *out);
+
+/* What an operator should do about a check state (static text, "" for OK). */
+const char *kr_store_check_advice(int state);
 
 /* ---- pins --------------------------------------------------------------- */
 
@@ -206,6 +255,10 @@ int kr_store_flush(struct kr_store *s, const char **why);
 
 /* True while the last batch commit failed (sticky until one succeeds). */
 bool kr_store_degraded(const struct kr_store *s);
+
+/* True once data.mdb was found truncated under the open store (sticky: the
+ * file is not used again until the daemon restarts on a repaired store). */
+bool kr_store_damaged(const struct kr_store *s);
 
 /*
  * Calls cb for every pin, in CMID byte order, with queued writes merged in

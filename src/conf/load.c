@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conf/conf-internal.h"
 #include "kmsrelay/err.h"
@@ -18,6 +19,7 @@
 
 static const char *const host_keys[] = {"name", "address", "weight", "priority", "state"};
 #define N_HOST_KEYS (sizeof(host_keys) / sizeof(host_keys[0]))
+#define KR_CONF_FILE_MAX (1024 * 1024) /* bytes of the main file */
 
 /* Edit distance, for "did you mean" on unknown names (short names only). */
 static unsigned distance(const char *a, const char *b)
@@ -354,6 +356,16 @@ int kr_conf_load(const char *path, struct kr_conf **out, char *errbuf, size_t er
     FILE *f = fopen(path, "r");
     if (!f) {
         conf_err(&e, path, 0, "cannot open: %s", strerror(errno));
+        return KR_ECONFIG;
+    }
+    /* Bounded: libconfig takes seconds over a multi-megabyte line (issue 11). */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > KR_CONF_FILE_MAX) {
+        conf_err(&e, path, 0,
+                 "the file is %lld bytes; a configuration file may be at most %d "
+                 "bytes (1 MiB)",
+                 (long long)st.st_size, KR_CONF_FILE_MAX);
+        fclose(f);
         return KR_ECONFIG;
     }
     fclose(f);

@@ -123,6 +123,34 @@ static int method_of(struct evhttp_request *req)
     }
 }
 
+/* The request's own method, for messages (method_of() folds the ones no
+ * route uses into CTL_OTHER). */
+static const char *method_text(struct evhttp_request *req)
+{
+    switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "(unknown)";
+    }
+}
+
 static void log_request(const char *method, const char *path, int status)
 {
     char q[300];
@@ -161,7 +189,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         ctl_fail(c.err, sizeof(c.err), status, "%s",
                  status == 413   ? "request body too large (the limit is 64 KiB)"
                  : status == 411 ? "chunked request bodies are not accepted; send Content-Length"
-                                 : "malformed Content-Length header");
+                                 : "malformed or repeated Content-Length header");
         goto reply;
     }
     if (!path || !*path) {
@@ -176,7 +204,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (status == 405) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
         ctl_fail(c.err, sizeof(c.err), 405, "method %s not allowed on %.200s (allowed: %s)",
-                 ctl_method_name(method), path, allow);
+                 method_text(req), path, allow);
         goto reply;
     }
     if (status != 200) {
@@ -201,12 +229,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     status = route->fn(&c);
     if (status == CTL_ASYNC) {
-        log_request(ctl_method_name(method), path, 202);
+        log_request(method_text(req), path, 202);
         evhttp_clear_headers(&q);
         return;
     }
 reply:
-    log_request(ctl_method_name(method), path ? path : "?", status);
+    log_request(method_text(req), path ? path : "?", status);
     evhttp_clear_headers(&q);
     ctl_reply(ctl, req, status, c.out, c.err);
 }

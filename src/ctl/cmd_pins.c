@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "ctl/api.h"
+#include "kmsrelay/termsafe.h"
 
+/* Every value is escaped: the workstation names come from clients. */
 static void print_pin(const json_t *p)
 {
     static const char *const keys[] = {
@@ -14,10 +16,10 @@ static void print_pin(const json_t *p)
         "application", "app_id",      "kms_id",       "first_seen",  "last_seen",
         "vm",          "licence",     "protocol",     "last_result", "last_result_name",
         "count",       "n_policy",    "skew_seconds", "activations", "previous_cmid"};
-    char b[64];
+    char b[256], e[4 * 256 + 1];
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         const char *v = ctl_jstr(p, keys[i], b, sizeof(b));
-        printf("%-17s %s\n", keys[i], *v ? v : "-");
+        printf("%-17s %s\n", keys[i], *v ? kr_term_safe(v, e, sizeof(e)) : "-");
     }
     const json_t *ws = json_object_get(p, "workstations"), *w;
     size_t i;
@@ -25,7 +27,8 @@ static void print_pin(const json_t *p)
     json_array_foreach(ws, i, w)
     {
         char b2[64];
-        printf("%s%s (%s)\n", i ? "                  " : " ", ctl_jstr(w, "name", b, sizeof(b)),
+        printf("%s%s (%s)\n", i ? "                  " : " ",
+               kr_term_safe(ctl_jstr(w, "name", b, sizeof(b)), e, sizeof(e)),
                ctl_jstr(w, "last_seen", b2, sizeof(b2)));
     }
     if (!json_array_size(ws))
@@ -33,7 +36,8 @@ static void print_pin(const json_t *p)
     const json_t *rank = json_object_get(p, "ranking");
     printf("%-17s", "ranking");
     for (i = 0; i < json_array_size(rank); i++)
-        printf("%s%s", i ? ", " : " ", json_string_value(json_array_get(rank, i)));
+        printf("%s%s", i ? ", " : " ",
+               kr_term_safe(json_string_value(json_array_get(rank, i)), e, sizeof(e)));
     printf("%s\n", json_array_size(rank) ? "   (where it would go without its pin)" : " -");
 }
 

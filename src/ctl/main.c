@@ -41,6 +41,8 @@ static const struct ctl_cmd commands[] = {
      ctl_cmd_audit},
     {"decode", "[--json] FILE", "decode a recorded KMS conversation (vector JSON or hex PDUs)",
      ctl_cmd_decode},
+    {"store", "check|set-aside [--force] --state-dir DIR",
+     "offline: check the state store; move a damaged one aside (no daemon running)", ctl_cmd_store},
     {"help", "", "show this help", cmd_help},
 };
 

@@ -77,13 +77,16 @@ static int commit_batch(struct kr_store *s, const struct batch *b, struct apply_
     if (rc == 0) {
         for (size_t i = 0; rc == 0 && i < b->n; i++)
             rc = apply(s, txn, v[i], c);
+        rc = store_note_rc(s, rc); /* read zero pages: never commit what they led to */
         if (rc == 0)
             rc = mdb_txn_commit(txn); /* on failure LMDB aborts the txn itself */
         else
             mdb_txn_abort(txn);
     }
     free(v);
-    return rc;
+    /* A commit that read the guard's zero pages counts as failed: its pins
+     * stay queued (the file is not used again anyway). */
+    return store_note_rc(s, rc);
 }
 
 int kr_store_flush(struct kr_store *s, const char **why)
@@ -109,6 +112,10 @@ int kr_store_flush(struct kr_store *s, const char **why)
     uint64_t dt = store_now_us() - t0;
     const char *mwhy = "";
     int rc = store_err_from_mdb(mrc, &mwhy);
+    if (rc != 0 && atomic_load(&s->damaged)) {
+        rc = KR_EIO;
+        mwhy = s->damage_why;
+    }
 
     pthread_mutex_lock(&s->mu);
     s->committing = false; /* from here on no reader looks at inflight */
@@ -258,6 +265,7 @@ int kr_store_expire(struct kr_store *s, int64_t idle_before, size_t max_scan, si
         mdb_cursor_close(cur);
     if (txn)
         mdb_txn_abort(txn);
+    rc = store_note_rc(s, rc);
     if (rc == 0) {
         pthread_mutex_lock(&s->mu);
         if (wr && !full) {

@@ -11,6 +11,7 @@
  * read txn over a million pins would keep LMDB from reusing freed pages for
  * its whole duration.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,7 +158,7 @@ static int walk_chunk(struct walk *w, uint8_t last[16], bool *have, int *cbrc)
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    return rc;
+    return store_note_rc(w->s, rc);
 }
 
 int kr_store_pin_iter(struct kr_store *s, int (*cb)(const struct kr_pin *, void *), void *ctx)

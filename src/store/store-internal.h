@@ -50,6 +50,14 @@ struct kr_store {
     atomic_size_t queued; /* pending + inflight, for lock-free readers */
     atomic_bool degraded;
 
+    /* Truncation guard (guard.c). */
+    uint32_t psize;             /* LMDB page size */
+    int guard_slot;             /* SIGBUS registry slot, -1 = none */
+    atomic_int damage_claim;    /* 1 once a thread writes damage_why */
+    atomic_bool damaged;        /* sticky: LMDB is never touched again */
+    _Atomic uint64_t seen_size; /* largest data.mdb size seen (it never shrinks) */
+    char damage_why[512];       /* written once, before damaged is set */
+
     /* Background flusher. */
     pthread_t thr;
     pthread_cond_t cv; /* under mu: wakes the thread */
@@ -83,6 +91,23 @@ uint64_t store_now_us(void);
 
 /* last_seen of an encoded pin record (a full decode). */
 int store_pin_rec_last_seen(const uint8_t *buf, size_t len, int64_t *last_seen);
+
+/* Truncation guard (guard.c). store_guard() runs before a transaction and
+ * returns 0 or EIO (the store is damaged); store_guard_tripped() after one
+ * (true when a SIGBUS hit this store's map meanwhile, or it was damaged
+ * before). store_mark_damaged() records the first reason. */
+void store_guard_register(struct kr_store *s);
+void store_guard_unregister(struct kr_store *s);
+int store_guard(struct kr_store *s);
+bool store_guard_tripped(struct kr_store *s);
+void store_mark_damaged(struct kr_store *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Marks the store damaged on LMDB's corruption codes; returns rc, or EIO
+ * once the store is damaged (then nothing read can be trusted, not even a
+ * "not found"). */
+int store_note_rc(struct kr_store *s, int rc);
+/* Where the SIGBUS guard believes the map starts, NULL when it is off (tests). */
+const void *store_guard_map(const struct kr_store *s);
 
 /* Starts / stops the background flusher (flush.c). */
 int store_thread_start(struct kr_store *s);

@@ -17,6 +17,7 @@
  * write txn that only opens the DBIs (and writes the format once).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -70,7 +71,11 @@ uint64_t store_now_us(void)
 
 int store_txn_begin(struct kr_store *s, unsigned flags, MDB_txn **txn)
 {
-    int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    *txn = NULL;
+    int rc = store_guard(s);
+    if (rc)
+        return rc;
+    rc = mdb_txn_begin(s->env, NULL, flags, txn);
     if (rc == MDB_READERS_FULL) {
         int dead = 0;
         mdb_reader_check(s->env, &dead);
@@ -85,18 +90,25 @@ void store_queued_update(struct kr_store *s)
     atomic_store(&s->queued, n);
 }
 
-/* Opens the DBIs and checks (or writes) the format, in one write txn. */
-static int init_dbs(struct kr_store *s, const char **why)
+/* Opens the DBIs and checks (or writes) the format, in one write txn (a
+ * read txn when read-only: then a missing DBI or format is an error). */
+static int init_dbs(struct kr_store *s, bool ro, const char **why)
 {
     MDB_txn *txn;
-    int rc = store_txn_begin(s, 0, &txn);
+    unsigned cr = ro ? 0 : MDB_CREATE;
+    int rc = store_txn_begin(s, ro ? MDB_RDONLY : 0, &txn);
     if (rc)
         return store_err_from_mdb(rc, why);
-    if ((rc = mdb_dbi_open(txn, "pins", MDB_CREATE, &s->dbi_pins)) ||
-        (rc = mdb_dbi_open(txn, "hosts", MDB_CREATE, &s->dbi_hosts)) ||
-        (rc = mdb_dbi_open(txn, "kv", MDB_CREATE, &s->dbi_kv)) ||
-        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta)))
+    if ((rc = mdb_dbi_open(txn, "pins", cr, &s->dbi_pins)) ||
+        (rc = mdb_dbi_open(txn, "hosts", cr, &s->dbi_hosts)) ||
+        (rc = mdb_dbi_open(txn, "kv", cr, &s->dbi_kv)) ||
+        (rc = mdb_dbi_open(txn, "meta", cr, &s->dbi_meta))) {
+        if (ro && rc == MDB_NOTFOUND) {
+            mdb_txn_abort(txn);
+            return kr_fail(why, KR_EMALF, "store: not a kmsrelay store (a database is missing)");
+        }
         goto fail;
+    }
     MDB_val k = store_val("format", 6), v;
     rc = mdb_get(txn, s->dbi_meta, &k, &v);
     if (rc == 0) {
@@ -112,6 +124,9 @@ static int init_dbs(struct kr_store *s, const char **why)
             mdb_txn_abort(txn);
             return kr_fail(why, KR_EUNSUP, "store: written by an incompatible kmsrelay");
         }
+    } else if (rc == MDB_NOTFOUND && ro) {
+        mdb_txn_abort(txn);
+        return kr_fail(why, KR_EMALF, "store: not a kmsrelay store (no format record)");
     } else if (rc == MDB_NOTFOUND) {
         uint8_t b[4] = {KR_STORE_FORMAT, 0, 0, 0};
         v.mv_size = 4;
@@ -138,6 +153,25 @@ static uint64_t random_seed(void)
     return seed;
 }
 
+/* The refusal of a damaged store: what is wrong and what to do, with the
+ * directory filled in (thread-local: open may run in several threads). */
+static int refuse_damaged(const char *dir, int rc, const struct kr_store_check *c, const char **why)
+{
+    static _Thread_local char msg[8192];
+    const char *advice = kr_store_check_advice(c->state);
+    const char *d = strstr(advice, "DIR");
+    int e = errno;
+    if (d)
+        snprintf(msg, sizeof(msg), "store: %s: %s; %.*s%s%s", c->path, c->what, (int)(d - advice),
+                 advice, dir, d + 3);
+    else
+        snprintf(msg, sizeof(msg), "store: %s: %s; %s", c->path, c->what, advice);
+    if (why)
+        *why = msg;
+    errno = rc == KR_EIO ? e : 0;
+    return rc;
+}
+
 int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_store **out,
                   const char **why)
 {
@@ -156,8 +190,14 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
         o.max_readers = DEFAULT_MAX_READERS;
     if (!o.flush_batch)
         o.flush_batch = DEFAULT_FLUSH_BATCH;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    if (!o.read_only && mkdir(dir, 0700) != 0 && errno != EEXIST)
         return kr_fail(why, KR_EIO, "store: cannot create the directory");
+    struct kr_store_check chk;
+    int crc = kr_store_check(dir, &chk);
+    if (crc != 0)
+        return refuse_damaged(dir, crc, &chk, why);
+    if (o.read_only && chk.state == KR_STORE_ABSENT)
+        return kr_fail(why, KR_ENOENT, "store: no data.mdb (read-only open creates nothing)");
 
     struct kr_store *s = calloc(1, sizeof(*s));
     if (!s)
@@ -171,6 +211,7 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
     s->st.last_why = "";
+    s->guard_slot = -1;
     s->interval_ms = o.flush_interval_ms;
     s->kick_at = o.flush_batch;
     uint64_t seed = random_seed();
@@ -192,22 +233,29 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
     if (!mrc)
         mrc = mdb_env_set_mapsize(s->env, (size_t)o.map_size);
     if (!mrc)
-        mrc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+        mrc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOMETASYNC | (o.read_only ? MDB_RDONLY : 0),
+                           0600);
     if (mrc) {
         rc = store_err_from_mdb(mrc, why);
         goto fail;
     }
     s->env_open = true;
+    MDB_stat ms;
+    s->psize = mdb_env_stat(s->env, &ms) == 0 ? ms.ms_psize : 4096;
+    store_guard_register(s);
     int dead = 0;
     mdb_reader_check(s->env, &dead); /* slots of crashed processes */
-    if ((rc = init_dbs(s, why)) != 0)
+    rc = init_dbs(s, o.read_only, why);
+    if (rc == 0 && store_guard_tripped(s))
+        rc = kr_fail(why, KR_EMALF, "store: data.mdb ends before its pages (SIGBUS while opening)");
+    if (rc != 0)
         goto fail;
     if ((mrc = store_txn_begin(s, MDB_RDONLY, &s->rtxn)) != 0) {
         rc = store_err_from_mdb(mrc, why);
         goto fail;
     }
     mdb_txn_reset(s->rtxn);
-    if (s->interval_ms && (rc = store_thread_start(s)) != 0) {
+    if (s->interval_ms && !o.read_only && (rc = store_thread_start(s)) != 0) {
         kr_fail(why, rc, "store: cannot start the flusher thread");
         goto fail;
     }
@@ -226,10 +274,12 @@ int kr_store_close(struct kr_store *s)
     store_thread_stop(s);
     if (s->env_open) {
         rc = kr_store_flush(s, NULL);
-        mdb_env_sync(s->env, 1); /* the meta page NOMETASYNC deferred */
+        if (!store_guard_tripped(s))
+            mdb_env_sync(s->env, 1); /* the meta page NOMETASYNC deferred */
     }
     if (s->rtxn)
         mdb_txn_abort(s->rtxn);
+    store_guard_unregister(s); /* before the map goes */
     if (s->env)
         mdb_env_close(s->env);
     batch_deinit(&s->b[0]);
@@ -277,13 +327,17 @@ int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *
         return rc;
     }
     pthread_mutex_lock(&s->rd_mu);
-    int mrc = mdb_txn_renew(s->rtxn);
+    int mrc = store_guard(s);
+    if (mrc == 0)
+        mrc = mdb_txn_renew(s->rtxn);
     if (mrc == 0) {
         MDB_val k = store_val(cmid, 16), v;
-        mrc = mdb_get(s->rtxn, s->dbi_pins, &k, &v);
+        mrc = store_note_rc(s, mdb_get(s->rtxn, s->dbi_pins, &k, &v));
         /* Decoding copies the value out before the txn is reset. */
         rc = mrc ? store_err_from_mdb(mrc, NULL) : kr_pin_decode(v.mv_data, v.mv_size, out, NULL);
         mdb_txn_reset(s->rtxn);
+        if (store_guard_tripped(s))
+            rc = KR_EIO; /* what was read may be the guard's zero pages */
     } else {
         rc = store_err_from_mdb(mrc, NULL);
     }
@@ -343,7 +397,7 @@ size_t kr_store_pin_count(struct kr_store *s)
 {
     size_t n = 0;
     pthread_mutex_lock(&s->rd_mu);
-    if (mdb_txn_renew(s->rtxn) == 0) {
+    if (store_guard(s) == 0 && mdb_txn_renew(s->rtxn) == 0) {
         MDB_stat ms;
         if (mdb_stat(s->rtxn, s->dbi_pins, &ms) == 0)
             n = ms.ms_entries;
@@ -355,7 +409,16 @@ size_t kr_store_pin_count(struct kr_store *s)
 
 void kr_store_stats(struct kr_store *s, struct kr_store_stats *out)
 {
+    bool damaged = store_guard_tripped(s);
     pthread_mutex_lock(&s->mu);
+    if (damaged && s->st.last_why != s->damage_why) {
+        /* Damage found by a lookup, with no write queued: report it like a
+         * failed commit so that the daemon's commit alarm names it at once. */
+        s->st.commit_failures++;
+        s->st.last_error = KR_EIO;
+        s->st.last_why = s->damage_why;
+        atomic_store(&s->degraded, true);
+    }
     *out = s->st;
     out->pending = s->pending->n;
     out->inflight = s->committing ? s->inflight->n : 0;
@@ -365,7 +428,7 @@ void kr_store_stats(struct kr_store *s, struct kr_store_stats *out)
     MDB_envinfo info;
     MDB_stat ms;
     out->map_size = out->map_used = 0;
-    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &ms) == 0) {
+    if (store_guard(s) == 0 && mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &ms) == 0) {
         out->map_size = info.me_mapsize;
         out->map_used = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
     }

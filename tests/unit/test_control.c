@@ -259,6 +259,30 @@ static void test_gate(void)
     CU_ASSERT_EQUAL(gate("POST / HTTP/1.1\r\nContent-Length: 70000\r\n\r\n", out, 20), -1);
 }
 
+/* A repeated Content-Length (even with equal values) is refused: which one a
+ * proxy in front used cannot be known (issue 11 item 15). */
+static void test_gate_duplicate_length(void)
+{
+    char out[1024];
+    long n = gate("POST /v1/rebalance HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n",
+                  out, sizeof(out));
+    CU_ASSERT(n > 0);
+    out[n > 0 ? n : 0] = '\0';
+    CU_ASSERT_STRING_EQUAL(out, "POST /v1/rebalance HTTP/1.1\r\nContent-Length: 0\r\n"
+                                "X-Kmsrelay-Rejected: 400\r\n\r\n");
+    n = gate("POST / HTTP/1.1\r\ncontent-length: 2\r\nHost: x\r\nCONTENT-LENGTH: 2\r\n\r\n", out,
+             sizeof(out));
+    CU_ASSERT(n > 0);
+    out[n > 0 ? n : 0] = '\0';
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "X-Kmsrelay-Rejected: 400"));
+    /* with a Transfer-Encoding as well, 411 still wins */
+    n = gate("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n"
+             "Content-Length: 2\r\n\r\n",
+             out, sizeof(out));
+    out[n > 0 ? n : 0] = '\0';
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "X-Kmsrelay-Rejected: 411"));
+}
+
 /* ---- rebalance ------------------------------------------------------------------ */
 
 static void mkpin(struct ctl_rb_pin *p, int id, int64_t seen, uint32_t host)
@@ -701,6 +725,7 @@ KR_SUITE(control)
     CU_add_test(s, "query parameters", test_query);
     CU_add_test(s, "bodies", test_bodies);
     CU_add_test(s, "body gate", test_gate);
+    CU_add_test(s, "body gate: repeated Content-Length", test_gate_duplicate_length);
     CU_add_test(s, "rebalance plan", test_rebalance);
     CU_add_test(s, "helpers", test_helpers);
     CU_add_test(s, "client rows", test_rows);
