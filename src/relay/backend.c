@@ -249,7 +249,8 @@ static bool conn_unclean(struct kr_bconn *c, const char *why)
 {
     uint64_t dropped = 0;
     if (front_log_allowed(&dropped))
-        kr_log(KR_LOG_WARN, "event=backend_desync host=%s reason=\"%s\" action=closed suppressed=%llu",
+        kr_log(KR_LOG_WARN,
+               "event=backend_desync host=%s reason=\"%s\" action=closed suppressed=%llu",
                c->host->conf.name, why, (unsigned long long)dropped);
     return false;
 }

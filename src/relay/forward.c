@@ -126,9 +126,8 @@ static const char *pin_update(struct kr_req *q, uint32_t hresult)
         bool stay = ph && !ph->removed &&
                     ((q->pin_failed && ph->health == KR_HEALTH_UP &&
                       (ph->admin == KR_ADMIN_READY || ph->admin == KR_ADMIN_DRAIN)) ||
-                     (!q->pin_failed &&
-                      (ph->admin == KR_ADMIN_MAINT || q->pin_refused ||
-                       route_refuses(ph, q->kreq.kms_id, kr_now_us()))));
+                     (!q->pin_failed && (ph->admin == KR_ADMIN_MAINT || q->pin_refused ||
+                                         route_refuses(ph, q->kreq.kms_id, kr_now_us()))));
         r->stats.failovers++;
         if (stay) {
             action = "elsewhere";

@@ -60,7 +60,7 @@ struct kr_client {
     uint64_t pdu_start_us; /* first byte of an incomplete PDU, 0 if none */
     uint64_t armed_at_us;  /* when ev fires, 0 = not armed */
     uint64_t close_at_us;  /* closing: give up flushing at */
-    uint8_t src_key[16]; /* limits.c's source key, from admission */
+    uint8_t src_key[16];   /* limits.c's source key, from admission */
     uint32_t assoc_group;
     uint16_t listen_port;
     uint8_t n_ctx;

@@ -50,7 +50,7 @@
 #define CHECK_CALL_ID 1
 #define CHECK_MAX_FRAG 5840
 #define PFAIL_WINDOW_US (300ull * 1000000) /* older passive failures are forgotten */
-#define PFAIL_MIN 3                          /* distinct clients, at least */
+#define PFAIL_MIN 3                        /* distinct clients, at least */
 #define PASSIVE_HOLD_MIN_US (30ull * 1000000)
 
 struct hcheck {
