@@ -5,9 +5,10 @@
  * check never sends a request, so it never inflates a host's count.
  *
  * State: UNKNOWN at start; `rise` consecutive successful checks make a host
- * UP, `fall` consecutive failed checks make it DOWN. A real answer never
- * resets the checks' failure streak: a host whose listener died while its
- * pooled connections still answer goes DOWN by its failing connects.
+ * UP, `fall` consecutive failed checks make it DOWN. A real answer resets
+ * the checks' failure streak except when the checks' connects fail: a
+ * host whose listener died while its pooled connections still answer goes
+ * DOWN by its failing connects.
  *
  * Passive failures (real requests that failed on the host for a reason of
  * the host's: timeout, close, garbage, connect; reported by forward.c) are
@@ -16,10 +17,11 @@
  * whatever its bind checks say: a host that binds but never answers is
  * down. One client alone never does, so a client cannot take hosts down
  * with requests they choke on (forward.c does not even report a failure
- * that follows one request across two hosts). After a passive DOWN the
- * checks alone do not make the host UP for PASSIVE_HOLD (they pass on a
- * hung host); a real answer, a failing check (then the checks see the
- * fault and are trusted with the recovery) or the end of the hold do.
+ * that follows one request across two hosts). After a passive DOWN by
+ * timeouts the checks alone do not make the host UP for the passive hold
+ * (they pass on a hung host); a real answer, a failing check (then the
+ * checks see the fault and are trusted with the recovery) or the end of
+ * the hold do.
  * While a state is in question (UNKNOWN, a streak toward the other state
  * has begun, or passive failures are pending) checks run every
  * fast_interval instead of interval.
@@ -347,7 +349,11 @@ void kr_health_passive_failure(struct kr_host *h, const char *why, const uint8_t
         snprintf(text, sizeof(text), "request failed: %s (%u distinct clients)",
                  why ? why : "error", n);
         h->rise_cnt = 0;
-        h->passive_hold_us = t_us + passive_hold_us(c);
+        /* a host that times out while it binds is hung: its passing bind
+         * checks prove nothing for a while. One that closes or answers
+         * garbage shows it at once: the checks may bring it back. */
+        if (why && strcmp(why, "timeout") == 0)
+            h->passive_hold_us = t_us + passive_hold_us(c);
         kr_health_set(h, KR_HEALTH_DOWN, text);
     }
     /* Look again soon rather than at the next slow interval. */
@@ -373,10 +379,14 @@ void kr_health_passive_failure(struct kr_host *h, const char *why, const uint8_t
 
 void kr_health_passive_success(struct kr_host *h)
 {
-    /* A real answer clears the passive failures and the hold; it neither
-     * resets the checks' streak (a dead listener with live pooled
-     * connections must still go DOWN) nor makes a host UP (only checks do
+    /* A real answer clears the passive failures and the hold, and a check
+     * failure streak that a loaded machine may explain (a check timing
+     * out while requests are answered). It does not clear a streak of
+     * refused connects: a dead listener whose pooled connections still
+     * answer must go DOWN. Nor does it make a host UP (only checks do
      * that, after `rise`). */
     h->n_pfail = 0;
     h->passive_hold_us = 0;
+    if (h->health == KR_HEALTH_UP && strncmp(h->last_check_result, "connect", 7) != 0)
+        h->fall_cnt = 0;
 }
