@@ -16,8 +16,9 @@
  * RLIMIT_NOFILE to the hard one; every apply sets the reserve kept for
  * backend pools and health checks and checks that clients.max_connections
  * fits next to it and the metrics and control caps. When it does not, the
- * client cap in force is what fits (warned at start and reload); a config
- * that leaves room for fewer than LISTEN_MIN_ROOM clients is refused. An
+ * client cap in force is what fits (warned at start and reload); a limit
+ * that leaves room for fewer than LISTEN_MIN_ROOM clients gets a warning
+ * and no reserve at all (EMFILE then pauses accepting, as before). An
  * accepted client whose descriptor reaches into the reserve, or beyond the
  * cap in force, is closed at once (rate-limited log), so backends and
  * checks keep working when clients exhaust descriptors.
@@ -45,6 +46,7 @@
 /* Client connections allowed in force (clients.max_connections, or less
  * when the descriptor budget has no room for it). One relay per process. */
 static uint64_t client_cap = UINT64_MAX;
+static bool budget_warned;
 
 struct kr_listener {
     struct kr_listener *next;
@@ -186,7 +188,7 @@ fail:
 }
 
 /* The descriptor budget for config c: reserve, client cap in force. */
-static int budget_apply(const struct kr_conf *c, char *err, size_t errlen)
+static void budget_apply(const struct kr_conf *c)
 {
     uint64_t limit = kr_fd_raise_limit();
     uint32_t pool = c->pool_size ? c->pool_size : 1;
@@ -195,14 +197,21 @@ static int budget_apply(const struct kr_conf *c, char *err, size_t errlen)
     kr_fd_set_reserve(KR_FD_RESERVE_BASE + hosts * (pool + 1));
     uint64_t room = kr_fd_client_room();
     if (room < LISTEN_MIN_ROOM) {
-        snprintf(err, errlen,
-                 "descriptor budget: RLIMIT_NOFILE %llu leaves room for %llu client connections "
-                 "after %llu reserved for backends and checks and %d for metrics and control; "
-                 "raise the limit (LimitNOFILE=) or lower backend.pool_size",
-                 (unsigned long long)limit, (unsigned long long)room,
-                 (unsigned long long)kr_fd_reserve(), KR_METRICS_MAX_CONNS + KR_CONTROL_MAX_CONNS);
-        return KR_EINVAL;
+        /* no budget worth the name: keep the old behaviour (EMFILE pauses
+         * accepting) rather than refuse every client, and say so */
+        if (!budget_warned)
+            kr_log(KR_LOG_WARN,
+                   "event=fd_budget limit=%llu reserve=%llu other_caps=%d msg=\"the descriptor "
+                   "limit is too small for a reserve and the listeners' caps: running without "
+                   "a reserve; raise it (LimitNOFILE=) or lower backend.pool_size\"",
+                   (unsigned long long)limit, (unsigned long long)kr_fd_reserve(),
+                   KR_METRICS_MAX_CONNS + KR_CONTROL_MAX_CONNS);
+        budget_warned = true;
+        kr_fd_set_reserve(0);
+        client_cap = c->max_connections;
+        return;
     }
+    budget_warned = false;
     uint64_t want = c->max_connections;
     uint64_t cap = want < room ? want : room;
     if (cap < want && cap != client_cap)
@@ -213,15 +222,13 @@ static int budget_apply(const struct kr_conf *c, char *err, size_t errlen)
                (unsigned long long)want, (unsigned long long)limit,
                (unsigned long long)kr_fd_reserve(), (unsigned long long)cap);
     client_cap = cap;
-    return 0;
 }
 
 int relay_listen_apply(struct kr_relay *r, const struct kr_conf *c, char *err, size_t errlen)
 {
     struct kr_listener *fresh[KR_CONF_MAX_LISTEN] = {0}, *keep[KR_CONF_MAX_LISTEN] = {0};
 
-    if (budget_apply(c, err, errlen) != 0)
-        return KR_EINVAL;
+    budget_apply(c);
 
     for (size_t i = 0; i < c->n_listen; i++) {
         for (struct kr_listener *l = r->listeners; l; l = l->next)
