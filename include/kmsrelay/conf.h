@@ -93,6 +93,7 @@ struct kr_conf {
     uint32_t max_conn_per_source;
     uint32_t rate_per_source;  /* requests per second, token bucket refill */
     uint32_t burst_per_source; /* token bucket size */
+    uint32_t ipv6_prefix;      /* per-source limits key IPv6 clients on this prefix */
     uint64_t client_idle_ms;   /* no bytes at all for this long: close */
     uint64_t client_header_ms; /* a started PDU must complete within this */
 

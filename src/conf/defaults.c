@@ -30,6 +30,7 @@ void kr_conf_defaults(struct kr_conf *c)
     c->max_conn_per_source = 64;
     c->rate_per_source = 20;
     c->burst_per_source = 40;
+    c->ipv6_prefix = 64; /* one site or host gets a /64: count it as one source */
     c->client_idle_ms = 30 * 1000;
     c->client_header_ms = 10 * 1000;
 

@@ -26,6 +26,7 @@ const struct conf_opt conf_opts[] = {
     {"clients", "max_per_source", CT_U32, OFF(max_conn_per_source), 1, 1000000},
     {"clients", "rate", CT_U32, OFF(rate_per_source), 0, 1000000}, /* 0 = no limit */
     {"clients", "burst", CT_U32, OFF(burst_per_source), 1, 1000000},
+    {"clients", "ipv6_prefix", CT_U32, OFF(ipv6_prefix), 16, 128},
     {"clients", "idle_timeout", CT_DUR, OFF(client_idle_ms), MS(100), DAY(1)},
     {"clients", "header_timeout", CT_DUR, OFF(client_header_ms), MS(100), HOUR(1)},
 

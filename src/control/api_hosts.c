@@ -78,6 +78,7 @@ json_t *ctl_host_json(const struct kr_relay *r, const struct kr_host *h, const u
     ctl_set(o, "config_weight", json_integer(kr_control_config_weight(r, h)));
     ctl_set(o, "priority", json_integer(h->conf.priority));
     ctl_set(o, "health", json_string(ctl_health_word(h->health)));
+    ctl_set(o, "health_reason", json_string(h->health_reason));
     ctl_set(o, "admin", json_string(kr_admin_name(h->admin)));
     ctl_set(o, "discovered", json_boolean(h->dynamic));
     ctl_set(o, "removed", json_boolean(h->removed));
@@ -113,8 +114,10 @@ json_t *ctl_host_json(const struct kr_relay *r, const struct kr_host *h, const u
     }
     if (h->health == KR_HEALTH_DOWN) {
         char w[160];
-        snprintf(w, sizeof(w), "health check failing: %s",
-                 h->last_check_result[0] ? h->last_check_result : "down");
+        snprintf(w, sizeof(w), "down: %s",
+                 h->health_reason[0]       ? h->health_reason
+                 : h->last_check_result[0] ? h->last_check_result
+                                           : "health check failing");
         json_array_append_new(warnings, json_string(w));
     }
     ctl_set(o, "counts", counts_json(r, h, warnings));

@@ -69,6 +69,7 @@ struct kr_control {
     kr_control_reload_fn reload;
     void *reload_arg;
     uint64_t requests, errors;
+    struct kr_fd_guard *guard; /* sock.c: connection cap, header deadline */
 
     /* job.c */
     pthread_mutex_t mu;
@@ -183,6 +184,15 @@ void ctl_reply_raw(struct kr_control *ctl, struct evhttp_request *req, int statu
                    struct evbuffer *body, const char *type);
 
 /* ---- the socket (sock.c) ------------------------------------------------- */
+
+/* sock.c: puts the evhttp's bound control socket under the accept guard
+ * (fdguard.h): at most KR_CONTROL_MAX_CONNS connections, a request header
+ * block complete within CTL_HEADER_DEADLINE_MS of the accept (evhttp's own
+ * timeout restarts with every byte), a pause on EMFILE. Connections are
+ * made by ctl_gate_bev. 0, or KR_ENOMEM. */
+#define CTL_HEADER_DEADLINE_MS 10000
+struct evhttp_bound_socket;
+int ctl_sock_guard(struct kr_control *ctl, struct evhttp_bound_socket *bound);
 
 /* Creates the listening AF_UNIX socket at path (see control.h). Returns the
  * fd or a negative KR_E* with err; dev and ino identify the file created. */

@@ -27,6 +27,7 @@
 
 #include "control/control-internal.h"
 #include "kmsrelay/err.h"
+#include "kmsrelay/fdguard.h"
 #include "kmsrelay/log.h"
 
 static const char *reason(int status)
@@ -279,11 +280,14 @@ int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_rel
 
     fd = ctl_sock_listen(ctl->path, conf->control_mode, conf->control_group, &ctl->dev, &ctl->ino,
                          err, errlen);
-    if (fd < 0 || !evhttp_accept_socket_with_handle(ctl->http, fd)) {
+    struct evhttp_bound_socket *bound =
+        fd < 0 ? NULL : evhttp_accept_socket_with_handle(ctl->http, fd);
+    if (fd < 0 || !bound || ctl_sock_guard(ctl, bound) != 0) {
         int rc = fd < 0 ? fd : KR_EIO;
         if (fd >= 0) {
             snprintf(err, errlen, "control socket %s: cannot serve it", ctl->path);
-            close(fd);
+            if (!bound)
+                close(fd); /* else evhttp_free closes it */
             ctl_sock_unlink(ctl->path, ctl->dev, ctl->ino);
         }
         ctl_jobs_stop(ctl);
@@ -323,7 +327,9 @@ void kr_control_free(struct kr_control *ctl)
     if (!ctl)
         return;
     ctl_jobs_stop(ctl);
+    kr_fd_guard_stop(ctl->guard);
     evhttp_free(ctl->http); /* closes the listening socket and every connection */
+    kr_fd_guard_free(ctl->guard);
     ctl_sock_unlink(ctl->path, ctl->dev, ctl->ino);
     free(ctl);
 }

@@ -26,6 +26,7 @@
 
 #include "kmsrelay/conf.h"
 #include "kmsrelay/err.h"
+#include "kmsrelay/fdguard.h"
 #include "kmsrelay/log.h"
 #include "kmsrelay/netaddr.h"
 #include "metrics/metrics-internal.h"
@@ -35,6 +36,7 @@
 
 struct kr_metrics_server {
     struct evhttp *http;
+    struct kr_fd_guard *guard; /* fdguard.h: cap, header deadline, EMFILE */
     struct kr_relay *relay;
     char listen[KR_CONF_NAME_MAX]; /* as configured */
     char bound[KR_ADDRSTRLEN];     /* actual address */
@@ -121,11 +123,17 @@ int kr_metrics_server_start(struct event_base *base, struct kr_relay *r, const s
         return KR_ENOMEM;
     }
     int fd = listen_on(&a);
-    if (fd < 0 || !evhttp_accept_socket_with_handle(m->http, fd)) {
+    struct evhttp_bound_socket *bound =
+        fd < 0 ? NULL : evhttp_accept_socket_with_handle(m->http, fd);
+    /* its own connection cap, a header deadline, a pause on EMFILE */
+    if (bound)
+        m->guard = kr_fd_guard_evhttp(m->http, bound, "metrics", KR_METRICS_MAX_CONNS,
+                                      MX_TIMEOUT_S * 1000, NULL, NULL);
+    if (fd < 0 || !bound || !m->guard) {
         snprintf(err, errlen, "metrics: cannot listen on %s: %s", conf->metrics_listen,
                  fd < 0 ? strerror(errno) : "evhttp refused the socket");
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0 && !bound)
+            close(fd); /* else evhttp_free closes it */
         evhttp_free(m->http);
         free(m);
         return KR_EIO;
@@ -154,7 +162,9 @@ void kr_metrics_server_free(struct kr_metrics_server *m)
     mx_pins_join();
     if (!m)
         return;
+    kr_fd_guard_stop(m->guard);
     evhttp_free(m->http);
+    kr_fd_guard_free(m->guard);
     free(m);
 }
 

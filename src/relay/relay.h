@@ -49,6 +49,7 @@ const char *kr_health_name(int h);
 
 #define KR_HOST_APPS 4      /* reported counts kept per host: one per application */
 #define KR_HOST_REFUSALS 16 /* (KMS id -> until) refusals kept per host */
+#define KR_HOST_PFAIL 16    /* distinct failing clients remembered per host */
 
 /* What a host last reported for one application. */
 struct kr_app_count {
@@ -89,6 +90,14 @@ struct kr_host {
     char last_check_result[64];
     struct event *check_timer;
     void *check; /* health.c's in-flight check, NULL when idle */
+    /* passive failures (health.c): the distinct clients whose requests
+     * failed on this host since its last real answer */
+    uint64_t pfail_client[KR_HOST_PFAIL];
+    uint64_t pfail_us[KR_HOST_PFAIL];
+    uint32_t n_pfail;
+    uint64_t passive_hold_us; /* DOWN by passive failures: a passing bind
+                               * check alone does not make it UP before */
+    char health_reason[96];   /* why health is what it is (logged, API) */
 
     /* connection pool (backend.c) */
     struct kr_bconn *idle; /* ready, bound, no request */
@@ -176,7 +185,10 @@ void kr_backend_abort_host(struct kr_host *h);
 /* Health (health.c). */
 void kr_health_start(struct kr_host *h); /* begin periodic checks */
 void kr_health_stop(struct kr_host *h);
-void kr_health_passive_failure(struct kr_host *h, const char *why);
+/* A request of `client` (its CMID) failed on h for a reason of the host's
+ * (timeout, close, garbage, connect). Enough distinct clients make h DOWN
+ * whatever its bind checks say. */
+void kr_health_passive_failure(struct kr_host *h, const char *why, const uint8_t client[16]);
 void kr_health_passive_success(struct kr_host *h);
 /* Sets health and logs the change once, with the reason. */
 void kr_health_set(struct kr_host *h, int health, const char *why);
@@ -244,6 +256,12 @@ struct kr_req {
                           * client gets another host's answer) */
     bool pin_failed;     /* the pinned host failed during this request */
     bool pin_refused;    /* the pinned host refuses this KMS id */
+    /* failures that may follow the request rather than the host (closed,
+     * garbage), by plan position: held against the host only once another
+     * host answered the same request */
+    uint8_t pending[KR_PLAN_MAX];
+    uint8_t n_pending;
+    bool client_fault; /* 2+ hosts failed on this request and none answered */
 };
 
 /* forward.c: starts routing; calls kr_front_reply() exactly once (unless
@@ -266,11 +284,14 @@ void kr_front_accept(struct kr_relay *r, int fd, const struct sockaddr *sa, int 
 void kr_front_close_all(struct kr_relay *r);
 
 /* limits.c: per-source accounting. Returns NULL when allowed (and counts the
- * connection), else a static reason ("not in allow-list", ...). */
-const char *kr_limits_admit(struct kr_relay *r, const struct sockaddr *sa);
-void kr_limits_release(struct kr_relay *r, const struct sockaddr *sa);
+ * connection under the source key written to `key`, which the caller keeps
+ * for release and request), else a static reason ("not in allow-list", ...). */
+const char *kr_limits_admit(struct kr_relay *r, const struct sockaddr *sa, uint8_t key[16]);
+void kr_limits_release(struct kr_relay *r, const uint8_t key[16]);
 /* Token bucket per source: true when a request may proceed now. */
-bool kr_limits_request(struct kr_relay *r, const struct sockaddr *sa);
+bool kr_limits_request(struct kr_relay *r, const uint8_t key[16]);
+/* The source key of an address (IPv6 cut to clients.ipv6_prefix). */
+bool kr_limits_source_key(const struct kr_relay *r, const struct sockaddr *sa, uint8_t key[16]);
 /* limits.c, for relay.c: state lifecycle, and dropping idle entries (called
  * from the relay's housekeeping timer). init returns 0 or KR_ENOMEM. */
 int kr_limits_init(struct kr_relay *r);
