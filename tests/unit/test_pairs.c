@@ -16,6 +16,7 @@
 #include "kmsrelay/err.h"
 #include "kmsrelay/guid.h"
 #include "kmsrelay/kms.h"
+#include "kmsrelay/report.h"
 #include "kmsrelay/store.h"
 #include "testutil.h"
 
@@ -252,6 +253,79 @@ static void test_newer_format_refused(void)
     nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+static void put(struct kr_store *s, int i, const uint8_t app[16], const char *host, int64_t seen,
+                const char *ws)
+{
+    struct kr_pin p;
+    mk_pair(i, app, host, seen, &p);
+    p.n_names = 0;
+    kr_pin_note_name(&p, ws, seen);
+    p.n_policy = 5;
+    p.last_count = 50;
+    CU_ASSERT_EQUAL(kr_store_pin_put(s, &p), 0);
+}
+
+static json_t *finding(const json_t *rep, const char *list)
+{
+    return json_object_get(json_object_get(rep, "findings"), list);
+}
+
+/* The report counts a machine once in each application's pool and states
+ * machine findings once: a Windows+Office machine, a machine whose two
+ * applications saw two spellings of one DNS name (not a clone), a real
+ * clone, and a CMID replaced by a newer one (in its chain, not stale). */
+static void test_report_machines(void)
+{
+    char dir[64];
+    struct kr_store *s = NULL;
+    const int64_t now = 1800000000, day = 86400;
+    json_t *rep = NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mk_dir(dir));
+    CU_ASSERT_EQUAL_FATAL(kr_store_open(dir, NULL, &s, NULL), 0);
+    put(s, 1, kr_kms_app_windows, "kms-a", now - 60, "PC-1.corp.example");
+    put(s, 1, kr_kms_app_office2013, "kms-a", now - 50, "PC-1.corp.example");
+    put(s, 2, kr_kms_app_windows, "kms-a", now - 60, "PC-2.corp.example");
+    put(s, 2, kr_kms_app_office2013, "kms-b", now - 50, "pc-2.CORP.example.");
+    put(s, 3, kr_kms_app_windows, "kms-a", now - 60, "PC-3.corp.example");
+    put(s, 3, kr_kms_app_office2013, "kms-a", now - 50, "PC-4.corp.example");
+    /* CMID 4 was replaced by CMID 5 twenty days ago; 6 really went away */
+    put(s, 4, kr_kms_app_windows, "kms-a", now - 20 * day, "PC-5.corp.example");
+    struct kr_pin p;
+    mk_pair(5, kr_kms_app_windows, "kms-a", now - 100, &p);
+    p.cmid[15] = 5;
+    memset(p.prev_cmid, 0, 16);
+    p.prev_cmid[0] = 0xc0;
+    p.prev_cmid[15] = 4;
+    CU_ASSERT_EQUAL(kr_store_pin_put(s, &p), 0);
+    put(s, 6, kr_kms_app_windows, "kms-a", now - 9 * day, "PC-6.corp.example");
+    put(s, 6, kr_kms_app_office2013, "kms-a", now - 9 * day, "PC-6.corp.example");
+    CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
+
+    CU_ASSERT_EQUAL_FATAL(kr_report_build(s, NULL, 0, now, NULL, &rep, NULL), 0);
+    const json_t *apps = json_object_get(rep, "applications");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_array_get(apps, 0), "clients")), 6);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_array_get(apps, 2), "clients")), 4);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(rep, "clients")), 10);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(rep, "machines")), 6);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(rep, "schema")), "kmsrelay.report/2");
+
+    const json_t *cl = finding(rep, "cloned_images");
+    CU_ASSERT_EQUAL_FATAL(json_array_size(cl), 1); /* machine 3 only, once */
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(cl, 0), "cmid")),
+                           "000000c0-0000-0000-0000-000000000003");
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(json_array_get(cl, 0), "applications")), 2);
+    const json_t *st = finding(rep, "stale");
+    CU_ASSERT_EQUAL_FATAL(json_array_size(st), 1); /* machine 6 once; not the replaced 4 */
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(st, 0), "cmid")),
+                           "000000c0-0000-0000-0000-000000000006");
+    const json_t *ch = finding(rep, "cmid_changed");
+    CU_ASSERT_EQUAL_FATAL(json_array_size(ch), 1);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(json_array_get(ch, 0), "chain")), 2);
+    json_decref(rep);
+    kr_store_close(s);
+    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 KR_SUITE(pairs)
 {
     CU_pSuite s = CU_add_suite("pairs", NULL, NULL);
@@ -259,4 +333,5 @@ KR_SUITE(pairs)
     CU_add_test(s, "workstation names compare as DNS names", test_dns_names);
     CU_add_test(s, "format 1 fixture store migrates, every pin kept", test_migrate_fixture);
     CU_add_test(s, "a newer store format is refused", test_newer_format_refused);
+    CU_add_test(s, "report: pairs per pool, findings per machine", test_report_machines);
 }
