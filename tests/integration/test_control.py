@@ -277,7 +277,7 @@ def t_commands_and_persistence(h):
 
     # report (findings make rc 1), dns, reload
     rep = ctl_json(h, "report", expect=(0, 1))
-    check(rep["schema"] == "kmsrelay.report/1" and rep["pins"] == N_CLIENTS - 1,
+    check(rep["schema"] == "kmsrelay.report/2" and rep["pins"] == N_CLIENTS - 1,
           "report schema %r pins %r" % (rep.get("schema"), rep.get("pins")))
     _, out, _ = ctl(h, "report", "--format", "csv", expect=(0, 1))
     rows = list(csv.reader(io.StringIO(out, newline="")))
