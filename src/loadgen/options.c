@@ -56,6 +56,8 @@ static const char help_text[] =
     "                           win10 and the N clients before the clones are their\n"
     "                           office2016 side, same CMID, name, VM flag and clock\n"
     "                           (default 0)\n"
+    "      --prev-cmid GUID     every request names GUID as its previous CMID (a\n"
+    "                           re-imaged machine's new CMID replacing an old one)\n"
     "\n"
     "Protocol:\n"
     "      --ndr MODE           ndr32: bind offers NDR32 only (1 item);\n"
@@ -104,6 +106,7 @@ enum {
     O_SOURCE,
     O_LATFILE,
     O_DUAL_OFFICE,
+    O_PREV_CMID,
 };
 
 static const struct option long_opts[] = {
@@ -123,6 +126,7 @@ static const struct option long_opts[] = {
     {"skew-seconds", required_argument, NULL, O_SKEW_SECONDS},
     {"clone-clients", required_argument, NULL, O_CLONE_CLIENTS},
     {"dual-office", required_argument, NULL, O_DUAL_OFFICE},
+    {"prev-cmid", required_argument, NULL, O_PREV_CMID},
     {"timeout-ms", required_argument, NULL, O_TIMEOUT},
     {"rate", required_argument, NULL, O_RATE},
     {"allow-hresult", required_argument, NULL, O_ALLOW},
@@ -352,6 +356,10 @@ int lg_options_parse(int argc, char **argv, struct lg_config *cfg)
             if (parse_uint(optarg, 0, LG_MAX_ACTIVATIONS, &u) != 0)
                 return usage_error("--clone-clients", "'%s' is not a number", optarg);
             cfg->clone_clients = (uint32_t)u;
+            break;
+        case O_PREV_CMID:
+            if (kr_guid_parse(optarg, cfg->prev_cmid) != 0)
+                return usage_error("--prev-cmid", "'%s' is not a GUID", optarg);
             break;
         case O_DUAL_OFFICE:
             if (parse_uint(optarg, 0, LG_MAX_ACTIVATIONS, &u) != 0)
