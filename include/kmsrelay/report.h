@@ -101,9 +101,11 @@
  * CSV (kr_report_write_csv): RFC 4180 (CRLF, fields with a comma, quote or
  * line break quoted, quotes doubled), one header line and one row per item:
  *   kind,application,host,cmid,workstations,value,threshold,detail
- * kind is one of clients, clients_host, vm, physical, licence, host_count,
+ * kind is one of clients, machines, clients_host, vm, physical, licence, host_count,
  * below_threshold, clock_skew, cloned_image, cmid_changed, stale; the
- * meaning of value/threshold/detail per kind is in kmsrelayctl(8).
+ * meaning of value/threshold/detail per kind is in kmsrelayctl(8). The
+ * per-machine kinds (clock_skew, cloned_image, cmid_changed, stale) give
+ * the machine's applications joined with "; " in the application column.
  *
  * Errors: 0 or a negative KR_E* (err.h); `why` gets a static reason.
  * Ownership: *out is a new reference owned by the caller (json_decref).
