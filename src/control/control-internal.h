@@ -281,7 +281,7 @@ json_t *ctl_pin_json(const struct kr_pin *p, bool full);
  * with the columns of CTL_CLIENTS_CSV_HEADER. Touch nothing but p. */
 #define CTL_CLIENTS_CSV_HEADER                                                                     \
     "cmid,workstation,host,application,app_id,first_seen,last_seen,vm,licence,protocol,"           \
-    "last_result,count,n_policy,skew_seconds,activations,previous_cmid"
+    "last_result,count,n_policy,skew_seconds,activations,previous_cmid,sku_id"
 void ctl_client_row_json(struct evbuffer *b, const struct kr_pin *p);
 void ctl_client_row_csv(struct evbuffer *b, const struct kr_pin *p);
 

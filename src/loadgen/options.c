@@ -51,6 +51,13 @@ static const char help_text[] =
     "                           (default 18000)\n"
     "      --clone-clients N    the last N clients reuse the CMIDs (and products) of the\n"
     "                           first N but keep their own workstation names (default 0)\n"
+    "      --dual-office N      N machines activate Windows and Office with one CMID (as\n"
+    "                           Windows 8+ with Office 2013+ do): the first N clients are\n"
+    "                           win10 and the N clients before the clones are their\n"
+    "                           office2016 side, same CMID, name, VM flag and clock\n"
+    "                           (default 0)\n"
+    "      --prev-cmid GUID     every request names GUID as its previous CMID (a\n"
+    "                           re-imaged machine's new CMID replacing an old one)\n"
     "\n"
     "Protocol:\n"
     "      --ndr MODE           ndr32: bind offers NDR32 only (1 item);\n"
@@ -98,6 +105,8 @@ enum {
     O_LIST,
     O_SOURCE,
     O_LATFILE,
+    O_DUAL_OFFICE,
+    O_PREV_CMID,
 };
 
 static const struct option long_opts[] = {
@@ -116,6 +125,8 @@ static const struct option long_opts[] = {
     {"skew-clients", required_argument, NULL, O_SKEW_CLIENTS},
     {"skew-seconds", required_argument, NULL, O_SKEW_SECONDS},
     {"clone-clients", required_argument, NULL, O_CLONE_CLIENTS},
+    {"dual-office", required_argument, NULL, O_DUAL_OFFICE},
+    {"prev-cmid", required_argument, NULL, O_PREV_CMID},
     {"timeout-ms", required_argument, NULL, O_TIMEOUT},
     {"rate", required_argument, NULL, O_RATE},
     {"allow-hresult", required_argument, NULL, O_ALLOW},
@@ -214,6 +225,9 @@ static int validate(struct lg_config *cfg, int have_k)
         return usage_error("--skew-clients", "larger than the population (-k)");
     if ((uint64_t)cfg->clone_clients * 2 > cfg->clients)
         return usage_error("--clone-clients", "must be at most half the population (-k)");
+    if ((uint64_t)cfg->dual_office * 2 + cfg->clone_clients > cfg->clients)
+        return usage_error("--dual-office",
+                           "2 N plus --clone-clients must fit in the population (-k)");
     unsigned usable = 0;
     for (unsigned v = 0; v < 3; v++) {
         int has = 0;
@@ -342,6 +356,15 @@ int lg_options_parse(int argc, char **argv, struct lg_config *cfg)
             if (parse_uint(optarg, 0, LG_MAX_ACTIVATIONS, &u) != 0)
                 return usage_error("--clone-clients", "'%s' is not a number", optarg);
             cfg->clone_clients = (uint32_t)u;
+            break;
+        case O_PREV_CMID:
+            if (kr_guid_parse(optarg, cfg->prev_cmid) != 0)
+                return usage_error("--prev-cmid", "'%s' is not a GUID", optarg);
+            break;
+        case O_DUAL_OFFICE:
+            if (parse_uint(optarg, 0, LG_MAX_ACTIVATIONS, &u) != 0)
+                return usage_error("--dual-office", "'%s' is not a number", optarg);
+            cfg->dual_office = (uint32_t)u;
             break;
         case O_TIMEOUT:
             if (parse_uint(optarg, 1, 3600000, &u) != 0)

@@ -1,5 +1,8 @@
 /*
- * pins.c - pins per host for kmsrelay_host_pins.
+ * pins.c - pins per host for kmsrelay_host_pins, and per host and
+ * application for kmsrelay_host_app_pins (a client is the pair CMID,
+ * application: the second is what each host's own per-application count
+ * should match).
  *
  * Counting needs a walk over every pin (the store keeps no per-host index),
  * which on a million pins takes on the order of a second: far too long for
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kmsrelay/kms.h"
 #include "kmsrelay/netaddr.h"
 #include "kmsrelay/store.h"
 #include "metrics/metrics-internal.h"
@@ -23,10 +27,22 @@
 #define PINS_REFRESH_S 30
 #define PINS_HOSTS_MAX 256 /* more distinct host names share one "other" row */
 
+#define PINS_APPS 4 /* Windows, Office 2010, Office 2013+, other */
+
 struct pin_count {
     char host[KR_PIN_HOST_MAX];
     uint64_t n;
+    uint64_t app[PINS_APPS];
 };
+
+static unsigned app_slot(const uint8_t id[16])
+{
+    const uint8_t *known[] = {kr_kms_app_windows, kr_kms_app_office2010, kr_kms_app_office2013};
+    for (unsigned i = 0; i < 3; i++)
+        if (memcmp(id, known[i], 16) == 0)
+            return i;
+    return 3;
+}
 
 struct pin_table {
     struct pin_count v[PINS_HOSTS_MAX];
@@ -59,6 +75,7 @@ static int count_one(const struct kr_pin *p, void *ctx)
     for (size_t i = 0; i < t->n; i++)
         if (strcmp(t->v[i].host, p->host) == 0) {
             t->v[i].n++;
+            t->v[i].app[app_slot(p->app_id)]++;
             return 0;
         }
     if (t->n == PINS_HOSTS_MAX) {
@@ -66,6 +83,7 @@ static int count_one(const struct kr_pin *p, void *ctx)
         return 0;
     }
     memcpy(t->v[t->n].host, p->host, sizeof(t->v[t->n].host));
+    t->v[t->n].app[app_slot(p->app_id)] = 1;
     t->v[t->n++].n = 1;
     return 0;
 }
@@ -122,7 +140,8 @@ void mx_pins_refresh(struct kr_store *s)
 void mx_pins_render(struct evbuffer *b)
 {
     mx_head(b, "kmsrelay_host_pins", "gauge",
-            "Clients (CMIDs) pinned to the host, from the last background count of the store.");
+            "Clients (pairs of CMID and application) pinned to the host, from the last "
+            "background count of the store.");
     pthread_mutex_lock(&mu);
     if (last) {
         for (size_t i = 0; i < last->n; i++)
@@ -130,6 +149,17 @@ void mx_pins_render(struct evbuffer *b)
         if (last->other)
             mx_sample_u(b, "kmsrelay_host_pins", last->other, "host", "other", NULL);
     }
+    pthread_mutex_unlock(&mu);
+    static const char *const apps[PINS_APPS] = {"Windows", "Office 2010", "Office 2013+", "other"};
+    mx_head(b, "kmsrelay_host_app_pins", "gauge",
+            "Clients pinned to the host per application: what the host's own count for that "
+            "application should match.");
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; last && i < last->n; i++)
+        for (unsigned a = 0; a < PINS_APPS; a++)
+            if (last->v[i].app[a])
+                mx_sample_u(b, "kmsrelay_host_app_pins", last->v[i].app[a], "host", last->v[i].host,
+                            "app", apps[a], NULL);
     int64_t at = last_at;
     uint64_t skewed = last ? last->skewed : 0, cloned = last ? last->cloned : 0;
     pthread_mutex_unlock(&mu);

@@ -14,7 +14,11 @@
  *                                               counted, no pin touched
  *   0xC004F042 (host cannot serve this KMS id) -> remember (host, KMS id),
  *                                               next host; if every host
- *                                               refuses, relay the refusal
+ *                                               refuses, relay the refusal;
+ *                                               the PAIR (CMID, app) is then
+ *                                               pinned to the host that
+ *                                               served it, the machine's
+ *                                               other pairs keep their pins
  *   any other answer                           -> that host answered
  *   budget spent, plan exhausted               -> fault rpc_s_server_unavailable
  *                                               (the client fails over as if
@@ -96,8 +100,9 @@ static uint64_t next_timeout_ms(const struct kr_req *q)
     return t && t < left ? t : left;
 }
 
-/* Updates the pin after an answer from q->chosen_name (or, with none, a
- * total refusal). Returns the log word for what happened to the pin. */
+/* Updates the pin of the pair (CMID, application id) after an answer from
+ * q->chosen_name (or, with none, a total refusal). Only this pair's pin is
+ * touched. Returns the log word for what happened to the pin. */
 static const char *pin_update(struct kr_req *q, uint32_t hresult)
 {
     struct kr_relay *r = q->relay;
@@ -117,17 +122,17 @@ static const char *pin_update(struct kr_req *q, uint32_t hresult)
     } else if (q->chosen_name[0] && strcmp(p->host, q->chosen_name) != 0) {
         int pi = route_host_by_name(r, p->host);
         const struct kr_host *ph = pi >= 0 ? r->hosts[pi] : NULL;
-        /* maint and product refusals serve elsewhere without moving the
-         * pin; a pinned host that is down, retired, gone or failed now (or
-         * a failback) moves it */
-        /* a failure of this request alone does not move it while the
-         * checks say the pinned host is up (health.c marks it DOWN when
-         * the requests of many clients fail there) */
+        /* maint serves elsewhere without moving the pin; a pinned host that
+         * refuses this pair's KMS id (it lacks the product key: the pair
+         * belongs where it is served), is down, retired, gone or failed now
+         * (or a failback) moves it. A failure of this request alone does not
+         * move it while the checks say the pinned host is up (health.c marks
+         * it DOWN when the requests of many clients fail there). */
         bool stay = ph && !ph->removed &&
                     ((q->pin_failed && ph->health == KR_HEALTH_UP &&
                       (ph->admin == KR_ADMIN_READY || ph->admin == KR_ADMIN_DRAIN)) ||
-                     (!q->pin_failed && (ph->admin == KR_ADMIN_MAINT || q->pin_refused ||
-                                         route_refuses(ph, q->kreq.kms_id, kr_now_us()))));
+                     (!q->pin_failed && !q->pin_refused && ph->admin == KR_ADMIN_MAINT &&
+                      !route_refuses(ph, q->kreq.kms_id, kr_now_us())));
         r->stats.failovers++;
         if (stay) {
             action = "elsewhere";
@@ -141,6 +146,7 @@ static const char *pin_update(struct kr_req *q, uint32_t hresult)
     p->last_seen = now;
     memcpy(p->app_id, q->kreq.app_id, 16);
     memcpy(p->kms_id, q->kreq.kms_id, 16);
+    memcpy(p->sku_id, q->kreq.sku_id, 16);
     memcpy(p->prev_cmid, q->kreq.prev_cmid, 16);
     kr_pin_note_name(p, q->kreq.workstation, now);
     p->is_vm = q->kreq.vm_info ? 1 : 0;

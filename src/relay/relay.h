@@ -201,6 +201,8 @@ struct kr_plan {
     int pinned;      /* index of the pinned host, -1 when none or unknown */
     bool pin_usable; /* the pinned host is hosts[0] */
     bool have_pin;   /* a pin record exists */
+    int machine;     /* no pin for this (CMID, app): host of the machine's other
+                      * applications' pins (most recent), -1 when none */
     bool pin_unread; /* the store failed the lookup: route by HRW, and do not
                       * overwrite a pin we could not read */
 };

@@ -5,10 +5,12 @@
  *
  * Layout: one environment (data.mdb + lock.mdb in the state directory) with
  * four named databases:
- *   pins   16-byte CMID -> pin record (pin_record.c)
+ *   pairs  32-byte key (CMID, application id) -> pin record (pin_record.c);
+ *          format 1 stores had "pins" keyed by the CMID alone (migrate.c)
  *   hosts  host name    -> host record (hostkv.c)
  *   kv     string key   -> opaque bytes (e.g. what DNS last published)
- *   meta   "format"     -> u32 LE KR_STORE_FORMAT
+ *   meta   "format"     -> u32 LE KR_STORE_FORMAT (checked, and older
+ *                           formats migrated, by migrate.c)
  *
  * Flags: MDB_NOTLS so that read transactions are not tied to threads (the
  * cached lookup txn is handed between the caller's threads under rd_mu) and
@@ -99,8 +101,8 @@ static int init_dbs(struct kr_store *s, bool ro, const char **why)
     int rc = store_txn_begin(s, ro ? MDB_RDONLY : 0, &txn);
     if (rc)
         return store_err_from_mdb(rc, why);
-    if ((rc = mdb_dbi_open(txn, "pins", cr, &s->dbi_pins)) ||
-        (rc = mdb_dbi_open(txn, "hosts", cr, &s->dbi_hosts)) ||
+    /* meta first: a format 1 store has no "pairs" DBI yet (migrate.c) */
+    if ((rc = mdb_dbi_open(txn, "hosts", cr, &s->dbi_hosts)) ||
         (rc = mdb_dbi_open(txn, "kv", cr, &s->dbi_kv)) ||
         (rc = mdb_dbi_open(txn, "meta", cr, &s->dbi_meta))) {
         if (ro && rc == MDB_NOTFOUND) {
@@ -120,9 +122,29 @@ static int init_dbs(struct kr_store *s, bool ro, const char **why)
         memcpy(b, v.mv_data, 4);
         uint32_t fmt =
             (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-        if (fmt != KR_STORE_FORMAT) {
+        if (fmt != 1 && fmt != KR_STORE_FORMAT) { /* newer or bad: refused, says which */
+            rc = store_format_upgrade(s, txn, fmt, why);
             mdb_txn_abort(txn);
-            return kr_fail(why, KR_EUNSUP, "store: written by an incompatible kmsrelay");
+            return rc;
+        }
+        if (ro && fmt == 1) {
+            /* migrating writes; a read-only open (store check) cannot */
+            mdb_txn_abort(txn);
+            return kr_fail(why, KR_EUNSUP,
+                           "store: format 1 (an older kmsrelay's, pins per CMID): kmsrelayd "
+                           "migrates it to format 2 when it next opens it");
+        }
+        if ((rc = mdb_dbi_open(txn, "pairs", cr, &s->dbi_pins)) != 0) {
+            if (ro && rc == MDB_NOTFOUND) {
+                mdb_txn_abort(txn);
+                return kr_fail(why, KR_EMALF,
+                               "store: not a kmsrelay store (a database is missing)");
+            }
+            goto fail;
+        }
+        if ((rc = store_format_upgrade(s, txn, fmt, why)) != 0) {
+            mdb_txn_abort(txn);
+            return rc;
         }
     } else if (rc == MDB_NOTFOUND && ro) {
         mdb_txn_abort(txn);
@@ -131,7 +153,8 @@ static int init_dbs(struct kr_store *s, bool ro, const char **why)
         uint8_t b[4] = {KR_STORE_FORMAT, 0, 0, 0};
         v.mv_size = 4;
         v.mv_data = b;
-        if ((rc = mdb_put(txn, s->dbi_meta, &k, &v, 0)) != 0)
+        if ((rc = mdb_dbi_open(txn, "pairs", MDB_CREATE, &s->dbi_pins)) != 0 ||
+            (rc = mdb_put(txn, s->dbi_meta, &k, &v, 0)) != 0)
             goto fail;
     } else {
         goto fail;
@@ -227,7 +250,7 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
 
     int mrc = mdb_env_create(&s->env);
     if (!mrc)
-        mrc = mdb_env_set_maxdbs(s->env, 4);
+        mrc = mdb_env_set_maxdbs(s->env, 5); /* 4 + the format 1 "pins" (migrate.c) */
     if (!mrc)
         mrc = mdb_env_set_maxreaders(s->env, o.max_readers);
     if (!mrc)
@@ -292,16 +315,16 @@ int kr_store_close(struct kr_store *s)
     return rc;
 }
 
-/* Result of looking a CMID up in the queue: 1 found (pin decoded or
+/* Result of looking a pair up in the queue: 1 found (pin decoded or
  * deleted), 0 not queued; *expire set for a queued conditional delete. */
-static int queued_lookup(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *out, int *rc,
-                         int64_t *expire)
+static int queued_lookup(struct kr_store *s, const uint8_t key[KR_PIN_KEY_LEN], struct kr_pin *out,
+                         int *rc, int64_t *expire)
 {
     int found = 0;
     pthread_mutex_lock(&s->mu);
-    struct pend *e = batch_find(s->pending, cmid);
+    struct pend *e = batch_find(s->pending, key);
     if (!e && s->committing)
-        e = batch_find(s->inflight, cmid);
+        e = batch_find(s->inflight, key);
     if (e && e->op == PEND_PUT) {
         *rc = kr_pin_decode(e->val, e->len, out, NULL);
         found = 1;
@@ -315,13 +338,30 @@ static int queued_lookup(struct kr_store *s, const uint8_t cmid[16], struct kr_p
     return found;
 }
 
-int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *out)
+void kr_pin_key(const uint8_t cmid[16], const uint8_t app_id[16], uint8_t key[KR_PIN_KEY_LEN])
+{
+    memcpy(key, cmid, 16);
+    memcpy(key + 16, app_id, 16);
+}
+
+/* The key is the truth about whose pin it is (a format 1 record migrated
+ * under its last application says the same; see migrate.c). */
+void store_pin_set_key(struct kr_pin *p, const uint8_t key[KR_PIN_KEY_LEN])
+{
+    memcpy(p->cmid, key, 16);
+    memcpy(p->app_id, key + 16, 16);
+}
+
+int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], const uint8_t app_id[16],
+                     struct kr_pin *out)
 {
     int rc = 0;
     int64_t expire = INT64_MIN;
-    if (queued_lookup(s, cmid, out, &rc, &expire)) {
+    uint8_t key[KR_PIN_KEY_LEN];
+    kr_pin_key(cmid, app_id, key);
+    if (queued_lookup(s, key, out, &rc, &expire)) {
         if (rc == 0)
-            memcpy(out->cmid, cmid, 16);
+            store_pin_set_key(out, key);
         else
             memset(out, 0, sizeof(*out));
         return rc;
@@ -331,7 +371,7 @@ int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *
     if (mrc == 0)
         mrc = mdb_txn_renew(s->rtxn);
     if (mrc == 0) {
-        MDB_val k = store_val(cmid, 16), v;
+        MDB_val k = store_val(key, sizeof(key)), v;
         mrc = store_note_rc(s, mdb_get(s->rtxn, s->dbi_pins, &k, &v));
         /* Decoding copies the value out before the txn is reset. */
         rc = mrc ? store_err_from_mdb(mrc, NULL) : kr_pin_decode(v.mv_data, v.mv_size, out, NULL);
@@ -350,17 +390,17 @@ int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *
     if (rc == 0 && out->last_seen < expire)
         rc = KR_ENOENT; /* the queued expiry will delete it */
     if (rc == 0)
-        memcpy(out->cmid, cmid, 16);
+        store_pin_set_key(out, key);
     else
         memset(out, 0, sizeof(*out));
     return rc;
 }
 
-static int enqueue(struct kr_store *s, const uint8_t cmid[16], enum pend_op op, const uint8_t *val,
-                   size_t len)
+static int enqueue(struct kr_store *s, const uint8_t key[KR_PIN_KEY_LEN], enum pend_op op,
+                   const uint8_t *val, size_t len)
 {
     pthread_mutex_lock(&s->mu);
-    int rc = batch_set(s->pending, cmid, op, val, len, 0, &s->st.drops);
+    int rc = batch_set(s->pending, key, op, val, len, 0, &s->st.drops);
     store_queued_update(s);
     if (s->thr_running && s->pending->n >= s->kick_at)
         pthread_cond_signal(&s->cv);
@@ -370,17 +410,20 @@ static int enqueue(struct kr_store *s, const uint8_t cmid[16], enum pend_op op, 
 
 int kr_store_pin_put(struct kr_store *s, const struct kr_pin *pin)
 {
-    uint8_t buf[KR_PIN_REC_MAX];
+    uint8_t buf[KR_PIN_REC_MAX], key[KR_PIN_KEY_LEN];
     size_t len;
     int rc = kr_pin_encode(pin, buf, sizeof(buf), &len);
     if (rc)
         return rc == KR_ENOSPC ? KR_EINVAL : rc;
-    return enqueue(s, pin->cmid, PEND_PUT, buf, len);
+    kr_pin_key(pin->cmid, pin->app_id, key);
+    return enqueue(s, key, PEND_PUT, buf, len);
 }
 
-int kr_store_pin_del(struct kr_store *s, const uint8_t cmid[16])
+int kr_store_pin_del(struct kr_store *s, const uint8_t cmid[16], const uint8_t app_id[16])
 {
-    return enqueue(s, cmid, PEND_DEL, NULL, 0);
+    uint8_t key[KR_PIN_KEY_LEN];
+    kr_pin_key(cmid, app_id, key);
+    return enqueue(s, key, PEND_DEL, NULL, 0);
 }
 
 size_t kr_store_pending(const struct kr_store *s)

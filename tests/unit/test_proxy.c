@@ -507,7 +507,7 @@ static bool pinned_to(uint32_t i, int host)
     struct kr_kms_request q;
     struct kr_pin pin;
     mk_kms(i, msg, &q);
-    return kr_store_pin_get(T->r.store, q.cmid, &pin) == 0 &&
+    return kr_store_pin_get(T->r.store, q.cmid, q.app_id, &pin) == 0 &&
            strcmp(pin.host, T->hosts[host].conf.name) == 0;
 }
 

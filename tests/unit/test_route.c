@@ -96,6 +96,7 @@ static void put_pin(struct fake *f, const struct kr_kms_request *q, const char *
     struct kr_pin p;
     memset(&p, 0, sizeof(p));
     memcpy(p.cmid, q->cmid, 16);
+    memcpy(p.app_id, q->app_id, 16); /* the pin of the request's pair */
     snprintf(p.host, sizeof(p.host), "%s", host);
     p.first_seen = p.last_seen = kr_wall_s();
     CU_ASSERT_FATAL(kr_store_pin_put(f->r.store, &p) == 0);

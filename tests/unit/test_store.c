@@ -164,7 +164,7 @@ static void test_record_roundtrip(void)
 
 /* The example of the pin_record.c header comment, byte for byte. */
 static const uint8_t doc_example[] = {
-    0x01, 0x01, 0x05, 'k',  'm',  's',  '-',  'a',  0x02, 0x08, 0x00, 0xf1, 0x53, 0x65, 0x00, 0x00,
+    0x02, 0x01, 0x05, 'k',  'm',  's',  '-',  'a',  0x02, 0x08, 0x00, 0xf1, 0x53, 0x65, 0x00, 0x00,
     0x00, 0x00, 0x03, 0x08, 0x00, 0xf1, 0x53, 0x65, 0x00, 0x00, 0x00, 0x00, 0x07, 0x0b, 0x00, 0xf1,
     0x53, 0x65, 0x00, 0x00, 0x00, 0x00, 'P',  'C',  '1',  0x08, 0x01, 0x01, 0x00, 0x00};
 
@@ -202,6 +202,22 @@ static void test_record_example(void)
     ext[n++] = 0;
     CU_ASSERT_EQUAL(kr_pin_decode(ext, n, &q, NULL), 0);
     CU_ASSERT(pin_eq(&p, &q));
+
+    /* The same record as written before per-application pins (version 1,
+     * the format of every record in a migrated store) decodes the same. */
+    uint8_t v1[sizeof(doc_example)];
+    memcpy(v1, doc_example, sizeof(v1));
+    v1[0] = 1;
+    CU_ASSERT_EQUAL(kr_pin_decode(v1, sizeof(v1), &q, NULL), 0);
+    CU_ASSERT(pin_eq(&p, &q));
+
+    /* Version 2's SKU_ID round-trips (type 17, 16 bytes). */
+    memset(p.sku_id, 0x5c, 16);
+    CU_ASSERT_EQUAL(kr_pin_encode(&p, buf, sizeof(buf), &len), 0);
+    CU_ASSERT_EQUAL(len, sizeof(doc_example) + 18);
+    CU_ASSERT_EQUAL(kr_pin_decode(buf, len, &q, NULL), 0);
+    CU_ASSERT(pin_eq(&p, &q));
+    CU_ASSERT_EQUAL(q.sku_id[15], 0x5c);
 }
 
 /* Decodes a copy of doc_example with one byte changed / appended. */
@@ -222,7 +238,8 @@ static int decode_patched(size_t at, uint8_t val, size_t extra)
 
 static void test_record_reject(void)
 {
-    CU_ASSERT_EQUAL(decode_patched(0, 2, 0), KR_EUNSUP);    /* version 2 */
+    CU_ASSERT_EQUAL(decode_patched(0, 3, 0), KR_EUNSUP);    /* version 3 */
+    CU_ASSERT_EQUAL(decode_patched(0, 1, 0), 0);            /* version 1 is still read */
     CU_ASSERT_EQUAL(decode_patched(0, 0, 0), KR_EUNSUP);    /* version 0 */
     CU_ASSERT_EQUAL(decode_patched(99, 0, 1), KR_EMALF);    /* trailing byte */
     CU_ASSERT_EQUAL(decode_patched(99, 0, 2), KR_EMALF);    /* a 2nd END */
@@ -306,7 +323,7 @@ static void test_batch_model(void)
     for (int op = 0; op < OPS; op++) {
         seed = seed * 1103515245u + 12345u;
         int k = (int)((seed >> 8) % KEYS);
-        uint8_t cmid[16];
+        uint8_t cmid[PEND_KEY_LEN] = {0}; /* CMID, zero application */
         cmid_of((uint32_t)k, cmid);
         uint8_t v = (uint8_t)op;
         CU_ASSERT_EQUAL(batch_set(&b, cmid, PEND_PUT, &v, 1, 0, &dropped), 0);
@@ -327,9 +344,9 @@ static void test_batch_model(void)
             CU_ASSERT_EQUAL(b.n, (size_t)n);
             for (int i = 0; i < n; i++) {
                 struct pend *e = batch_at(&b, (size_t)i);
-                uint8_t c2[16];
+                uint8_t c2[PEND_KEY_LEN] = {0};
                 cmid_of((uint32_t)order[i], c2);
-                CU_ASSERT(memcmp(e->cmid, c2, 16) == 0);
+                CU_ASSERT(memcmp(e->key, c2, PEND_KEY_LEN) == 0);
                 CU_ASSERT_EQUAL(e->val[0], (uint8_t)val[order[i]]);
                 CU_ASSERT_PTR_EQUAL(batch_find(&b, c2), e);
             }
@@ -338,7 +355,7 @@ static void test_batch_model(void)
     CU_ASSERT_EQUAL(dropped, mdrop);
     /* merge: b2 gets 5 keys, 2 of which are in b; b in front, trimmed */
     for (int i = 0; i < 5; i++) {
-        uint8_t cmid[16], v = 0xAA;
+        uint8_t cmid[PEND_KEY_LEN] = {0}, v = 0xAA;
         cmid_of((uint32_t)(i < 2 ? order[n - 1 - i] : KEYS + i), cmid);
         batch_set(&b2, cmid, PEND_DEL, &v, 0, 0, &dropped);
     }
@@ -348,7 +365,7 @@ static void test_batch_model(void)
     CU_ASSERT_EQUAL(b.n, (size_t)CAP);
     CU_ASSERT_EQUAL(dropped - d0, (uint64_t)(n - 2 + 5 - CAP));
     for (int i = 0; i < 5; i++) {
-        uint8_t cmid[16];
+        uint8_t cmid[PEND_KEY_LEN] = {0}; /* CMID, zero application */
         cmid_of((uint32_t)(i < 2 ? order[n - 1 - i] : KEYS + i), cmid);
         struct pend *e = batch_find(&b, cmid);
         CU_ASSERT(e && e->op == PEND_DEL);
@@ -368,15 +385,15 @@ static void test_put_get_flush(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     struct kr_pin p, q;
     mk_pin(1, 1000, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), KR_ENOENT);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), KR_ENOENT);
     CU_ASSERT_EQUAL(kr_store_pin_put(s, &p), 0);
     CU_ASSERT_EQUAL(kr_store_pending(s), 1);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0); /* from the queue */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0); /* from the queue */
     CU_ASSERT(pin_eq(&p, &q));
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 0);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
     CU_ASSERT_EQUAL(kr_store_pending(s), 0);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0); /* from LMDB */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0); /* from LMDB */
     CU_ASSERT(pin_eq(&p, &q));
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 1);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0); /* empty flush */
@@ -406,25 +423,25 @@ static void test_coalesce_delete(void)
         CU_ASSERT_EQUAL(kr_store_pin_put(s, &p), 0);
     }
     CU_ASSERT_EQUAL(kr_store_pending(s), 1);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0);
     CU_ASSERT_EQUAL(q.activations, 4);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
     struct kr_store_stats st;
     kr_store_stats(s, &st);
     CU_ASSERT_EQUAL(st.pins_written, 1);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0);
     CU_ASSERT_EQUAL(q.activations, 4);
 
     /* delete: hidden while queued, gone after the flush */
-    CU_ASSERT_EQUAL(kr_store_pin_del(s, p.cmid), 0);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), KR_ENOENT);
+    CU_ASSERT_EQUAL(kr_store_pin_del(s, p.cmid, p.app_id), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), KR_ENOENT);
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 1);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), KR_ENOENT);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), KR_ENOENT);
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 0);
     /* put then delete in one batch: the delete wins; deleting the absent is fine */
     CU_ASSERT_EQUAL(kr_store_pin_put(s, &p), 0);
-    CU_ASSERT_EQUAL(kr_store_pin_del(s, p.cmid), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_del(s, p.cmid, p.app_id), 0);
     CU_ASSERT_EQUAL(kr_store_pending(s), 1);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 0);
@@ -460,7 +477,7 @@ static void test_persist(void)
     size_t bad = 0;
     for (uint32_t i = 0; i < 500; i++) {
         mk_pin(i, 5000 + i, &p);
-        if (kr_store_pin_get(s, p.cmid, &q) != 0 || !pin_eq(&p, &q))
+        if (kr_store_pin_get(s, p.cmid, p.app_id, &q) != 0 || !pin_eq(&p, &q))
             bad++;
     }
     CU_ASSERT_EQUAL(bad, 0);
@@ -511,7 +528,7 @@ static void crash_case(int threaded)
     size_t a = 0, b = 0;
     for (uint32_t i = 0; i < 600; i++) {
         mk_pin(i, 1000, &p);
-        if (kr_store_pin_get(s, p.cmid, &q) == 0 && pin_eq(&p, &q))
+        if (kr_store_pin_get(s, p.cmid, p.app_id, &q) == 0 && pin_eq(&p, &q))
             *(i < 300 ? &a : &b) += 1;
     }
     CU_ASSERT_EQUAL(a, 300);
@@ -554,12 +571,12 @@ static void test_map_full(void)
     CU_ASSERT(kr_store_degraded(s));
     CU_ASSERT_EQUAL(kr_store_pending(s), 1000); /* the batch is kept */
     mk_pin(1199, 1, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0); /* queued pins still answer */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0); /* queued pins still answer */
     CU_ASSERT(pin_eq(&p, &q));
     mk_pin(1, 1, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), KR_ENOENT); /* dropped */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), KR_ENOENT); /* dropped */
     mk_pin(0, 1, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0); /* committed one */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0); /* committed one */
     /* more puts during the outage stay bounded; repeated failures are fine */
     for (uint32_t i = 2000; i < 2050; i++) {
         mk_pin(i, 1, &p);
@@ -628,7 +645,9 @@ static void test_degraded_clears(void)
     for (uint32_t i = n - 20; i < n; i++) {
         uint8_t c[16];
         cmid_of(i, c);
-        kr_store_pin_del(s, c);
+        uint8_t app[16];
+        memset(app, 0x55, 16); /* mk_pin's application */
+        kr_store_pin_del(s, c, app);
     }
     CU_ASSERT_EQUAL(kr_store_pending(s), 20);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
@@ -663,10 +682,10 @@ static void disk_full_child(const char *d)
     if (!kr_store_degraded(s))
         _exit(5);
     mk_pin(n - 1, 1, &p);
-    if (kr_store_pin_get(s, p.cmid, &q) != 0) /* still queued, still answered */
+    if (kr_store_pin_get(s, p.cmid, p.app_id, &q) != 0) /* still queued, still answered */
         _exit(6);
     mk_pin(0, 1, &p);
-    if (kr_store_pin_get(s, p.cmid, &q) != 0) /* committed earlier */
+    if (kr_store_pin_get(s, p.cmid, p.app_id, &q) != 0) /* committed earlier */
         _exit(7);
     if (kr_store_flush(s, NULL) == 0) /* still full */
         _exit(8);
@@ -724,12 +743,12 @@ static void test_expire(void)
     CU_ASSERT_EQUAL(steps, 16); /* ceil(1000 / 64) */
     CU_ASSERT_EQUAL(total, 499);
     mk_pin(3, 100, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), KR_ENOENT); /* expiry queued */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), KR_ENOENT); /* expiry queued */
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 1000);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 501);
     mk_pin(1, 950, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0);
     CU_ASSERT_EQUAL(q.last_seen, 950);
     struct kr_store_stats st;
     kr_store_stats(s, &st);
@@ -744,7 +763,7 @@ static void test_expire(void)
     CU_ASSERT_EQUAL(q_n, 10);
     kr_store_pin_put(s, &p); /* may or may not be among the 10: fine */
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0);
     CU_ASSERT_EQUAL(kr_store_close(s), 0);
     rm_rf(d);
 }
@@ -789,7 +808,7 @@ static void test_iter(void)
     }
     for (uint32_t i = 100; i < 150; i++) {
         cmid_of(i, p.cmid);
-        kr_store_pin_del(s, p.cmid);
+        kr_store_pin_del(s, p.cmid, p.app_id);
     }
     for (uint32_t i = 20000; i < 20030; i++) {
         mk_pin(i, 20, &p);
@@ -895,7 +914,7 @@ static void *reader_main(void *arg)
     struct kr_pin p, q;
     for (uint32_t i = 0; !atomic_load(&r->stop); i = (i + 1) % 3000) {
         mk_pin(i, 77, &p);
-        int rc = kr_store_pin_get(r->s, p.cmid, &q);
+        int rc = kr_store_pin_get(r->s, p.cmid, p.app_id, &q);
         if (rc == 0 && pin_eq(&p, &q))
             r->found++;
         else if (rc != KR_ENOENT)
