@@ -1006,7 +1006,7 @@ static int open_in_child(const char *d, char *why, size_t cap)
         struct kr_pin p, q;
         for (uint32_t i = 0; i < 2000; i++) {
             mk_pin(i, 5000 + i, &p);
-            kr_store_pin_get(s, p.cmid, &q);
+            kr_store_pin_get(s, p.cmid, p.app_id, &q);
         }
         kr_store_close(s);
         _exit(0);
@@ -1132,14 +1132,14 @@ static void test_truncated_while_open(void)
         struct kr_store *s = open_store(d, NULL);
         struct kr_pin p, q;
         mk_pin(1, 5001, &p);
-        if (!s || kr_store_pin_get(s, p.cmid, &q) != 0)
+        if (!s || kr_store_pin_get(s, p.cmid, p.app_id, &q) != 0)
             _exit(2);
         if (truncate(path, size / 2) != 0)
             _exit(3);
         int bad = 0;
         for (uint32_t i = 0; i < 3000; i++) {
             mk_pin(i, 5000 + i, &p);
-            int rc = kr_store_pin_get(s, p.cmid, &q);
+            int rc = kr_store_pin_get(s, p.cmid, p.app_id, &q);
             bad += rc != KR_EIO;
         }
         if (bad || !kr_store_damaged(s))
@@ -1155,7 +1155,7 @@ static void test_truncated_while_open(void)
         if (kr_store_pin_put(s, &p) != 0 || kr_store_flush(s, &why) != KR_EIO || !why ||
             !strstr(why, "truncated") || kr_store_pending(s) != 1)
             _exit(5);
-        if (kr_store_pin_get(s, p.cmid, &q) != 0 || q.last_seen != 9999)
+        if (kr_store_pin_get(s, p.cmid, p.app_id, &q) != 0 || q.last_seen != 9999)
             _exit(6); /* queued pins still answer */
         struct kr_store_stats st;
         kr_store_stats(s, &st);
@@ -1192,7 +1192,7 @@ static void test_sigbus_guard(void)
             _exit(4);
         struct kr_pin p, q;
         mk_pin(1, 5001, &p);
-        if (kr_store_pin_get(s, p.cmid, &q) != KR_EIO)
+        if (kr_store_pin_get(s, p.cmid, p.app_id, &q) != KR_EIO)
             _exit(5);
         kr_store_close(s);
         /* a SIGBUS elsewhere still kills */
