@@ -190,13 +190,11 @@ fail:
 
 static void note_restart_only(const struct kr_conf *o, const struct kr_conf *n)
 {
-    static const char msg[] = "takes effect at the next start";
-    if (strcmp(o->state_dir, n->state_dir) != 0)
-        kr_log(KR_LOG_WARN, "event=reload_note setting=state_dir msg=\"%s\"", msg);
-    if (o->map_size != n->map_size)
-        kr_log(KR_LOG_WARN, "event=reload_note setting=store.map_size msg=\"%s\"", msg);
-    if (o->commit_interval_ms != n->commit_interval_ms || o->commit_batch != n->commit_batch)
-        kr_log(KR_LOG_WARN, "event=reload_note setting=store.commit msg=\"%s\"", msg);
+    char names[16][KR_CONF_SETTING_MAX];
+    size_t k = kr_conf_restart_changes(o, n, names, 16);
+    for (size_t i = 0; i < k && i < 16; i++)
+        kr_log(KR_LOG_WARN, "event=reload_note setting=%s msg=\"takes effect at the next start\"",
+               names[i]);
 }
 
 int kr_relay_apply(struct kr_relay *r, struct kr_conf *newconf, char *err, size_t errlen)
