@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "control/control-internal.h"
-#include "dns/dnsd.h"
+#include "dnsservice/dnsservice.h"
 #include "kmsrelay/audit.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/report.h"

@@ -17,7 +17,7 @@
 #include "kmsrelay/log.h"
 #include "kmsrelay/metrics.h"
 #include "kmsrelay/report.h"
-#include "dns/dnsd.h"
+#include "dnsservice/dnsservice.h"
 #include "control/control.h"
 #include "kmsrelayd/kmsrelayd.h"
 #include "relay/relay.h"

@@ -1,5 +1,5 @@
 /*
- * discover.c - the host table's side of DNS discovery (src/dns/discover.c
+ * discover.c - the host table's side of DNS discovery (src/dnsservice/discover.c
  * decides, this file applies): discovered hosts join the table like config
  * hosts (UNKNOWN, health-checked before they take traffic), are drained
  * when DNS stops listing them, and removed like a deleted config host when

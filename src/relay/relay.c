@@ -27,7 +27,7 @@
 
 #include <event2/event.h>
 
-#include "dns/dnsd.h"
+#include "dnsservice/dnsservice.h"
 #include "kmsrelay/audit.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"

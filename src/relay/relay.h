@@ -318,8 +318,8 @@ struct kr_relay {
     bool commit_alarm;             /* background commits failing (once per episode) */
     uint64_t commit_failures_seen; /* store stats.commit_failures already reported */
 
-    struct kr_dns *dns;              /* src/dns/dnsd.h: our SRV record and discovery (NULL = none);
-                                      * status for the control API: kr_dns_status_json(r->dns) */
+    struct kr_dns *dns; /* src/dnsservice/dnsservice.h: our SRV record and discovery (NULL = none);
+                         * status for the control API: kr_dns_status_json(r->dns) */
     struct kr_audit_periodic *audit; /* audit.h: the periodic _vlmcs audit (idle when off) */
 };
 
@@ -337,7 +337,7 @@ size_t kr_relay_inflight(const struct kr_relay *r);
 /* The addresses the listeners are bound to (actual ports, also for port 0),
  * in config order; returns how many were written (at most max). */
 size_t kr_relay_listen_addrs(const struct kr_relay *r, struct kr_addr *out, size_t max);
-/* discover.c: hosts found through DNS (src/dns/discover.c). They are not
+/* discover.c: hosts found through DNS (src/dnsservice/discover.c). They are not
  * in the config file and survive reloads. Changes made here are not
  * persisted (discovery decides again after a restart); an operator's admin
  * state from the control API is. */

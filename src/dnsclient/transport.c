@@ -1,8 +1,8 @@
 /*
- * client.c - the non-blocking transport: one TCP connection per server try
+ * transport.c - the non-blocking transport: one TCP connection per server try
  * (RFC 1035 4.2.2 length framing) on the caller's libevent base, servers
  * in order, per-try timeout and an optional whole-request budget. Replies
- * are judged by kr_dnsw_reply(); this file only moves bytes and decides
+ * are judged by kr_dns_msg_judge(); this file only moves bytes and decides
  * which server comes next.
  */
 #include <errno.h>
@@ -12,7 +12,7 @@
 
 #include <event2/buffer.h>
 
-#include "dns/client-internal.h"
+#include "dnsclient/transport.h"
 #include "kmsrelay/err.h"
 
 static void arm(struct event *ev, uint64_t ms)
@@ -21,12 +21,12 @@ static void arm(struct event *ev, uint64_t ms)
     evtimer_add(ev, &tv);
 }
 
-int64_t kr_dnsc_wall(const struct kr_dns_client *c)
+int64_t kr_dns_transport_wall(const struct kr_dns_client *c)
 {
     return c->opts.wall ? c->opts.wall(c->opts.wall_ctx) : kr_wall_s();
 }
 
-uint64_t kr_dnsc_left_ms(const struct kr_dns_req *r)
+uint64_t kr_dns_transport_left_ms(const struct kr_dns_req *r)
 {
     if (!r->deadline_us)
         return UINT64_MAX;
@@ -66,12 +66,12 @@ static void free_req(struct kr_dns_req *r)
     close_conn(r);
     if (r->timer)
         event_free(r->timer);
-    kr_dnsw_req_reset(&r->rq);
+    kr_dns_msg_reset(&r->rq);
     kr_dns_result_free(r->res);
     free(r);
 }
 
-void kr_dnsc_finish(struct kr_dns_req *r)
+void kr_dns_transport_finish(struct kr_dns_req *r)
 {
     struct kr_dns_result *res = r->res;
     kr_dns_cb cb = r->cb;
@@ -98,9 +98,9 @@ static void next_server(struct kr_dns_req *r)
     close_conn(r);
     r->n_failed++;
     r->cur++;
-    kr_dnsw_restart(&r->rq);
-    kr_dnsr_clear_rrs(r->res);
-    kr_dnsc_try(r);
+    kr_dns_msg_restart(&r->rq);
+    kr_dns_result_clear_rrs(r->res);
+    kr_dns_transport_try(r);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -118,24 +118,25 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         uint8_t *msg = malloc(n ? n : 1);
         if (!msg) {
-            kr_dnsr_set(r->res, KR_DNS_E_LOCAL, "out of memory");
-            kr_dnsc_finish(r);
+            kr_dns_result_set(r->res, KR_DNS_E_LOCAL, "out of memory");
+            kr_dns_transport_finish(r);
             return;
         }
         evbuffer_drain(in, 2);
         evbuffer_remove(in, msg, n);
-        enum kr_dnsw_verdict v = kr_dnsw_reply(&r->rq, msg, n, kr_dnsc_wall(r->c), srv, r->res);
+        enum kr_dns_verdict v =
+            kr_dns_msg_judge(&r->rq, msg, n, kr_dns_transport_wall(r->c), srv, r->res);
         free(msg);
-        if (v == KR_DNSW_DONE) {
-            kr_dnsc_finish(r);
+        if (v == KR_DNS_REPLY_DONE) {
+            kr_dns_transport_finish(r);
             return;
         }
-        if (v == KR_DNSW_NEXT) {
+        if (v == KR_DNS_REPLY_NEXT) {
             next_server(r);
             return;
         }
         /* AXFR goes on: the timeout counts from the last message. */
-        uint64_t left = kr_dnsc_left_ms(r);
+        uint64_t left = kr_dns_transport_left_ms(r);
         arm(r->timer, left < r->timeout_ms ? left : r->timeout_ms);
     }
 }
@@ -150,12 +151,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     server_text(r, srv);
     if (what & BEV_EVENT_ERROR) {
         int e = EVUTIL_SOCKET_ERROR();
-        kr_dnsr_set(r->res, KR_DNS_E_NET, "cannot talk to %s: %s (retry on the next server)", srv,
-                    e ? evutil_socket_error_to_string(e) : "connection error");
+        kr_dns_result_set(r->res, KR_DNS_E_NET, "cannot talk to %s: %s (retry on the next server)",
+                          srv, e ? evutil_socket_error_to_string(e) : "connection error");
     } else {
-        kr_dnsr_set(r->res, KR_DNS_E_NET,
-                    "%s closed the connection before a complete reply (retry on the next server)",
-                    srv);
+        kr_dns_result_set(
+            r->res, KR_DNS_E_NET,
+            "%s closed the connection before a complete reply (retry on the next server)", srv);
     }
     r->res->rcode = -1;
     next_server(r);
@@ -169,47 +170,47 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (!r->started) {
         r->started = true;
         if (r->res->status == KR_DNS_E_LOCAL) /* the build failed */
-            kr_dnsc_finish(r);
+            kr_dns_transport_finish(r);
         else
-            kr_dnsc_try(r);
+            kr_dns_transport_try(r);
         return;
     }
     server_text(r, srv);
-    kr_dnsr_set(r->res, KR_DNS_E_NET, "timeout: no complete answer from %s within %llu ms", srv,
-                (unsigned long long)r->timeout_ms);
+    kr_dns_result_set(r->res, KR_DNS_E_NET, "timeout: no complete answer from %s within %llu ms",
+                      srv, (unsigned long long)r->timeout_ms);
     r->res->rcode = -1;
     next_server(r);
 }
 
-void kr_dnsc_try(struct kr_dns_req *r)
+void kr_dns_transport_try(struct kr_dns_req *r)
 {
     char srv[KR_ADDRSTRLEN];
-    uint64_t left = kr_dnsc_left_ms(r);
+    uint64_t left = kr_dns_transport_left_ms(r);
 
     if (r->cur >= r->n_addrs || left == 0) {
         if (left == 0 && r->deadline_us) {
             size_t n = strlen(r->res->message);
             if (r->res->status == KR_DNS_OK || n == 0)
-                kr_dnsr_set(r->res, KR_DNS_E_NET, "no answer within the time budget");
+                kr_dns_result_set(r->res, KR_DNS_E_NET, "no answer within the time budget");
             else
                 snprintf(r->res->message + n, sizeof(r->res->message) - n, " (time budget spent)");
-        } else if (r->kind == KR_DNSK_UPDATE && r->mname_fallback && !r->mname_tried &&
+        } else if (r->kind == KR_DNS_KIND_UPDATE && r->mname_fallback && !r->mname_tried &&
                    (kr_dns_status_transient(r->res->status) || r->res->status == KR_DNS_E_ZONE ||
                     r->n_addrs == 0)) {
-            if (kr_dnsc_mname_start(r))
+            if (kr_dns_mname_start(r))
                 return;
         } else if (r->n_addrs == 0) {
-            kr_dnsr_set(r->res, KR_DNS_E_LOCAL, "no DNS server configured");
+            kr_dns_result_set(r->res, KR_DNS_E_LOCAL, "no DNS server configured");
         }
-        kr_dnsc_finish(r);
+        kr_dns_transport_finish(r);
         return;
     }
     server_text(r, srv);
     r->bev = bufferevent_socket_new(r->c->base, -1, BEV_OPT_CLOSE_ON_FREE);
     uint8_t len[2] = {(uint8_t)(r->rq.len >> 8), (uint8_t)r->rq.len};
     if (!r->bev) {
-        kr_dnsr_set(r->res, KR_DNS_E_LOCAL, "out of memory");
-        kr_dnsc_finish(r);
+        kr_dns_result_set(r->res, KR_DNS_E_LOCAL, "out of memory");
+        kr_dns_transport_finish(r);
         return;
     }
     bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
@@ -218,7 +219,7 @@ void kr_dnsc_try(struct kr_dns_req *r)
         bufferevent_write(r->bev, r->rq.wire, r->rq.len) != 0 ||
         bufferevent_socket_connect(r->bev, (struct sockaddr *)&r->addrs[r->cur].ss,
                                    (int)r->addrs[r->cur].len) != 0) {
-        kr_dnsr_set(r->res, KR_DNS_E_NET, "cannot connect to %s: %s", srv, strerror(errno));
+        kr_dns_result_set(r->res, KR_DNS_E_NET, "cannot connect to %s: %s", srv, strerror(errno));
         next_server(r);
         return;
     }
@@ -263,7 +264,7 @@ static int submit(struct kr_dns_client *c, const struct kr_dns_servers *s, int k
     if (!c || !s || !cb)
         return KR_EINVAL;
     struct kr_dns_req *r = calloc(1, sizeof(*r));
-    if (!r || !(r->res = kr_dnsr_new()) || !(r->timer = evtimer_new(c->base, on_timer, r))) {
+    if (!r || !(r->res = kr_dns_result_new()) || !(r->timer = evtimer_new(c->base, on_timer, r))) {
         if (r) {
             kr_dns_result_free(r->res);
             free(r);
@@ -301,7 +302,7 @@ static int submit(struct kr_dns_client *c, const struct kr_dns_servers *s, int k
 static void build_failed(struct kr_dns_req *r, int rc, const char *err)
 {
     if (rc)
-        kr_dnsr_set(r->res, KR_DNS_E_LOCAL, "%s", err);
+        kr_dns_result_set(r->res, KR_DNS_E_LOCAL, "%s", err);
 }
 
 int kr_dns_query(struct kr_dns_client *c, const struct kr_dns_servers *s, const char *name,
@@ -309,12 +310,13 @@ int kr_dns_query(struct kr_dns_client *c, const struct kr_dns_servers *s, const 
 {
     struct kr_dns_req *r;
     char err[256];
-    int rc = submit(c, s, type == KR_DNS_AXFR ? KR_DNSK_AXFR : KR_DNSK_QUERY, cb, arg, out, &r);
+    int rc =
+        submit(c, s, type == KR_DNS_AXFR ? KR_DNS_KIND_AXFR : KR_DNS_KIND_QUERY, cb, arg, out, &r);
     if (rc)
         return rc;
     build_failed(r,
-                 kr_dnsw_build_query(&r->rq, name, type, s->recursion, s->key, c->opts.fudge, err,
-                                     sizeof(err)),
+                 kr_dns_msg_build_query(&r->rq, name, type, s->recursion, s->key, c->opts.fudge,
+                                        err, sizeof(err)),
                  err);
     r->rq.max_rrs = c->opts.axfr_max_rrs;
     return 0;
@@ -331,9 +333,10 @@ int kr_dns_update(struct kr_dns_client *c, const struct kr_dns_servers *s,
 {
     struct kr_dns_req *r;
     char err[256];
-    int rc = submit(c, s, KR_DNSK_UPDATE, cb, arg, out, &r);
+    int rc = submit(c, s, KR_DNS_KIND_UPDATE, cb, arg, out, &r);
     if (rc)
         return rc;
-    build_failed(r, kr_dnsw_build_update(&r->rq, u, s->key, c->opts.fudge, err, sizeof(err)), err);
+    build_failed(r, kr_dns_msg_build_update(&r->rq, u, s->key, c->opts.fudge, err, sizeof(err)),
+                 err);
     return 0;
 }

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns/dns-internal.h"
+#include "dnsclient/message.h"
 #include "kmsrelay/err.h"
 
-struct kr_dns_result *kr_dnsr_new(void)
+struct kr_dns_result *kr_dns_result_new(void)
 {
     struct kr_dns_result *res = calloc(1, sizeof(*res));
     if (res)
@@ -17,7 +17,7 @@ struct kr_dns_result *kr_dnsr_new(void)
     return res;
 }
 
-int kr_dnsr_push(struct kr_dns_rr **arr, size_t *n, const struct kr_dns_rr *rr)
+int kr_dns_rr_push(struct kr_dns_rr **arr, size_t *n, const struct kr_dns_rr *rr)
 {
     /* Grow by doubling: capacity is the next power of two >= n. */
     size_t cap = 4;
@@ -34,7 +34,7 @@ int kr_dnsr_push(struct kr_dns_rr **arr, size_t *n, const struct kr_dns_rr *rr)
     return 0;
 }
 
-void kr_dnsr_clear_rrs(struct kr_dns_result *res)
+void kr_dns_result_clear_rrs(struct kr_dns_result *res)
 {
     free(res->rrs);
     free(res->auth);
@@ -42,7 +42,7 @@ void kr_dnsr_clear_rrs(struct kr_dns_result *res)
     res->n_rrs = res->n_auth = 0;
 }
 
-void kr_dnsr_set(struct kr_dns_result *res, int status, const char *fmt, ...)
+void kr_dns_result_set(struct kr_dns_result *res, int status, const char *fmt, ...)
 {
     va_list ap;
     res->status = status;
@@ -55,6 +55,6 @@ void kr_dns_result_free(struct kr_dns_result *res)
 {
     if (!res)
         return;
-    kr_dnsr_clear_rrs(res);
+    kr_dns_result_clear_rrs(res);
     free(res);
 }

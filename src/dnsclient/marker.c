@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns/dns-internal.h"
+#include "dnsclient/message.h"
 #include "kmsrelay/err.h"
 
 static bool id_ok(const char *id)
@@ -26,7 +26,7 @@ static bool id_ok(const char *id)
 int kr_dns_marker_format(const struct kr_dns_marker *m, char *out, size_t cap)
 {
     char t[KR_DNS_NAME_MAX];
-    if (!id_ok(m->owner_id) || kr_dnsn_abs(m->target, t) != 0)
+    if (!id_ok(m->owner_id) || kr_dns_name_absolute(m->target, t) != 0)
         return KR_EINVAL;
     int n = snprintf(out, cap, "kmsrelay=1 owner=%s target=%s port=%u prio=%u weight=%u",
                      m->owner_id, t, m->port, m->priority, m->weight);
@@ -71,7 +71,7 @@ int kr_dns_marker_parse(const char *text, struct kr_dns_marker *out, const char 
             snprintf(out->owner_id, sizeof(out->owner_id), "%s", v);
             have |= 1;
         } else if (strcmp(k, "target") == 0) {
-            if (kr_dnsn_abs(v, out->target) != 0)
+            if (kr_dns_name_absolute(v, out->target) != 0)
                 return kr_fail(why, KR_EMALF, "marker target is not a domain name");
             have |= 2;
         } else if (strcmp(k, "port") == 0) {

@@ -13,7 +13,7 @@
 
 #include <event2/bufferevent.h>
 
-#include "dns/dnsd-internal.h"
+#include "dnsservice/service-internal.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
 

@@ -11,7 +11,7 @@
 
 #include <event2/event.h>
 
-#include "dns/client-internal.h"
+#include "dnsclient/transport.h"
 #include "kmsrelay/err.h"
 
 struct waiter {
@@ -41,7 +41,7 @@ static int run(const struct kr_dns_servers *s, const struct kr_dns_client_opts *
         event_base_free(w.base);
         return KR_ENOMEM;
     }
-    if (kind == KR_DNSK_UPDATE)
+    if (kind == KR_DNS_KIND_UPDATE)
         rc = kr_dns_update(c, s, u, on_done, &w, NULL);
     else
         rc = kr_dns_query(c, s, name, type, on_done, &w, NULL);
@@ -61,19 +61,19 @@ static int run(const struct kr_dns_servers *s, const struct kr_dns_client_opts *
 int kr_dns_query_sync(const struct kr_dns_servers *s, const struct kr_dns_client_opts *opts,
                       const char *name, uint16_t type, struct kr_dns_result **out)
 {
-    return run(s, opts, KR_DNSK_QUERY, name, type, NULL, out);
+    return run(s, opts, KR_DNS_KIND_QUERY, name, type, NULL, out);
 }
 
 int kr_dns_axfr_sync(const struct kr_dns_servers *s, const struct kr_dns_client_opts *opts,
                      const char *zone, struct kr_dns_result **out)
 {
-    return run(s, opts, KR_DNSK_AXFR, zone, KR_DNS_AXFR, NULL, out);
+    return run(s, opts, KR_DNS_KIND_AXFR, zone, KR_DNS_AXFR, NULL, out);
 }
 
 int kr_dns_update_sync(const struct kr_dns_servers *s, const struct kr_dns_client_opts *opts,
                        const struct kr_dns_update *u, struct kr_dns_result **out)
 {
-    return run(s, opts, KR_DNSK_UPDATE, NULL, 0, u, out);
+    return run(s, opts, KR_DNS_KIND_UPDATE, NULL, 0, u, out);
 }
 
 size_t kr_dns_system_resolvers(struct kr_addr *out, size_t max)

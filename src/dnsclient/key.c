@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dns/dns-internal.h"
+#include "dnsclient/message.h"
 #include "kmsrelay/err.h"
 
 #define KEY_FILE_MAX 65536
@@ -199,7 +199,7 @@ int kr_dns_key_parse(const char *text, size_t len, const char *name, struct kr_d
     int rc = 0, found = 0, seen = 0;
 
     memset(out, 0, sizeof(*out));
-    if (name && *name && kr_dnsn_abs(name, want) != 0)
+    if (name && *name && kr_dns_name_absolute(name, want) != 0)
         return kr_fail(why, KR_EINVAL, "bad key name requested");
     for (;;) {
         memset(&k, 0, sizeof(k));
@@ -213,7 +213,7 @@ int kr_dns_key_parse(const char *text, size_t len, const char *name, struct kr_d
         }
         if ((rc = lex_next(&x, why)))
             break;
-        if ((x.kind != 's' && x.kind != 'w') || kr_dnsn_abs(x.tok, k.name) != 0) {
+        if ((x.kind != 's' && x.kind != 'w') || kr_dns_name_absolute(x.tok, k.name) != 0) {
             rc = kr_fail(why, KR_EMALF, "bad key name");
             break;
         }

@@ -1,5 +1,5 @@
 /*
- * client-internal.h - the request object shared by client.c (transport
+ * transport.h - the request object shared by transport.c (transport
  * and server iteration) and mname.c (the SOA MNAME fallback).
  *
  * Ownership: the client owns its requests (a linked list); a request owns
@@ -12,11 +12,11 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "dns/dns-internal.h"
+#include "dnsclient/message.h"
 
 #define KR_DNS_MAX_SERVERS 16
 
-enum { KR_DNSK_QUERY, KR_DNSK_AXFR, KR_DNSK_UPDATE };
+enum { KR_DNS_KIND_QUERY, KR_DNS_KIND_AXFR, KR_DNS_KIND_UPDATE };
 
 struct kr_dns_client {
     struct event_base *base;
@@ -28,7 +28,7 @@ struct kr_dns_req {
     struct kr_dns_client *c;
     struct kr_dns_req *prev, *next;
     int kind;
-    struct kr_dnsw_req rq;
+    struct kr_dns_msg rq;
     struct kr_addr addrs[KR_DNS_MAX_SERVERS];
     size_t n_addrs, cur;
     struct kr_addr resolvers[KR_DNS_MAX_SERVERS]; /* for the MNAME fallback */
@@ -49,16 +49,16 @@ struct kr_dns_req {
     char mname[KR_DNS_NAME_MAX];
 };
 
-/* client.c */
-int64_t kr_dnsc_wall(const struct kr_dns_client *c);
+/* transport.c */
+int64_t kr_dns_transport_wall(const struct kr_dns_client *c);
 /* Tries the next server (or finishes). */
-void kr_dnsc_try(struct kr_dns_req *r);
+void kr_dns_transport_try(struct kr_dns_req *r);
 /* Hands the result to the callback and frees the request. */
-void kr_dnsc_finish(struct kr_dns_req *r);
+void kr_dns_transport_finish(struct kr_dns_req *r);
 /* Remaining budget in ms (UINT64_MAX without a budget, 0 when spent). */
-uint64_t kr_dnsc_left_ms(const struct kr_dns_req *r);
+uint64_t kr_dns_transport_left_ms(const struct kr_dns_req *r);
 
 /* mname.c: starts the fallback; returns false when it does not apply. */
-bool kr_dnsc_mname_start(struct kr_dns_req *r);
+bool kr_dns_mname_start(struct kr_dns_req *r);
 
 #endif

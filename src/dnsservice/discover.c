@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns/dnsd-internal.h"
+#include "dnsservice/service-internal.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
 

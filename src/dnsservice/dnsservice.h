@@ -1,5 +1,5 @@
 /*
- * dnsd.h - kmsrelayd's DNS side: publishing and withdrawing this
+ * dnsservice.h - kmsrelayd's DNS service: publishing and withdrawing this
  * instance's _vlmcs._tcp SRV record (with its TXT owner marker) in each
  * configured zone, driven by backend health with hysteresis, and backend
  * discovery from SRV names. Built on the client in include/kmsrelay/dns.h;

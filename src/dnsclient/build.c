@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns/ldns-glue.h"
+#include "dnsclient/ldns-glue.h"
 #include "kmsrelay/err.h"
 
-static int sign_and_wire(struct kr_dnsw_req *rq, ldns_pkt *p, const struct kr_dns_key *key,
+static int sign_and_wire(struct kr_dns_msg *rq, ldns_pkt *p, const struct kr_dns_key *key,
                          char *err, size_t errlen)
 {
     ldns_pkt_set_random_id(p);
@@ -49,19 +49,19 @@ static int sign_and_wire(struct kr_dnsw_req *rq, ldns_pkt *p, const struct kr_dn
         snprintf(err, errlen, "request of %zu bytes is too large for DNS over TCP", rq->len);
         return KR_EINVAL;
     }
-    kr_dnsw_restart(rq);
+    kr_dns_msg_restart(rq);
     return 0;
 }
 
-int kr_dnsw_build_query(struct kr_dnsw_req *rq, const char *name, uint16_t type, bool rd,
-                        const struct kr_dns_key *key, uint16_t fudge, char *err, size_t errlen)
+int kr_dns_msg_build_query(struct kr_dns_msg *rq, const char *name, uint16_t type, bool rd,
+                           const struct kr_dns_key *key, uint16_t fudge, char *err, size_t errlen)
 {
     memset(rq, 0, sizeof(*rq));
     rq->fudge = fudge ? fudge : 300;
-    rq->opcode = KR_DNSW_OP_QUERY;
+    rq->opcode = KR_DNS_OP_QUERY;
     rq->qtype = type;
     rq->axfr = type == KR_DNS_AXFR;
-    if (kr_dnsn_abs(name, rq->qname) != 0) {
+    if (kr_dns_name_absolute(name, rq->qname) != 0) {
         snprintf(err, errlen, "\"%s\" is not a valid domain name", name ? name : "");
         return KR_EINVAL;
     }
@@ -79,7 +79,7 @@ int kr_dnsw_build_query(struct kr_dnsw_req *rq, const char *name, uint16_t type,
     int rc = sign_and_wire(rq, p, key, err, errlen);
     ldns_pkt_free(p);
     if (rc)
-        kr_dnsw_req_reset(rq);
+        kr_dns_msg_reset(rq);
     return rc;
 }
 
@@ -91,7 +91,7 @@ static int add_list(ldns_rr_list *l, const struct kr_dns_rr *rrs, size_t n, cons
     for (size_t i = 0; i < n; i++) {
         const char *why = "";
         char tn[16];
-        ldns_rr *r = kr_dnsl_to_ldns(&rrs[i], &why);
+        ldns_rr *r = kr_dns_rr_to_ldns(&rrs[i], &why);
         if (!r) {
             snprintf(err, errlen, "update %s[%zu] (%s %s \"%.80s\"): %s", sect, i, rrs[i].owner,
                      kr_dns_type_name(rrs[i].type, tn), rrs[i].rdata, why);
@@ -110,8 +110,8 @@ static int add_list(ldns_rr_list *l, const struct kr_dns_rr *rrs, size_t n, cons
     return 0;
 }
 
-int kr_dnsw_build_update(struct kr_dnsw_req *rq, const struct kr_dns_update *u,
-                         const struct kr_dns_key *key, uint16_t fudge, char *err, size_t errlen)
+int kr_dns_msg_build_update(struct kr_dns_msg *rq, const struct kr_dns_update *u,
+                            const struct kr_dns_key *key, uint16_t fudge, char *err, size_t errlen)
 {
     ldns_rr_list *pr = NULL, *up = NULL;
     ldns_pkt *p = NULL;
@@ -119,9 +119,9 @@ int kr_dnsw_build_update(struct kr_dnsw_req *rq, const struct kr_dns_update *u,
 
     memset(rq, 0, sizeof(*rq));
     rq->fudge = fudge ? fudge : 300;
-    rq->opcode = KR_DNSW_OP_UPDATE;
+    rq->opcode = KR_DNS_OP_UPDATE;
     rq->qtype = KR_DNS_SOA;
-    if (!u || kr_dnsn_abs(u->zone, rq->qname) != 0) {
+    if (!u || kr_dns_name_absolute(u->zone, rq->qname) != 0) {
         snprintf(err, errlen, "update: \"%s\" is not a valid zone name",
                  u && u->zone ? u->zone : "");
         return KR_EINVAL;
@@ -162,17 +162,17 @@ out:
     ldns_rr_list_deep_free(up);
     ldns_pkt_free(p);
     if (rc)
-        kr_dnsw_req_reset(rq);
+        kr_dns_msg_reset(rq);
     return rc;
 }
 
-void kr_dnsw_req_reset(struct kr_dnsw_req *rq)
+void kr_dns_msg_reset(struct kr_dns_msg *rq)
 {
     free(rq->wire);
     explicit_bzero(rq, sizeof(*rq));
 }
 
-void kr_dnsw_restart(struct kr_dnsw_req *rq)
+void kr_dns_msg_restart(struct kr_dns_msg *rq)
 {
     memcpy(rq->chain_mac, rq->req_mac, rq->req_mac_len);
     rq->chain_mac_len = rq->req_mac_len;

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dns/client-internal.h"
+#include "dnsclient/transport.h"
 #include "kmsrelay/err.h"
 
 static void on_step(struct kr_dns_result *res, void *arg);
@@ -34,7 +34,7 @@ static bool ask(struct kr_dns_req *r, const char *name, uint16_t type)
         s.recursion = true;
     }
     s.timeout_ms = r->timeout_ms;
-    uint64_t left = kr_dnsc_left_ms(r);
+    uint64_t left = kr_dns_transport_left_ms(r);
     s.budget_ms = left == UINT64_MAX ? 0 : left;
     if (s.n == 0 || left == 0)
         return false;
@@ -48,7 +48,7 @@ static void give_up(struct kr_dns_req *r, const char *why)
              n ? "; " : "", why);
     if (r->res->status == KR_DNS_OK)
         r->res->status = KR_DNS_E_NET;
-    kr_dnsc_finish(r);
+    kr_dns_transport_finish(r);
 }
 
 static void on_step(struct kr_dns_result *res, void *arg)
@@ -115,10 +115,10 @@ static void on_step(struct kr_dns_result *res, void *arg)
     r->n_addrs = 1;
     r->cur = 0;
     r->n_failed = 0;
-    kr_dnsc_try(r);
+    kr_dns_transport_try(r);
 }
 
-bool kr_dnsc_mname_start(struct kr_dns_req *r)
+bool kr_dns_mname_start(struct kr_dns_req *r)
 {
     r->mname_tried = true;
     r->phase = 1;

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dns/dns-internal.h"
+#include "dnsclient/message.h"
 #include "kmsrelay/err.h"
 
 #define T_TSIG 250
@@ -47,7 +47,7 @@ static int skip_name(const uint8_t *w, size_t len, size_t *pos, const char **why
     }
 }
 
-int kr_dnsw_precheck(const uint8_t *w, size_t len, const char **why)
+int kr_dns_msg_precheck(const uint8_t *w, size_t len, const char **why)
 {
     if (!w || len < 12)
         return kr_fail(why, KR_EMALF, "shorter than a DNS header (12 bytes)");

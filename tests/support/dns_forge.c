@@ -1,5 +1,5 @@
 /*
- * fake.c - test support: forged DNS replies (signed, unsigned, with TSIG
+ * dns_forge.c - test support: forged DNS replies (signed, unsigned, with TSIG
  * errors, wrong times, broken MACs, AXFR continuations) and a section
  * dump, so that the unit tests and the fuzz seed generator exercise
  * reply.c without including ldns. Not used by kmsrelayd itself.
@@ -15,7 +15,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "dns/ldns-glue.h"
+#include "dns_forge.h"
+#include "dnsclient/ldns-glue.h"
 #include "kmsrelay/err.h"
 
 static void put48(uint8_t *p, uint64_t v)
@@ -27,7 +28,7 @@ static void put48(uint8_t *p, uint64_t v)
 static int push_all(ldns_rr_list *l, const struct kr_dns_rr *rrs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        ldns_rr *r = kr_dnsl_to_ldns(&rrs[i], NULL);
+        ldns_rr *r = kr_dns_rr_to_ldns(&rrs[i], NULL);
         if (!r || !ldns_rr_list_push_rr(l, r)) {
             ldns_rr_free(r);
             return KR_EINVAL;
@@ -46,7 +47,7 @@ static const EVP_MD *md_of(const char *alg)
 }
 
 /* The TSIG RR for message `body` (wire without TSIG). */
-static ldns_rr *tsig_rr(const struct kr_dnsw_req *rq, const struct kr_dnsw_fake *f,
+static ldns_rr *tsig_rr(const struct kr_dns_msg *rq, const struct kr_dns_forge *f,
                         const uint8_t *body, size_t blen, uint16_t orig_id)
 {
     const char *kname = f->key_name ? f->key_name : rq->key.name;
@@ -119,7 +120,7 @@ static ldns_rr *tsig_rr(const struct kr_dnsw_req *rq, const struct kr_dnsw_fake 
     return t;
 }
 
-int kr_dnsw_fake_reply(const struct kr_dnsw_req *rq, const struct kr_dnsw_fake *f, uint8_t **wire,
+int kr_dns_forge_reply(const struct kr_dns_msg *rq, const struct kr_dns_forge *f, uint8_t **wire,
                        size_t *len, uint8_t *mac, size_t *mac_len)
 {
     ldns_pkt *p = ldns_pkt_new();
@@ -170,28 +171,28 @@ out:
     return rc;
 }
 
-int kr_dnsw_sections(const uint8_t *wire, size_t len, struct kr_dns_rr **rrs, size_t counts[4],
-                     int *opcode, bool *rd)
+int kr_dns_forge_sections(const uint8_t *wire, size_t len, struct kr_dns_rr **rrs, size_t counts[4],
+                          int *opcode, bool *rd)
 {
     ldns_pkt *p = NULL;
     size_t n = 0;
     struct kr_dns_rr rr;
 
     *rrs = NULL;
-    if (kr_dnsw_precheck(wire, len, NULL) != 0 || ldns_wire2pkt(&p, wire, len) != LDNS_STATUS_OK)
+    if (kr_dns_msg_precheck(wire, len, NULL) != 0 || ldns_wire2pkt(&p, wire, len) != LDNS_STATUS_OK)
         return KR_EMALF;
     const ldns_rr_list *l[4] = {ldns_pkt_question(p), ldns_pkt_answer(p), ldns_pkt_authority(p),
                                 ldns_pkt_additional(p)};
     for (int s = 0; s < 4; s++) {
         counts[s] = ldns_rr_list_rr_count(l[s]);
         for (size_t i = 0; i < counts[s]; i++) {
-            kr_dnsl_from_ldns(ldns_rr_list_rr(l[s], i), &rr);
-            kr_dnsr_push(rrs, &n, &rr);
+            kr_dns_rr_from_ldns(ldns_rr_list_rr(l[s], i), &rr);
+            kr_dns_rr_push(rrs, &n, &rr);
         }
     }
     if (ldns_pkt_tsig(p)) {
-        kr_dnsl_from_ldns(ldns_pkt_tsig(p), &rr);
-        kr_dnsr_push(rrs, &n, &rr);
+        kr_dns_rr_from_ldns(ldns_pkt_tsig(p), &rr);
+        kr_dns_rr_push(rrs, &n, &rr);
         counts[3]++;
     }
     *opcode = (int)ldns_pkt_get_opcode(p);

@@ -1,14 +1,14 @@
 /*
- * dnsd.c - the DNS side's lifecycle on the relay's event base: zones and
+ * service.c - the DNS service's lifecycle on the relay's event base: zones and
  * discovery names from the config (diffed on reload), a 250 ms tick that
  * drives the publishers, the bounded withdraw on shutdown, and the status
- * for the control API. See dnsd.h.
+ * for the control API. See dnsservice.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns/dnsd-internal.h"
+#include "dnsservice/service-internal.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
 

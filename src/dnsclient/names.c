@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dns/dns-internal.h"
+#include "dnsclient/message.h"
 #include "kmsrelay/err.h"
 
 static const struct {
@@ -88,7 +88,7 @@ bool kr_dns_name_equal(const char *a, const char *b)
     return la == lb && strncasecmp(a, b, la) == 0;
 }
 
-int kr_dnsn_abs(const char *in, char out[KR_DNS_NAME_MAX])
+int kr_dns_name_absolute(const char *in, char out[KR_DNS_NAME_MAX])
 {
     size_t n = in ? strlen(in) : 0, label = 0, wire = 1;
 

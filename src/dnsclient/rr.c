@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "dns/ldns-glue.h"
+#include "dnsclient/ldns-glue.h"
 #include "kmsrelay/err.h"
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -52,24 +52,16 @@ static char *rdf_str(const ldns_rdf *f)
     return o;
 }
 
-void kr_dnsl_from_ldns(const ldns_rr *in, struct kr_dns_rr *out)
+/* The presentation RDATA: every field's text, space separated; a field
+ * that does not fit marks the record truncated. */
+static void rdata_text(const ldns_rr *in, struct kr_dns_rr *out)
 {
-    char *s;
     size_t n = 0;
-
-    memset(out, 0, sizeof(*out));
-    s = rdf_str(ldns_rr_owner(in));
-    copy_str(out->owner, sizeof(out->owner), s);
-    free(s);
-    out->type = (uint16_t)ldns_rr_get_type(in);
-    out->rclass = (uint16_t)ldns_rr_get_class(in);
-    out->ttl = ldns_rr_ttl(in);
-
     for (size_t i = 0; i < ldns_rr_rd_count(in); i++) {
         const ldns_rdf *f = ldns_rr_rdf(in, i);
         if (!f)
             continue;
-        s = rdf_str(f);
+        char *s = rdf_str(f);
         if (!s) {
             out->truncated = true;
             continue;
@@ -85,37 +77,63 @@ void kr_dnsl_from_ldns(const ldns_rr *in, struct kr_dns_rr *out)
         }
         free(s);
     }
+}
 
+static void target_of(const ldns_rdf *f, struct kr_dns_rr *out)
+{
+    char *s = rdf_str(f);
+    copy_str(out->target, sizeof(out->target), s);
+    free(s);
+}
+
+/* TXT: the character-strings concatenated, and how many there were. */
+static void txt_of(const ldns_rr *in, struct kr_dns_rr *out)
+{
+    size_t t = 0;
+    for (size_t i = 0; i < ldns_rr_rd_count(in); i++) {
+        const ldns_rdf *f = ldns_rr_rdf(in, i);
+        if (!f || ldns_rdf_size(f) < 1)
+            continue;
+        const uint8_t *d = ldns_rdf_data(f);
+        size_t l = d[0] < ldns_rdf_size(f) ? d[0] : ldns_rdf_size(f) - 1;
+        if (t + l >= sizeof(out->txt))
+            l = sizeof(out->txt) - 1 - t;
+        memcpy(out->txt + t, d + 1, l);
+        t += l;
+        if (out->txt_count < 255)
+            out->txt_count++;
+    }
+    out->txt[t] = '\0';
+}
+
+/* The parsed view of the types kmsrelay reads (target, priority, address,
+ * SOA serial, TXT text); other types keep only the RDATA text. */
+static void parsed_view(const ldns_rr *in, struct kr_dns_rr *out)
+{
     const ldns_rdf *f0 = ldns_rr_rdf(in, 0);
+    size_t rd = ldns_rr_rd_count(in);
     switch (out->type) {
     case KR_DNS_SRV:
-        if (ldns_rr_rd_count(in) == 4) {
+        if (rd == 4) {
             out->priority = ldns_rdf2native_int16(ldns_rr_rdf(in, 0));
             out->weight = ldns_rdf2native_int16(ldns_rr_rdf(in, 1));
             out->port = ldns_rdf2native_int16(ldns_rr_rdf(in, 2));
-            s = rdf_str(ldns_rr_rdf(in, 3));
-            copy_str(out->target, sizeof(out->target), s);
-            free(s);
+            target_of(ldns_rr_rdf(in, 3), out);
         }
         break;
     case KR_DNS_MX:
-        if (ldns_rr_rd_count(in) == 2) {
+        if (rd == 2) {
             out->priority = ldns_rdf2native_int16(ldns_rr_rdf(in, 0));
-            s = rdf_str(ldns_rr_rdf(in, 1));
-            copy_str(out->target, sizeof(out->target), s);
-            free(s);
+            target_of(ldns_rr_rdf(in, 1), out);
         }
         break;
     case KR_DNS_CNAME:
     case KR_DNS_NS:
     case KR_DNS_PTR:
     case KR_DNS_SOA:
-        if (f0 && ldns_rdf_get_type(f0) == LDNS_RDF_TYPE_DNAME) {
-            s = rdf_str(f0);
-            copy_str(out->target, sizeof(out->target), s);
-            free(s);
-        }
-        if (out->type == KR_DNS_SOA && ldns_rr_rd_count(in) == 7) {
+        if (f0 && ldns_rdf_get_type(f0) == LDNS_RDF_TYPE_DNAME)
+            target_of(f0, out);
+        if (out->type == KR_DNS_SOA && rd == 7) {
             out->soa_serial = ldns_rdf2native_int32(ldns_rr_rdf(in, 2));
             out->soa_minimum = ldns_rdf2native_int32(ldns_rr_rdf(in, 6));
         }
@@ -132,30 +150,28 @@ void kr_dnsl_from_ldns(const ldns_rr *in, struct kr_dns_rr *out)
             memcpy(out->addr, ldns_rdf_data(f0), 16);
         }
         break;
-    case KR_DNS_TXT: {
-        size_t t = 0;
-        for (size_t i = 0; i < ldns_rr_rd_count(in); i++) {
-            const ldns_rdf *f = ldns_rr_rdf(in, i);
-            if (!f || ldns_rdf_size(f) < 1)
-                continue;
-            const uint8_t *d = ldns_rdf_data(f);
-            size_t l = d[0] < ldns_rdf_size(f) ? d[0] : ldns_rdf_size(f) - 1;
-            if (t + l >= sizeof(out->txt))
-                l = sizeof(out->txt) - 1 - t;
-            memcpy(out->txt + t, d + 1, l);
-            t += l;
-            if (out->txt_count < 255)
-                out->txt_count++;
-        }
-        out->txt[t] = '\0';
+    case KR_DNS_TXT:
+        txt_of(in, out);
         break;
-    }
     default:
         break;
     }
 }
 
-ldns_rr *kr_dnsl_to_ldns(const struct kr_dns_rr *rr, const char **why)
+void kr_dns_rr_from_ldns(const ldns_rr *in, struct kr_dns_rr *out)
+{
+    memset(out, 0, sizeof(*out));
+    char *s = rdf_str(ldns_rr_owner(in));
+    copy_str(out->owner, sizeof(out->owner), s);
+    free(s);
+    out->type = (uint16_t)ldns_rr_get_type(in);
+    out->rclass = (uint16_t)ldns_rr_get_class(in);
+    out->ttl = ldns_rr_ttl(in);
+    rdata_text(in, out);
+    parsed_view(in, out);
+}
+
+ldns_rr *kr_dns_rr_to_ldns(const struct kr_dns_rr *rr, const char **why)
 {
     char line[KR_DNS_NAME_MAX + KR_DNS_RDATA_MAX + 64], tn[16], owner[KR_DNS_NAME_MAX];
     ldns_rr *out = NULL;
@@ -164,7 +180,7 @@ ldns_rr *kr_dnsl_to_ldns(const struct kr_dns_rr *rr, const char **why)
         kr_fail(why, KR_ETOOBIG, "record text was truncated when read; it cannot be sent");
         return NULL;
     }
-    if (kr_dnsn_abs(rr->owner, owner) != 0) {
+    if (kr_dns_name_absolute(rr->owner, owner) != 0) {
         kr_fail(why, KR_EINVAL, "bad owner name");
         return NULL;
     }
@@ -184,16 +200,16 @@ static int finish(struct kr_dns_rr *rr, const char *owner, uint32_t ttl, uint16_
 {
     struct kr_dns_rr tmp;
     memset(&tmp, 0, sizeof(tmp));
-    if (kr_dnsn_abs(owner, tmp.owner) != 0)
+    if (kr_dns_name_absolute(owner, tmp.owner) != 0)
         return KR_EINVAL;
     tmp.type = type;
     tmp.rclass = LDNS_RR_CLASS_IN;
     tmp.ttl = ttl;
     memcpy(tmp.rdata, rr->rdata, sizeof(tmp.rdata));
-    ldns_rr *l = kr_dnsl_to_ldns(&tmp, NULL);
+    ldns_rr *l = kr_dns_rr_to_ldns(&tmp, NULL);
     if (!l)
         return KR_EINVAL;
-    kr_dnsl_from_ldns(l, rr);
+    kr_dns_rr_from_ldns(l, rr);
     ldns_rr_free(l);
     return 0;
 }
@@ -203,7 +219,7 @@ int kr_dns_rr_srv(struct kr_dns_rr *rr, const char *owner, uint32_t ttl, uint16_
 {
     char t[KR_DNS_NAME_MAX];
     memset(rr, 0, sizeof(*rr));
-    if (kr_dnsn_abs(target, t) != 0)
+    if (kr_dns_name_absolute(target, t) != 0)
         return KR_EINVAL;
     snprintf(rr->rdata, sizeof(rr->rdata), "%u %u %u %s", priority, weight, port, t);
     return finish(rr, owner, ttl, KR_DNS_SRV);
@@ -251,7 +267,7 @@ int kr_dns_rr_from_text(struct kr_dns_rr *rr, const char *line, const char **why
         return kr_fail(why, KR_EMALF, "record text missing or too long");
     if (ldns_rr_new_frm_str(&l, line, 0, NULL, NULL) != LDNS_STATUS_OK || !l)
         return kr_fail(why, KR_EMALF, "record text does not parse (owner ttl class type rdata)");
-    kr_dnsl_from_ldns(l, rr);
+    kr_dns_rr_from_ldns(l, rr);
     ldns_rr_free(l);
     return 0;
 }
@@ -273,7 +289,7 @@ bool kr_dns_rr_same(const struct kr_dns_rr *a, const struct kr_dns_rr *b)
 {
     if (a->type != b->type || !kr_dns_name_equal(a->owner, b->owner))
         return false;
-    ldns_rr *la = kr_dnsl_to_ldns(a, NULL), *lb = kr_dnsl_to_ldns(b, NULL);
+    ldns_rr *la = kr_dns_rr_to_ldns(a, NULL), *lb = kr_dns_rr_to_ldns(b, NULL);
     bool same = la && lb && ldns_rr_compare(la, lb) == 0;
     if (!la || !lb)
         same = strcmp(a->rdata, b->rdata) == 0 && !a->truncated && !b->truncated;

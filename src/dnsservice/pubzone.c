@@ -24,7 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dns/dnsd-internal.h"
+#include "dnsservice/service-internal.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
 

@@ -1,6 +1,6 @@
 /*
- * dnsd-internal.h - state shared by the daemon-side files of src/dns:
- * dnsd.c (lifecycle, tick, status), pubzone.c (health hysteresis and the
+ * service-internal.h - state shared by the files of src/dnsservice:
+ * service.c (lifecycle, tick, status), pubzone.c (health hysteresis and the
  * decision what to do next), pubops.c (reads, UPDATEs, the store), guard.c
  * (fail-static probes) and discover.c (backend discovery).
  *
@@ -16,7 +16,7 @@
 
 #include <event2/event.h>
 
-#include "dns/dnsd.h"
+#include "dnsservice/dnsservice.h"
 #include "kmsrelay/dns.h"
 #include "relay/relay.h"
 
@@ -91,7 +91,7 @@ struct kr_dns {
     uint64_t stop_deadline_us;
 };
 
-/* dnsd.c */
+/* service.c */
 void dns_arm(struct event *ev, uint64_t ms);
 /* Servers of a zone for a request (budget 0 = none). */
 void dns_zone_servers(const struct dns_zone *z, struct kr_dns_servers *s, uint64_t budget_ms);
