@@ -62,6 +62,8 @@ struct bufferevent;
 struct kr_control {
     struct event_base *base;
     struct kr_relay *relay;
+    struct kr_dns *dns;              /* NULL: no DNS service */
+    struct kr_audit_periodic *audit; /* NULL: no periodic audit */
     struct evhttp *http;
     char path[KR_CONF_PATH_MAX]; /* the socket we created */
     dev_t dev;                   /* ... and its file, to unlink only ours */

@@ -211,10 +211,10 @@ reply:
     ctl_reply(ctl, req, status, c.out, c.err);
 }
 
-int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_reload_fn reload,
-                     void *reload_arg, struct kr_control **out, char *err, size_t errlen)
+int kr_control_start(struct event_base *base, const struct kr_control_deps *deps,
+                     struct kr_control **out, char *err, size_t errlen)
 {
-    const struct kr_conf *conf = r->conf;
+    const struct kr_conf *conf = deps->relay->conf;
     struct kr_control *ctl = calloc(1, sizeof(*ctl));
     int fd = -1;
 
@@ -224,9 +224,11 @@ int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_rel
         return KR_ENOMEM;
     }
     ctl->base = base;
-    ctl->relay = r;
-    ctl->reload = reload;
-    ctl->reload_arg = reload_arg;
+    ctl->relay = deps->relay;
+    ctl->dns = deps->dns;
+    ctl->audit = deps->audit;
+    ctl->reload = deps->reload;
+    ctl->reload_arg = deps->reload_arg;
     ctl->notify[0] = ctl->notify[1] = -1;
     snprintf(ctl->path, sizeof(ctl->path), "%s", conf->control_socket);
     if (ctl_jobs_init(ctl) != 0 || !(ctl->http = evhttp_new(base))) {
@@ -263,7 +265,7 @@ int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_rel
         free(ctl);
         return rc;
     }
-    kr_control_weights_apply(r);
+    kr_control_weights_apply(ctl->relay);
     kr_log(KR_LOG_INFO, "event=control_listen socket=%s mode=%04o group=%s", ctl->path,
            conf->control_mode & 0777, conf->control_group[0] ? conf->control_group : "-");
     *out = ctl;

@@ -66,7 +66,7 @@ static void servers(const struct dns_disc *x, struct kr_dns_servers *s, struct k
     s->n = dns_resolvers(x->d, buf, KR_CONF_MAX_DNS_SERVERS);
     s->addrs = buf;
     s->recursion = true;
-    s->timeout_ms = x->d->r->conf->dns_timeout_ms;
+    s->timeout_ms = dns_conf(x->d)->dns_timeout_ms;
 }
 
 static void schedule(struct dns_disc *x, uint64_t ms)
@@ -112,10 +112,10 @@ static bool is_wildcard(const struct sockaddr *sa)
 }
 
 /* One of our own listeners? */
-static bool is_own(const struct kr_relay *r, const struct kr_addr *a)
+static bool is_own(const struct kr_dns *d, const struct kr_addr *a)
 {
     struct kr_addr l[KR_CONF_MAX_LISTEN];
-    size_t n = kr_relay_listen_addrs(r, l, KR_CONF_MAX_LISTEN);
+    size_t n = d->env.listen_addrs(d->env.ctx, l, KR_CONF_MAX_LISTEN);
     uint16_t port = kr_addr_port((const struct sockaddr *)&a->ss);
     for (size_t i = 0; i < n; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&l[i].ss;
@@ -171,8 +171,8 @@ static void host_name(const struct disc_host *h, char out[KR_CONF_NAME_MAX])
 /* The round's answer is complete: add, keep, drain, remove. */
 static void apply(struct dns_disc *x)
 {
-    struct kr_relay *r = x->d->r;
-    const struct kr_conf *c = r->conf;
+    const struct kr_dns_env *env = &x->d->env;
+    const struct kr_conf *c = dns_conf(x->d);
     int64_t now = kr_wall_s();
     size_t added = 0;
 
@@ -181,10 +181,10 @@ static void apply(struct dns_disc *x)
         host_name(h, h->host);
         if (h->state != 1)
             continue;
-        if (is_own(r, &h->addr) || static_addr(c, &h->addr)) {
+        if (is_own(x->d, &h->addr) || static_addr(c, &h->addr)) {
             kr_log(KR_LOG_DEBUG, "event=discover_skip name=%s target=%s reason=\"%s\"", x->name,
                    h->target,
-                   is_own(r, &h->addr) ? "our own address" : "already a configured host");
+                   is_own(x->d, &h->addr) ? "our own address" : "already a configured host");
             h->state = 4;
             continue;
         }
@@ -195,7 +195,7 @@ static void apply(struct dns_disc *x)
         hc.weight = h->weight ? h->weight : 1;
         hc.priority = h->prio > 1000 ? 1000 : h->prio;
         hc.admin = KR_ADMIN_UNSET;
-        int rc = kr_relay_dyn_add(r, &hc);
+        int rc = env->host_add(env->ctx, &hc);
         if (rc != 0) {
             kr_log(KR_LOG_WARN, "event=discover_skip name=%s host=%s reason=\"%s\"", x->name,
                    h->host, rc == KR_EEXIST ? "a configured host has this name" : kr_strerror(rc));
@@ -227,11 +227,11 @@ static void apply(struct dns_disc *x)
                 k->gone_since = now;
                 kr_log(KR_LOG_INFO, "event=discover_gone name=%s host=%s action=drain", x->name,
                        k->host);
-                kr_relay_dyn_drain(r, k->host);
+                env->host_drain(env->ctx, k->host);
             } else if ((uint64_t)(now - k->gone_since) * 1000 >= c->discover_linger_ms) {
                 kr_log(KR_LOG_INFO, "event=discover_gone name=%s host=%s action=remove", x->name,
                        k->host);
-                kr_relay_dyn_remove(r, k->host);
+                env->host_remove(env->ctx, k->host);
                 continue;
             }
         }
@@ -314,7 +314,7 @@ static void resolve_next(struct dns_disc *x)
     apply(x);
     x->failures = 0;
     x->when = kr_wall_s();
-    uint64_t ms = x->d->r->conf->discover_interval_ms;
+    uint64_t ms = dns_conf(x->d)->discover_interval_ms;
     if (x->n_cur && (uint64_t)x->min_ttl * 1000 < ms)
         ms = x->min_ttl < 1 ? 1000 : (uint64_t)x->min_ttl * 1000;
     schedule(x, ms);
@@ -323,7 +323,7 @@ static void resolve_next(struct dns_disc *x)
 static void on_srv(struct kr_dns_result *res, void *arg)
 {
     struct dns_disc *x = arg;
-    const struct kr_conf *c = x->d->r->conf;
+    const struct kr_conf *c = dns_conf(x->d);
     char q[KR_DNS_MSG_MAX + 8];
 
     x->req = NULL;
@@ -378,7 +378,7 @@ static void round_start(evutil_socket_t fd, short what, void *arg)
     if (s.n == 0) {
         x->status = KR_DNS_E_LOCAL;
         snprintf(x->message, sizeof(x->message), "no resolver: set dns.resolvers");
-        schedule(x, x->d->r->conf->discover_interval_ms);
+        schedule(x, dns_conf(x->d)->discover_interval_ms);
         return;
     }
     if (kr_dns_query(x->d->client, &s, x->name, KR_DNS_SRV, on_srv, x, &x->req) != 0)
@@ -388,7 +388,7 @@ static void round_start(evutil_socket_t fd, short what, void *arg)
 struct dns_disc *dns_disc_new(struct kr_dns *d, const char *name)
 {
     struct dns_disc *x = calloc(1, sizeof(*x));
-    if (!x || !(x->timer = evtimer_new(d->r->base, round_start, x))) {
+    if (!x || !(x->timer = evtimer_new(d->env.base, round_start, x))) {
         free(x);
         return NULL;
     }
@@ -415,7 +415,7 @@ void dns_disc_free(struct dns_disc *x)
 void dns_disc_forget(struct dns_disc *x)
 {
     for (size_t i = 0; i < x->n_known; i++)
-        kr_relay_dyn_remove(x->d->r, x->known[i].host);
+        x->d->env.host_remove(x->d->env.ctx, x->known[i].host);
     x->n_known = 0;
 }
 

@@ -5,7 +5,12 @@
  * discovery from SRV names. Built on the client in include/kmsrelay/dns.h;
  * runs on the relay's event base and never blocks.
  *
- * Lifecycle (relay.c / main.c): kr_dns_create() after the listeners are
+ * The service sees the relay only through struct kr_dns_env below (is the
+ * service up, which addresses we listen on, add/drain/remove a discovered
+ * host, a host's health); the daemon (src/daemon) implements it over the
+ * relay, the unit tests over a fake. It never includes relay/relay.h.
+ *
+ * Lifecycle (src/daemon): kr_dns_create() after the listeners are
  * open; kr_dns_check() before a reload is accepted, kr_dns_apply() after
  * it; kr_dns_stop() on SIGTERM (withdraw within dns.withdraw_wait; poll
  * kr_dns_busy()); kr_dns_destroy() before the hosts are freed.
@@ -23,8 +28,9 @@
  *                      "hosts": [ { "name", "target", "address", "priority",
  *                                   "weight", "listed": bool } ] } ] }
  *
- * Ownership: the relay owns the kr_dns (r->dns); kr_dns_status_json
- * returns a new reference.
+ * Ownership: the daemon owns the kr_dns; the env (and what it points to)
+ * is borrowed and must outlive it. kr_dns_status_json returns a new
+ * reference.
  */
 #ifndef KR_DNSD_H
 #define KR_DNSD_H
@@ -35,14 +41,36 @@
 #include <jansson.h>
 
 #include "kmsrelay/conf.h"
+#include "kmsrelay/netaddr.h"
 
-struct kr_relay;
+struct event_base;
+struct kr_store;
 struct kr_dns;
+
+/* What the DNS service needs from the rest of the daemon. Every callback
+ * gets `ctx` and runs on the event loop. */
+struct kr_dns_env {
+    struct event_base *base;
+    struct kr_store *store; /* what we published (kv "dns/..." entries) */
+    void *ctx;
+    /* The configuration in force (changes on reload). */
+    const struct kr_conf *(*conf)(void *ctx);
+    /* Can some backend take a new client now (ready and UP)? */
+    bool (*service_up)(void *ctx);
+    /* The addresses our listeners are bound to, in config order. */
+    size_t (*listen_addrs)(void *ctx, struct kr_addr *out, size_t max);
+    /* Is the backend host at this address known to be DOWN? */
+    bool (*host_down)(void *ctx, const struct kr_addr *a);
+    /* Discovered hosts (semantics of kr_relay_dyn_add/drain/remove). */
+    int (*host_add)(void *ctx, const struct kr_conf_host *hc);
+    int (*host_drain)(void *ctx, const char *name);
+    int (*host_remove)(void *ctx, const char *name);
+};
 
 /* Loads the zones' keys (a key file problem stops the start with err) and
  * starts publishers and discovery. With nothing configured *out is an idle
- * object. 0 or a negative KR_E*. */
-int kr_dns_create(struct kr_relay *r, struct kr_dns **out, char *err, size_t errlen);
+ * object. 0 or a negative KR_E*. `env` is copied. */
+int kr_dns_create(const struct kr_dns_env *env, struct kr_dns **out, char *err, size_t errlen);
 /* Can `c`'s DNS part be applied (key files readable, mode 0600, parse)? */
 int kr_dns_check(const struct kr_conf *c, char *err, size_t errlen);
 /* After r->conf changed: zones and discovery names are diffed by name. */

@@ -82,17 +82,6 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     conn_done(arg, false, "no TCP answer within 1.5 s");
 }
 
-static bool known_down(const struct kr_relay *r, const struct kr_addr *a)
-{
-    for (size_t i = 0; i < r->n_hosts; i++) {
-        const struct kr_host *h = r->hosts[i];
-        if (!h->removed && h->conf.addr.len == a->len &&
-            memcmp(&h->conf.addr.ss, &a->ss, a->len) == 0)
-            return h->health == KR_HEALTH_DOWN;
-    }
-    return false;
-}
-
 static void on_addr(struct kr_dns_result *res, void *arg)
 {
     struct dns_guard *g = arg;
@@ -135,13 +124,13 @@ static void on_addr(struct kr_dns_result *res, void *arg)
         next(g);
         return;
     }
-    if (known_down(g->z->d->r, &g->addr)) {
+    if (g->z->d->env.host_down(g->z->d->env.ctx, &g->addr)) {
         note(g, rr->target, "one of our backends, health DOWN");
         g->i++;
         next(g);
         return;
     }
-    g->bev = bufferevent_socket_new(g->z->d->r->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    g->bev = bufferevent_socket_new(g->z->d->env.base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!g->bev) {
         end(g, 0);
         return;
@@ -182,7 +171,7 @@ static void next(struct dns_guard *g)
 void dns_guard_start(struct dns_zone *z)
 {
     struct dns_guard *g = calloc(1, sizeof(*g));
-    if (!g || !(g->timer = evtimer_new(z->d->r->base, on_timeout, g))) {
+    if (!g || !(g->timer = evtimer_new(z->d->env.base, on_timeout, g))) {
         free(g);
         dns_guard_done(z, 0, "out of memory");
         return;

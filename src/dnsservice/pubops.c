@@ -33,7 +33,7 @@ void dns_op_load(struct dns_zone *z)
     size_t len = 0;
 
     kv_key(z, key, sizeof(key));
-    if (kr_store_kv_get(z->d->r->store, key, buf, sizeof(buf) - 1, &len) != 0)
+    if (kr_store_kv_get(z->d->env.store, key, buf, sizeof(buf) - 1, &len) != 0)
         return;
     buf[len] = '\0';
     char *nl = strchr(buf, '\n');
@@ -66,9 +66,9 @@ static void save(struct dns_zone *z)
     if (z->published) {
         int n = snprintf(buf, sizeof(buf), "%s\n%s\n", kr_dns_rr_format(&z->pub_srv, a, sizeof(a)),
                          kr_dns_rr_format(&z->pub_txt, b, sizeof(b)));
-        rc = kr_store_kv_put(z->d->r->store, key, buf, (size_t)n);
+        rc = kr_store_kv_put(z->d->env.store, key, buf, (size_t)n);
     } else {
-        rc = kr_store_kv_del(z->d->r->store, key);
+        rc = kr_store_kv_del(z->d->env.store, key);
         if (rc == KR_ENOENT)
             rc = 0;
     }
@@ -83,7 +83,7 @@ static bool marker_proves(const struct dns_zone *z, const struct kr_dns_rr *srv)
     struct kr_dns_marker m;
     for (size_t i = 0; i < z->n_txtset; i++)
         if (kr_dns_marker_parse(z->txtset[i].txt, &m, NULL) == 0 &&
-            strcmp(m.owner_id, z->d->r->conf->instance_id) == 0 &&
+            strcmp(m.owner_id, dns_conf(z->d)->instance_id) == 0 &&
             kr_dns_name_equal(m.target, srv->target) && m.port == srv->port &&
             m.priority == srv->priority && m.weight == srv->weight)
             return true;
@@ -102,7 +102,7 @@ bool dns_rr_ours(const struct dns_zone *z, const struct kr_dns_rr *rr)
     /* A marker of ours whose SRV is in the RRset (or absent: an orphan of
      * ours, written by us in the same message as its SRV). */
     return rr->type == KR_DNS_TXT && kr_dns_marker_parse(rr->txt, &m, NULL) == 0 &&
-           strcmp(m.owner_id, z->d->r->conf->instance_id) == 0;
+           strcmp(m.owner_id, dns_conf(z->d)->instance_id) == 0;
 }
 
 static void on_update(struct kr_dns_result *res, void *arg)
@@ -132,7 +132,7 @@ static void on_update(struct kr_dns_result *res, void *arg)
         }
         z->fail_static = false;
         save(z);
-        z->next_reconcile_us = kr_now_us() + z->d->r->conf->dns_reconcile_ms * 1000;
+        z->next_reconcile_us = kr_now_us() + dns_conf(z->d)->dns_reconcile_ms * 1000;
     }
     kr_metrics_dns_update(res->status);
     kr_metrics_dns_zone(z->conf.name, z->published,
@@ -149,7 +149,7 @@ static void on_update(struct kr_dns_result *res, void *arg)
 /* Refills the token bucket; false (and a wait) when no UPDATE may go now. */
 static bool take_token(struct dns_zone *z)
 {
-    const struct kr_conf *c = z->d->r->conf;
+    const struct kr_conf *c = dns_conf(z->d);
     uint64_t now = kr_now_us();
     z->tokens += (double)(now - z->tokens_us) * c->dns_rate / 60e6;
     z->tokens_us = now;
@@ -251,7 +251,7 @@ static void finish_reconcile(struct dns_zone *z, const char *result)
     struct kr_dns_result ok;
     memset(&ok, 0, sizeof(ok));
     snprintf(ok.message, sizeof(ok.message), "reconcile: %s", result);
-    z->next_reconcile_us = kr_now_us() + z->d->r->conf->dns_reconcile_ms * 1000;
+    z->next_reconcile_us = kr_now_us() + dns_conf(z->d)->dns_reconcile_ms * 1000;
     dns_zone_done(z, "reconcile", &ok);
 }
 
@@ -303,7 +303,7 @@ void dns_op_after_read(struct dns_zone *z)
             finish_reconcile(z, "nothing of ours to withdraw");
             return;
         }
-        if (z->d->r->conf->dns_fail_static) {
+        if (dns_conf(z->d)->dns_fail_static) {
             dns_guard_start(z);
             return;
         }

@@ -30,7 +30,7 @@
 
 static int build_want(struct dns_zone *z, char *err, size_t errlen)
 {
-    const struct kr_conf *c = z->d->r->conf;
+    const struct kr_conf *c = dns_conf(z->d);
     struct kr_dns_marker m;
     char txt[256];
 
@@ -51,10 +51,10 @@ static int build_want(struct dns_zone *z, char *err, size_t errlen)
     return 0;
 }
 
-static uint16_t first_port(const struct kr_relay *r)
+static uint16_t first_port(const struct kr_dns *d)
 {
     struct kr_addr a;
-    if (kr_relay_listen_addrs(r, &a, 1) == 1)
+    if (d->env.listen_addrs(d->env.ctx, &a, 1) == 1)
         return kr_addr_port((const struct sockaddr *)&a.ss);
     return 1688;
 }
@@ -79,7 +79,7 @@ int dns_zone_reconf(struct dns_zone *z, const struct kr_conf_dns_zone *zc, char 
     size_t pre = strncasecmp(zc->name, "_vlmcs._tcp.", 12) == 0 ? 0 : 12;
     memcpy(z->owner, "_vlmcs._tcp.", pre);
     memcpy(z->owner + pre, zc->name, strlen(zc->name) + 1); /* fits: checked above */
-    z->port = zc->port ? (uint16_t)zc->port : first_port(z->d->r);
+    z->port = zc->port ? (uint16_t)zc->port : first_port(z->d);
     return build_want(z, err, errlen);
 }
 
@@ -96,7 +96,7 @@ struct dns_zone *dns_zone_new(struct kr_dns *d, const struct kr_conf_dns_zone *z
         dns_zone_free(z);
         return NULL;
     }
-    z->tokens = d->r->conf->dns_rate;
+    z->tokens = dns_conf(d)->dns_rate;
     z->tokens_us = kr_now_us();
     dns_op_load(z);
     z->svc_up = z->published;
@@ -117,7 +117,7 @@ void dns_zone_free(struct dns_zone *z)
 
 static unsigned recent_flaps(struct dns_zone *z, uint64_t now)
 {
-    uint64_t win = z->d->r->conf->dns_flap_window_ms * 1000;
+    uint64_t win = dns_conf(z->d)->dns_flap_window_ms * 1000;
     unsigned n = 0;
     for (unsigned i = 0; i < z->n_flaps && i < DNS_FLAPS_KEPT; i++)
         n += now - z->flaps[i] < win;
@@ -126,7 +126,7 @@ static unsigned recent_flaps(struct dns_zone *z, uint64_t now)
 
 static void hysteresis(struct dns_zone *z, uint64_t now)
 {
-    const struct kr_conf *c = z->d->r->conf;
+    const struct kr_conf *c = dns_conf(z->d);
     bool raw = dns_service_up(z->d);
 
     if (z->damped && recent_flaps(z, now) < c->dns_flap_limit) {
@@ -174,7 +174,7 @@ void dns_zone_tick(struct dns_zone *z)
 void dns_zone_step(struct dns_zone *z)
 {
     struct kr_dns *d = z->d;
-    const struct kr_conf *c = d->r->conf;
+    const struct kr_conf *c = dns_conf(d);
     uint64_t now = kr_now_us();
 
     if (z->op != OP_NONE)
@@ -204,7 +204,7 @@ void dns_zone_step(struct dns_zone *z)
 
 static uint64_t backoff_ms(struct dns_zone *z, int status)
 {
-    const struct kr_conf *c = z->d->r->conf;
+    const struct kr_conf *c = dns_conf(z->d);
     uint64_t ms = c->dns_backoff_min_ms;
     for (uint32_t i = 1; i < z->failures && ms < c->dns_backoff_max_ms; i++)
         ms *= 2;

@@ -18,7 +18,7 @@
 
 #include "dnsservice/dnsservice.h"
 #include "kmsrelay/dns.h"
-#include "relay/relay.h"
+#include "kmsrelay/store.h"
 
 #define DNS_TICK_MS 250
 #define DNS_FLAPS_KEPT 32
@@ -80,7 +80,7 @@ struct dns_zone {
 struct dns_disc;
 
 struct kr_dns {
-    struct kr_relay *r;
+    struct kr_dns_env env;
     struct kr_dns_client *client;
     struct dns_zone **zones;
     size_t n_zones;
@@ -90,6 +90,12 @@ struct kr_dns {
     bool stopping;
     uint64_t stop_deadline_us;
 };
+
+/* The configuration in force. */
+static inline const struct kr_conf *dns_conf(const struct kr_dns *d)
+{
+    return d->env.conf(d->env.ctx);
+}
 
 /* service.c */
 void dns_arm(struct event *ev, uint64_t ms);

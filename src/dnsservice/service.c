@@ -20,7 +20,7 @@ void dns_arm(struct event *ev, uint64_t ms)
 
 size_t dns_resolvers(const struct kr_dns *d, struct kr_addr *out, size_t max)
 {
-    const struct kr_conf *c = d->r->conf;
+    const struct kr_conf *c = dns_conf(d);
     if (c->n_dns_resolvers) {
         size_t n = c->n_dns_resolvers < max ? c->n_dns_resolvers : max;
         memcpy(out, c->dns_resolvers, n * sizeof(*out));
@@ -31,7 +31,7 @@ size_t dns_resolvers(const struct kr_dns *d, struct kr_addr *out, size_t max)
 
 void dns_zone_servers(const struct dns_zone *z, struct kr_dns_servers *s, uint64_t budget_ms)
 {
-    const struct kr_conf *c = z->d->r->conf;
+    const struct kr_conf *c = dns_conf(z->d);
     memset(s, 0, sizeof(*s));
     s->addrs = z->conf.servers;
     s->n = z->conf.n_servers;
@@ -49,13 +49,7 @@ void dns_zone_servers(const struct dns_zone *z, struct kr_dns_servers *s, uint64
 
 bool dns_service_up(const struct kr_dns *d)
 {
-    const struct kr_relay *r = d->r;
-    for (size_t i = 0; i < r->n_hosts; i++) {
-        const struct kr_host *h = r->hosts[i];
-        if (!h->removed && h->admin == KR_ADMIN_READY && h->health == KR_HEALTH_UP)
-            return true;
-    }
-    return false;
+    return d->env.service_up(d->env.ctx);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -133,9 +127,9 @@ static int add_disc(struct kr_dns *d, const char *name)
     return 0;
 }
 
-int kr_dns_create(struct kr_relay *r, struct kr_dns **out, char *err, size_t errlen)
+int kr_dns_create(const struct kr_dns_env *env, struct kr_dns **out, char *err, size_t errlen)
 {
-    const struct kr_conf *c = r->conf;
+    const struct kr_conf *c = env->conf(env->ctx);
     struct kr_dns *d = calloc(1, sizeof(*d));
     int rc = KR_ENOMEM;
 
@@ -144,10 +138,10 @@ int kr_dns_create(struct kr_relay *r, struct kr_dns **out, char *err, size_t err
         snprintf(err, errlen, "out of memory");
         return KR_ENOMEM;
     }
-    d->r = r;
+    d->env = *env;
     struct kr_dns_client_opts o = {0};
-    if (!(d->client = kr_dns_client_new(r->base, &o)) ||
-        !(d->tick = evtimer_new(r->base, on_tick, d))) {
+    if (!(d->client = kr_dns_client_new(env->base, &o)) ||
+        !(d->tick = evtimer_new(env->base, on_tick, d))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -173,7 +167,7 @@ void kr_dns_apply(struct kr_dns *d)
 
     if (!d || d->stopping)
         return;
-    const struct kr_conf *c = d->r->conf;
+    const struct kr_conf *c = dns_conf(d);
     for (size_t i = 0; i < d->n_zones; i++) {
         struct dns_zone *z = d->zones[i];
         bool keep = false;
@@ -220,7 +214,7 @@ void kr_dns_stop(struct kr_dns *d)
     if (!d || d->stopping)
         return;
     d->stopping = true;
-    d->stop_deadline_us = kr_now_us() + d->r->conf->dns_withdraw_wait_ms * 1000;
+    d->stop_deadline_us = kr_now_us() + dns_conf(d)->dns_withdraw_wait_ms * 1000;
     evtimer_del(d->tick);
     for (size_t i = 0; i < d->n_disc; i++)
         dns_disc_free(d->disc[i]);
@@ -274,7 +268,7 @@ json_t *kr_dns_status_json(struct kr_dns *d)
             json_array_append_new(zones, dns_zone_json(d->zones[i]));
         for (size_t i = 0; i < d->n_disc; i++)
             json_array_append_new(disc, dns_disc_json(d->disc[i]));
-        json_object_set_new(o, "instance", json_string(d->r->conf->instance_id));
+        json_object_set_new(o, "instance", json_string(dns_conf(d)->instance_id));
         json_object_set_new(o, "stopping", json_boolean(d->stopping));
     }
     json_object_set_new(o, "zones", zones);

@@ -1,6 +1,7 @@
 /*
- * kmsrelayd.h - the daemon's program files (main.c: event loop, signals,
- * reload, shutdown; options.c: command line, help, building the config).
+ * kmsrelayd.h - the daemon's program files (main.c: options, then
+ * kr_daemon_main in src/daemon; options.c: command line, help, building
+ * the config).
  *
  * Ownership: struct kd_opts borrows its strings from argv.
  */

@@ -289,13 +289,12 @@ struct kr_relay_stats {
 };
 
 struct kr_listener;
-struct kr_dns;
 
 struct kr_relay {
     struct event_base *base;
-    struct kr_conf *conf; /* owned; replaced on reload */
-    struct kr_store *store;
-    bool store_degraded_alarm; /* logged once per episode */
+    const struct kr_conf *conf; /* borrowed from the daemon; replaced on reload */
+    struct kr_store *store;     /* borrowed: the daemon opens and closes it */
+    bool store_degraded_alarm;  /* logged once per episode */
 
     struct kr_host **hosts; /* array of n_hosts pointers */
     size_t n_hosts;
@@ -311,22 +310,18 @@ struct kr_relay {
     size_t reqs_inflight; /* kr_req objects alive (front.c creates, forward.c
                            * frees): what kr_relay_inflight() reports */
 
-    struct event *commit_timer; /* relay.c: watches the store's background commits */
     struct event *expire_timer; /* relay.c: housekeeping every ~10 s (pin expiry,
                                  * removed hosts, limits entries) */
-    /* relay.c private */
-    bool commit_alarm;             /* background commits failing (once per episode) */
-    uint64_t commit_failures_seen; /* store stats.commit_failures already reported */
-
-    struct kr_dns *dns; /* src/dnsservice/dnsservice.h: our SRV record and discovery (NULL = none);
-                         * status for the control API: kr_dns_status_json(r->dns) */
-    struct kr_audit_periodic *audit; /* audit.h: the periodic _vlmcs audit (idle when off) */
 };
 
 /* relay.c */
-int kr_relay_create(struct event_base *base, struct kr_conf *conf, struct kr_relay **out, char *err,
-                    size_t errlen);
-int kr_relay_apply(struct kr_relay *r, struct kr_conf *newconf, char *err, size_t errlen);
+/* Builds the host table and opens the listeners of `conf` (borrowed, like
+ * `store`: both must outlive the relay). 0 or KR_E* with err. */
+int kr_relay_create(struct event_base *base, const struct kr_conf *conf, struct kr_store *store,
+                    struct kr_relay **out, char *err, size_t errlen);
+/* Reload: switches to `newconf` (borrowed; the caller frees the old one
+ * after this returns 0). On failure nothing changed. */
+int kr_relay_apply(struct kr_relay *r, const struct kr_conf *newconf, char *err, size_t errlen);
 void kr_relay_stop_accepting(struct kr_relay *r);
 void kr_relay_destroy(struct kr_relay *r);
 struct kr_host *kr_relay_host_by_name(struct kr_relay *r, const char *name);
@@ -337,6 +332,8 @@ size_t kr_relay_inflight(const struct kr_relay *r);
 /* The addresses the listeners are bound to (actual ports, also for port 0),
  * in config order; returns how many were written (at most max). */
 size_t kr_relay_listen_addrs(const struct kr_relay *r, struct kr_addr *out, size_t max);
+/* The same as text, comma separated ("127.0.0.1:1688,[::1]:1688"). */
+void kr_relay_listen_describe(const struct kr_relay *r, char *out, size_t cap);
 /* discover.c: hosts found through DNS (src/dnsservice/discover.c). They are not
  * in the config file and survive reloads. Changes made here are not
  * persisted (discovery decides again after a restart); an operator's admin

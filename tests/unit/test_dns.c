@@ -26,7 +26,6 @@
 #include "dnsservice/dnsservice.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/store.h"
-#include "relay/relay.h"
 #include "testutil.h"
 
 #define SECRET "t41f/LggFK+03OF7k6cTwWplqIR1UBV5+3jBDdJSwwI="
@@ -855,10 +854,36 @@ static void t_client_failover(void)
 
 /* ---- the daemon side without a DNS server: lifecycle and status ---------- */
 
+/* A relay with no listener and no host, seen through the service's env. */
+static const struct kr_conf *fake_conf(void *ctx)
+{
+    return ctx;
+}
+static bool fake_up(void *ctx)
+{
+    return false;
+}
+static size_t fake_addrs(void *ctx, struct kr_addr *out, size_t max)
+{
+    return 0;
+}
+static bool fake_down(void *ctx, const struct kr_addr *a)
+{
+    return false;
+}
+static int fake_add(void *ctx, const struct kr_conf_host *hc)
+{
+    return 0;
+}
+static int fake_name(void *ctx, const char *name)
+{
+    return KR_ENOENT;
+}
+
 static void t_daemon_status(void)
 {
     char dir[] = "/tmp/kr-test-dnsd-XXXXXX", key[80], err[512];
-    struct kr_relay r;
+    struct kr_dns_env r;
     struct kr_conf *c = malloc(sizeof(*c));
     struct kr_dns *d = NULL;
     const char *why = NULL;
@@ -887,7 +912,13 @@ static void t_daemon_status(void)
     c->dns_timeout_ms = 300;
 
     memset(&r, 0, sizeof(r));
-    r.conf = c;
+    r.ctx = c;
+    r.conf = fake_conf;
+    r.service_up = fake_up;
+    r.listen_addrs = fake_addrs;
+    r.host_down = fake_down;
+    r.host_add = fake_add;
+    r.host_drain = r.host_remove = fake_name;
     r.base = event_base_new();
     CU_ASSERT_EQUAL_FATAL(kr_store_open(dir, NULL, &r.store, &why), 0);
 
@@ -900,7 +931,6 @@ static void t_daemon_status(void)
     chmod(key, 0600);
     CU_ASSERT_EQUAL(kr_dns_check(c, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL_FATAL(kr_dns_create(&r, &d, err, sizeof(err)), 0);
-    r.dns = d;
 
     struct timeval tv = {0, 800000};
     event_base_loopexit(r.base, &tv);
