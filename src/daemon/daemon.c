@@ -9,10 +9,10 @@
 
 #include "control/control.h"
 #include "daemon/daemon-internal.h"
+#include "exposition/exposition.h"
 #include "kmsrelay/audit.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
-#include "kmsrelay/metrics.h"
 #include "relay/relay.h"
 
 #define STOP_POLL_MS 20

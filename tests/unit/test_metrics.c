@@ -27,7 +27,8 @@
 #include "kmsrelay/err.h"
 #include "kmsrelay/kms.h"
 #include "kmsrelay/metrics.h"
-#include "metrics/metrics-internal.h"
+#include "exposition/exposition.h"
+#include "metrics/counters.h"
 #include "relay/relay.h"
 #include "testutil.h"
 

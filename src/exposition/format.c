@@ -1,5 +1,5 @@
 /*
- * expo.c - the Prometheus text exposition format, version 0.0.4:
+ * format.c - the Prometheus text exposition format, version 0.0.4:
  *
  *   # HELP name text          (text: backslash and newline escaped)
  *   # TYPE name counter|gauge|histogram
@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "metrics/metrics-internal.h"
+#include "exposition/exposition-internal.h"
 
 static void escaped(struct evbuffer *b, const char *s, bool quote)
 {

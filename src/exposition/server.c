@@ -28,7 +28,7 @@
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
 #include "kmsrelay/netaddr.h"
-#include "metrics/metrics-internal.h"
+#include "exposition/exposition-internal.h"
 
 #define MX_TIMEOUT_S 10
 #define MX_MAX_HEADERS 8192

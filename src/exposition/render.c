@@ -4,18 +4,24 @@
  * present (with zero values or no samples) so dashboards and alerts never
  * see a metric vanish because nothing happened yet.
  *
- * The relay part is read at scrape time from struct kr_relay (relay.h):
- * global stats, the host table, the store's statistics.
+ * The registry's counters come from a snapshot taken when the scrape
+ * begins; the relay part is read at scrape time from struct kr_relay
+ * (relay.h): global stats, the host table, the store's statistics.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kmsrelay/audit.h"
 #include "kmsrelay/dns.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/guid.h"
-#include "metrics/metrics-internal.h"
+#include "kmsrelay/metrics.h"
+#include "exposition/exposition-internal.h"
 #include "relay/relay.h"
+
+/* The registry's counters as they were when this scrape began. */
+static const struct mx_state *mx;
 
 static void counter(struct evbuffer *b, const char *name, const char *help, uint64_t v)
 {
@@ -37,7 +43,7 @@ static void activations(struct evbuffer *b)
             "answered), application, KMS protocol major version and result (\"ok\", the "
             "HRESULT a host returned, \"unavailable\" when no host could answer).");
     for (size_t i = 0; i < MX_ACT_SLOTS; i++) {
-        const struct mx_act *a = &mx.act[i];
+        const struct mx_act *a = &mx->act[i];
         if (!a->n)
             continue;
         snprintf(ver, sizeof(ver), a->ver ? "%u" : "other", a->ver);
@@ -46,7 +52,7 @@ static void activations(struct evbuffer *b)
     }
     counter(b, "kmsrelay_activations_unlabelled_total",
             "Activations not in kmsrelay_activations_total because its label table was full.",
-            mx.act_overflow);
+            mx->act_overflow);
 
     const char *h = "kmsrelay_activation_duration_seconds";
     char le[32], name[64];
@@ -55,7 +61,7 @@ static void activations(struct evbuffer *b)
             "Time from a client's request to its answer, backend retries and assists included.");
     snprintf(name, sizeof(name), "%s_bucket", h);
     for (size_t i = 0; i < MX_BUCKETS; i++) {
-        cum += mx.bucket[i];
+        cum += mx->bucket[i];
         if (i + 1 == MX_BUCKETS)
             snprintf(le, sizeof(le), "+Inf");
         else
@@ -63,9 +69,9 @@ static void activations(struct evbuffer *b)
         mx_sample_u(b, name, cum, "le", le, NULL);
     }
     snprintf(name, sizeof(name), "%s_sum", h);
-    mx_sample(b, name, (double)mx.lat_sum_us / 1e6, NULL);
+    mx_sample(b, name, (double)mx->lat_sum_us / 1e6, NULL);
     snprintf(name, sizeof(name), "%s_count", h);
-    mx_sample_u(b, name, mx.lat_count, NULL);
+    mx_sample_u(b, name, mx->lat_count, NULL);
 }
 
 static void relay_stats(struct evbuffer *b, const struct kr_relay *r)
@@ -212,28 +218,40 @@ static void store(struct evbuffer *b, struct kr_relay *r)
 static void dns(struct evbuffer *b)
 {
     gauge(b, "kmsrelay_dns_zones", "Zones where kmsrelayd publishes its SRV record.",
-          (double)mx.n_zones);
+          (double)mx->n_zones);
     mx_head(b, "kmsrelay_dns_published", "gauge",
             "1 when our _vlmcs._tcp SRV record is published in the zone.");
-    for (size_t i = 0; i < mx.n_zones; i++)
-        mx_sample_u(b, "kmsrelay_dns_published", (uint64_t)mx.zones[i].published, "zone",
-                    mx.zones[i].zone, "state", mx.zones[i].state, NULL);
+    for (size_t i = 0; i < mx->n_zones; i++)
+        mx_sample_u(b, "kmsrelay_dns_published", (uint64_t)mx->zones[i].published, "zone",
+                    mx->zones[i].zone, "state", mx->zones[i].state, NULL);
     mx_head(b, "kmsrelay_dns_updates_total", "counter", "DNS UPDATE messages sent, by result.");
     for (int i = 0; i <= KR_DNS_E_LOCAL && i < MX_DNS_RESULTS; i++)
-        mx_sample_u(b, "kmsrelay_dns_updates_total", mx.dns_updates[i], "result",
+        mx_sample_u(b, "kmsrelay_dns_updates_total", mx->dns_updates[i], "result",
                     kr_dns_status_name(i), NULL);
     mx_head(b, "kmsrelay_dns_audit_findings", "gauge",
             "_vlmcs SRV records by class in the latest audit.");
     for (int i = 0; i < KR_AUDIT_NCLASS && i < MX_AUDIT_CLASSES; i++)
-        mx_sample_u(b, "kmsrelay_dns_audit_findings", mx.audit[i], "class", kr_audit_class_name(i),
+        mx_sample_u(b, "kmsrelay_dns_audit_findings", mx->audit[i], "class", kr_audit_class_name(i),
                     NULL);
     gauge(b, "kmsrelay_dns_audit_timestamp_seconds",
-          "When the latest DNS audit ran (unix time, 0 = never).", (double)mx.audit_when);
+          "When the latest DNS audit ran (unix time, 0 = never).", (double)mx->audit_when);
+}
+
+void kr_metrics_reset(void)
+{
+    mx_pins_join();
+    mx_pins_reset();
+    kr_metrics_counters_reset();
 }
 
 int kr_metrics_render(struct kr_relay *r, struct evbuffer *out)
 {
     size_t before = evbuffer_get_length(out);
+    struct mx_state *snap = malloc(sizeof(*snap));
+    if (!snap)
+        return KR_ENOMEM;
+    kr_metrics_snapshot(snap);
+    mx = snap;
     mx_head(out, "kmsrelay_build_info", "gauge",
             "Version and instance of this kmsrelayd; always 1.");
     mx_sample_u(out, "kmsrelay_build_info", 1, "version", KR_VERSION, "instance",
@@ -247,5 +265,7 @@ int kr_metrics_render(struct kr_relay *r, struct evbuffer *out)
     }
     store(out, r);
     dns(out);
+    mx = NULL;
+    free(snap);
     return evbuffer_get_length(out) > before ? 0 : KR_ENOMEM;
 }

@@ -18,7 +18,7 @@
 
 #include "kmsrelay/netaddr.h"
 #include "kmsrelay/store.h"
-#include "metrics/metrics-internal.h"
+#include "exposition/exposition-internal.h"
 
 #define PINS_REFRESH_S 30
 #define PINS_HOSTS_MAX 256 /* more distinct host names share one "other" row */

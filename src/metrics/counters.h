@@ -1,24 +1,18 @@
 /*
- * metrics-internal.h - shared by the src/metrics files:
+ * counters.h - the read side of the counter registry (registry.c): the
+ * event counters (activations table, latency histogram, DNS state) that
+ * the kr_metrics_* calls of kmsrelay/metrics.h feed. The exposition
+ * (src/exposition, above every module it reads) renders from a snapshot.
  *
- *   registry.c  the event counters (activations table, latency histogram,
- *               DNS state) and the kr_metrics_* calls that feed them
- *   expo.c      writing the text exposition format: HELP/TYPE headers,
- *               label escaping, numbers
- *   render.c    kr_metrics_render(): every metric, in a fixed order
- *   pins.c      pins per host, counted by a background thread
- *   server.c    the evhttp listener
- *
- * Nothing here is part of the public contract (kmsrelay/metrics.h).
+ * Ownership: the registry keeps the counters in static storage (one daemon
+ * per process); a snapshot is the caller's copy.
  */
-#ifndef KR_METRICS_INTERNAL_H
-#define KR_METRICS_INTERNAL_H
+#ifndef KR_METRICS_COUNTERS_H
+#define KR_METRICS_COUNTERS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <event2/buffer.h>
 
 #include "kmsrelay/metrics.h"
 
@@ -65,26 +59,9 @@ struct mx_state {
 
 /* Upper bounds of the histogram buckets in seconds (the last is +Inf). */
 extern const double mx_bucket_le[MX_BUCKETS];
-extern struct mx_state mx;
 const char *mx_app_label(unsigned app);
 
-/* expo.c: one metric family header, then samples. Labels are given as
- * alternating name, value strings ending with NULL. */
-void mx_head(struct evbuffer *b, const char *name, const char *type, const char *help);
-void mx_sample(struct evbuffer *b, const char *name, double v, ...);
-void mx_sample_u(struct evbuffer *b, const char *name, uint64_t v, ...);
-
-/* pins.c */
-struct kr_store;
-/* Starts a count when the last one is older than the refresh time and none
- * is running; never blocks. */
-void mx_pins_refresh(struct kr_store *s);
-/* Writes kmsrelay_host_pins samples of the last finished count and its
- * timestamp metric. */
-void mx_pins_render(struct evbuffer *b);
-/* Waits for a running count to finish (shutdown, tests). */
-void mx_pins_join(void);
-/* Forgets the last count (tests). */
-void mx_pins_reset(void);
+/* A copy of every counter (the exposition renders from it). */
+void kr_metrics_snapshot(struct mx_state *out);
 
 #endif
