@@ -9,7 +9,6 @@
  *   job.c        worker threads for requests that walk the pins
  *   json.c       small JSON helpers (times, GUIDs, host state)
  *   api_*.c      the endpoints; rebalance.c the pure rebalance planner
- *   weights.c    operator weights persisted in the store
  *
  * Threads: everything runs on the event loop except a job's work function,
  * which may touch only the store and its own context (a snapshot taken on
@@ -139,7 +138,7 @@ enum ctl_body_kind {
 
 #define CTL_REBALANCE_DEFAULT 100
 #define CTL_REBALANCE_MAX 100000
-#define CTL_WEIGHT_MAX 10000
+#define CTL_WEIGHT_MAX KR_HOST_WEIGHT_MAX
 
 struct ctl_body {
     int state; /* enum kr_admin */

@@ -51,10 +51,9 @@ struct kr_control_deps {
 int kr_control_start(struct event_base *base, const struct kr_control_deps *deps,
                      struct kr_control **out, char *err, size_t errlen);
 
-/* After a reload took effect: re-applies operator weights (they survive
- * reloads that do not change the host's configured weight) and the
- * socket's mode and group. A changed socket path takes effect at the next
- * start (logged). NULL is fine. */
+/* After a reload took effect: re-applies the socket's mode and group
+ * (operator weights are the relay's: it resolves them itself). A changed socket path takes effect
+ * at the next start (logged). NULL is fine. */
 void kr_control_apply(struct kr_control *c);
 
 /* Stops serving, waits for running worker threads, closes the socket and
@@ -64,27 +63,13 @@ void kr_control_free(struct kr_control *c);
 /* The socket path in use. */
 const char *kr_control_path(const struct kr_control *c);
 
-/* ---- operator weights (weights.c) ---------------------------------------- */
+/* ---- operator weights: the relay's (src/relay/weights.c) ----------------- */
 
-/*
- * Sets a host's HRW weight now (1..10000) and persists it in the store as an
- * operator override ("weight:<name>" kv entry holding the override and the
- * configured weight it replaced). Setting the configured weight again
- * removes the override. Returns 0, KR_EINVAL, or the store's error (the
- * weight is in force anyway, until the next restart).
- */
+/* kr_relay_set_weight: sets and persists a host's operator weight. */
 int kr_control_set_weight(struct kr_relay *r, struct kr_host *h, uint32_t weight);
-
-/*
- * Applies persisted overrides to the relay's hosts (at start and after each
- * reload): an override wins while the configuration still says the weight
- * it replaced; once the configured weight is edited, the configuration wins
- * and the override is dropped (the same rule as admin states, hosts.c).
- */
+/* kr_relay_weights_apply: resolves the persisted weights again. */
 void kr_control_weights_apply(struct kr_relay *r);
-
-/* The weight the configuration gives host h (its own weight for a
- * discovered host). */
+/* kr_relay_config_weight: the weight the configuration gives host h. */
 uint32_t kr_control_config_weight(const struct kr_relay *r, const struct kr_host *h);
 
 #endif

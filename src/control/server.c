@@ -265,7 +265,6 @@ int kr_control_start(struct event_base *base, const struct kr_control_deps *deps
         free(ctl);
         return rc;
     }
-    kr_control_weights_apply(ctl->relay);
     kr_log(KR_LOG_INFO, "event=control_listen socket=%s mode=%04o group=%s", ctl->path,
            conf->control_mode & 0777, conf->control_group[0] ? conf->control_group : "-");
     *out = ctl;
@@ -278,7 +277,6 @@ void kr_control_apply(struct kr_control *ctl)
     if (!ctl)
         return;
     const struct kr_conf *conf = ctl->relay->conf;
-    kr_control_weights_apply(ctl->relay);
     if (strcmp(conf->control_socket, ctl->path) != 0) {
         kr_log(KR_LOG_WARN,
                "event=reload_note setting=control.socket msg=\"takes effect at the next start; "
@@ -305,4 +303,21 @@ void kr_control_free(struct kr_control *ctl)
 const char *kr_control_path(const struct kr_control *ctl)
 {
     return ctl ? ctl->path : "";
+}
+
+/* Operator weights are host runtime state of the relay; these names stay
+ * for the control API's handlers and tests. */
+int kr_control_set_weight(struct kr_relay *r, struct kr_host *h, uint32_t weight)
+{
+    return kr_relay_set_weight(r, h, weight);
+}
+
+void kr_control_weights_apply(struct kr_relay *r)
+{
+    kr_relay_weights_apply(r);
+}
+
+uint32_t kr_control_config_weight(const struct kr_relay *r, const struct kr_host *h)
+{
+    return kr_relay_config_weight(r, h);
 }

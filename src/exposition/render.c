@@ -148,7 +148,7 @@ static void hosts(struct evbuffer *b, const struct kr_relay *r)
             mx_sample_u(b, "kmsrelay_host_admin", hv[i]->admin == s, "host", hv[i]->conf.name,
                         "state", admin[s], NULL);
     mx_head(b, "kmsrelay_host_weight", "gauge", "Rendezvous-hash weight of the host.");
-    PER_HOST("kmsrelay_host_weight", h->conf.weight);
+    PER_HOST("kmsrelay_host_weight", kr_host_weight(h));
     mx_head(b, "kmsrelay_host_check_duration_seconds", "gauge",
             "Duration of the host's last health check (connect and RPC bind).");
     for (size_t i = 0; i < n; i++)

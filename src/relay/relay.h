@@ -74,13 +74,16 @@ struct kr_host_stats {
 
 /* Runtime state of one backend host. Config part first (copied on reload). */
 struct kr_host {
-    struct kr_conf_host conf;
-    struct kr_hrw_node hrw; /* key from conf.name, weight from conf.weight */
-    uint8_t admin;          /* enum kr_admin in force (config or control API) */
-    uint8_t health;         /* enum kr_health */
-    bool removed;           /* gone from the config; freed once idle */
-    bool dynamic;           /* from DNS discovery (discover.c), not the config file */
-    bool dyn_drained;       /* drained by discovery (not persisted; undone when back) */
+    struct kr_conf_host conf; /* written only by configuration (or, for a
+                               * discovered host, by discovery) */
+    struct kr_hrw_node hrw;   /* key from conf.name; weight: the one in force,
+                               * op_weight when set, else conf.weight */
+    uint32_t op_weight;       /* operator weight (weights.c), 0 = none */
+    uint8_t admin;            /* enum kr_admin in force (config or control API) */
+    uint8_t health;           /* enum kr_health */
+    bool removed;             /* gone from the config; freed once idle */
+    bool dynamic;             /* from DNS discovery (discover.c), not the config file */
+    bool dyn_drained;         /* drained by discovery (not persisted; undone when back) */
 
     /* health checking (health.c) */
     uint32_t rise_cnt, fall_cnt;
@@ -325,8 +328,27 @@ int kr_relay_apply(struct kr_relay *r, const struct kr_conf *newconf, char *err,
 void kr_relay_stop_accepting(struct kr_relay *r);
 void kr_relay_destroy(struct kr_relay *r);
 struct kr_host *kr_relay_host_by_name(struct kr_relay *r, const char *name);
+/* Host runtime state: admin state and operator weight, each set by one
+ * function and persisted in the store, resolved from it whenever a host
+ * joins the table or a configuration is applied (hosts.c, weights.c). */
 /* Sets a host's admin state and persists it (control API and config). */
 int kr_relay_set_admin(struct kr_relay *r, struct kr_host *h, int admin, const char *why);
+#define KR_HOST_WEIGHT_MAX 10000
+/* The weight in force: the operator's when set, else the configured one. */
+static inline uint32_t kr_host_weight(const struct kr_host *h)
+{
+    return h->op_weight ? h->op_weight : h->conf.weight;
+}
+/* Sets a host's operator weight now (1..KR_HOST_WEIGHT_MAX) and persists it
+ * (see weights.c); the configured weight again removes the override.
+ * Returns 0, KR_EINVAL, or the store's error (in force anyway then). */
+int kr_relay_set_weight(struct kr_relay *r, struct kr_host *h, uint32_t weight);
+/* Resolves every host's operator weight from the store again (start and
+ * reload do this themselves). */
+void kr_relay_weights_apply(struct kr_relay *r);
+/* The weight the configuration gives host h (the SRV record's for a
+ * discovered host). */
+uint32_t kr_relay_config_weight(const struct kr_relay *r, const struct kr_host *h);
 /* Pending client requests (for graceful shutdown). */
 size_t kr_relay_inflight(const struct kr_relay *r);
 /* The addresses the listeners are bound to (actual ports, also for port 0),
