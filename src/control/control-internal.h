@@ -72,13 +72,8 @@ struct kr_control {
     uint64_t requests, errors;
 
     /* job.c */
-    pthread_mutex_t mu;
-    struct ctl_job *jobs; /* running or finished, not yet answered */
-    struct ctl_job *done; /* finished (guarded by mu) */
+    struct ctl_job *jobs; /* running, not yet answered */
     size_t n_jobs;
-    int notify[2]; /* worker -> loop: a job finished */
-    struct event *notify_ev;
-    atomic_bool stopping; /* workers: stop walking */
 };
 
 /* One request as a handler sees it. */
@@ -208,13 +203,14 @@ struct ctl_job {
     struct evbuffer *raw; /* a body already rendered (large lists) */
     const char *raw_type; /* its Content-Type */
     char err[CTL_ERR_MAX];
-    pthread_t th;
-    struct ctl_job *next;      /* ctl->jobs */
-    struct ctl_job *next_done; /* ctl->done */
+    struct kr_offload *off;        /* loop thread: the running work (offload.h) */
+    const struct kr_offload *self; /* worker thread: the same, for cancellation */
+    struct ctl_job *next;          /* ctl->jobs */
 };
 
 int ctl_jobs_init(struct kr_control *ctl);
-/* Joins every running job (they stop early: ctl->stopping) and frees all. */
+/* Cancels every running job (walks stop early), waits for them and frees
+ * all; their requests are not answered. */
 void ctl_jobs_stop(struct kr_control *ctl);
 /* Starts work(j) on a thread for call c; the job takes ctx (ctx_free runs
  * when it is freed, also on failure). Returns CTL_ASYNC, or 503/500 with

@@ -229,7 +229,6 @@ int kr_control_start(struct event_base *base, const struct kr_control_deps *deps
     ctl->audit = deps->audit;
     ctl->reload = deps->reload;
     ctl->reload_arg = deps->reload_arg;
-    ctl->notify[0] = ctl->notify[1] = -1;
     snprintf(ctl->path, sizeof(ctl->path), "%s", conf->control_socket);
     if (ctl_jobs_init(ctl) != 0 || !(ctl->http = evhttp_new(base))) {
         snprintf(err, errlen, "control API: cannot set up: %s", strerror(errno));

@@ -26,13 +26,14 @@ void mx_sample_u(struct evbuffer *b, const char *name, uint64_t v, ...);
 
 /* pins.c */
 struct kr_store;
-/* Starts a count when the last one is older than the refresh time and none
- * is running; never blocks. */
-void mx_pins_refresh(struct kr_store *s);
+struct event_base;
+/* Starts a count off the loop when the last one is older than the refresh
+ * time and none is running; never blocks. Its result arrives on base's loop. */
+void mx_pins_refresh(struct event_base *base, struct kr_store *s);
 /* Writes kmsrelay_host_pins samples of the last finished count and its
  * timestamp metric. */
 void mx_pins_render(struct evbuffer *b);
-/* Waits for a running count to finish (shutdown, tests). */
+/* Cancels a running count and waits for it to stop (shutdown, tests). */
 void mx_pins_join(void);
 /* Forgets the last count (tests). */
 void mx_pins_reset(void);

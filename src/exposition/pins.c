@@ -4,19 +4,21 @@
  * Counting needs a walk over every pin (the store keeps no per-host index),
  * which on a million pins takes on the order of a second: far too long for
  * the event loop that is serving clients. So a scrape only *asks* for a
- * count: a background thread walks the store (its API is thread-safe) and
- * publishes the result under a mutex; scrapes show the last finished count
- * and its time (kmsrelay_host_pins_timestamp_seconds). At most one walk runs,
- * and not more often than every PINS_REFRESH_S.
+ * count: the walk runs off the loop (kr_offload_start, offload.h; the
+ * store's API is thread-safe) and its result is installed on the loop when
+ * it ends; scrapes show the last finished count and its time
+ * (kmsrelay_host_pins_timestamp_seconds). At most one walk runs, and not
+ * more often than every PINS_REFRESH_S.
  *
- * Ownership: the thread borrows the store; mx_pins_join() must run before
- * the store is closed (kr_metrics_server_free and kr_metrics_reset do).
+ * Ownership: the walk borrows the store; mx_pins_join() (which cancels a
+ * walk in progress) must run before the store is closed
+ * (kr_metrics_server_free and kr_metrics_reset do).
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kmsrelay/netaddr.h"
+#include "kmsrelay/offload.h"
 #include "kmsrelay/store.h"
 #include "exposition/exposition-internal.h"
 
@@ -34,18 +36,24 @@ struct pin_table {
     uint64_t other;
 };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct pin_table *last; /* guarded by mu */
-static int64_t last_at;        /* guarded by mu; unix s, 0 = never */
-static bool running;           /* guarded by mu */
-static bool joinable;          /* loop thread only */
-static pthread_t th;
-static struct kr_store *scan_store;
-static uint64_t last_start_us; /* loop thread only */
+/* Loop thread only: completions come back on the loop (offload.h). */
+static struct pin_table *last;
+static int64_t last_at; /* unix s, 0 = never */
+static uint64_t last_start_us;
+static struct kr_offload *scan_run; /* the count in progress, NULL when idle */
+
+/* The running count's own state: the worker fills `t`. */
+static struct scan {
+    const struct kr_offload *self;
+    struct kr_store *store;
+    struct pin_table *t;
+} scan_state;
 
 static int count_one(const struct kr_pin *p, void *ctx)
 {
     struct pin_table *t = ctx;
+    if (scan_state.self && kr_offload_cancelled(scan_state.self))
+        return 1; /* stop the walk */
     for (size_t i = 0; i < t->n; i++)
         if (strcmp(t->v[i].host, p->host) == 0) {
             t->v[i].n++;
@@ -60,50 +68,48 @@ static int count_one(const struct kr_pin *p, void *ctx)
     return 0;
 }
 
-static void *scan(void *arg)
+static void scan(struct kr_offload *o, void *arg)
 {
+    struct scan *x = arg;
+    x->self = o;
     struct pin_table *t = calloc(1, sizeof(*t));
-    if (t && kr_store_pin_iter(scan_store, count_one, t) != 0) {
+    if (t && (kr_store_pin_iter(x->store, count_one, t) != 0 || kr_offload_cancelled(o))) {
         free(t);
         t = NULL; /* keep the previous count */
     }
-    pthread_mutex_lock(&mu);
-    if (t) {
+    x->t = t;
+}
+
+static void scan_done(void *arg)
+{
+    struct scan *x = arg;
+    scan_run = NULL;
+    if (x->t) {
         free(last);
-        last = t;
+        last = x->t;
         last_at = kr_wall_s();
     }
-    running = false;
-    pthread_mutex_unlock(&mu);
-    return NULL;
+    x->t = NULL;
 }
 
 void mx_pins_join(void)
 {
-    if (joinable) {
-        pthread_join(th, NULL);
-        joinable = false;
-    }
+    kr_offload_cancel(scan_run); /* a count in progress is abandoned */
+    scan_run = NULL;
+    free(scan_state.t);
+    scan_state.t = NULL;
 }
 
-void mx_pins_refresh(struct kr_store *s)
+void mx_pins_refresh(struct event_base *base, struct kr_store *s)
 {
     uint64_t now = kr_now_us();
-    if (!s)
+    if (!s || !base || scan_run ||
+        (last_start_us && now - last_start_us < PINS_REFRESH_S * 1000000ull))
         return;
-    pthread_mutex_lock(&mu);
-    bool busy = running;
-    pthread_mutex_unlock(&mu);
-    if (busy || (last_start_us && now - last_start_us < PINS_REFRESH_S * 1000000ull))
+    memset(&scan_state, 0, sizeof(scan_state));
+    scan_state.store = s;
+    if (!(scan_run = kr_offload_start(base, scan, scan_done, &scan_state)))
         return;
-    mx_pins_join(); /* the previous walk is finished: reap it */
-    scan_store = s;
-    running = true;
-    if (pthread_create(&th, NULL, scan, NULL) != 0) {
-        running = false;
-        return;
-    }
-    joinable = true;
     last_start_us = now;
 }
 
@@ -111,27 +117,23 @@ void mx_pins_render(struct evbuffer *b)
 {
     mx_head(b, "kmsrelay_host_pins", "gauge",
             "Clients (CMIDs) pinned to the host, from the last background count of the store.");
-    pthread_mutex_lock(&mu);
     if (last) {
         for (size_t i = 0; i < last->n; i++)
             mx_sample_u(b, "kmsrelay_host_pins", last->v[i].n, "host", last->v[i].host, NULL);
         if (last->other)
             mx_sample_u(b, "kmsrelay_host_pins", last->other, "host", "other", NULL);
     }
-    int64_t at = last_at;
-    pthread_mutex_unlock(&mu);
     mx_head(b, "kmsrelay_host_pins_timestamp_seconds", "gauge",
             "When the pins per host were last counted (unix time, 0 = not yet).");
-    mx_sample_u(b, "kmsrelay_host_pins_timestamp_seconds", (uint64_t)(at > 0 ? at : 0), NULL);
+    mx_sample_u(b, "kmsrelay_host_pins_timestamp_seconds", (uint64_t)(last_at > 0 ? last_at : 0),
+                NULL);
 }
 
 void mx_pins_reset(void)
 {
     mx_pins_join();
-    pthread_mutex_lock(&mu);
     free(last);
     last = NULL;
     last_at = 0;
-    pthread_mutex_unlock(&mu);
     last_start_us = 0;
 }

@@ -195,7 +195,7 @@ static void store(struct evbuffer *b, struct kr_relay *r)
     memset(&st, 0, sizeof(st));
     if (r && r->store) {
         kr_store_stats(r->store, &st);
-        mx_pins_refresh(r->store);
+        mx_pins_refresh(r->base, r->store);
     }
     gauge(b, "kmsrelay_pins", "Pins (clients) in the store, committed.", (double)st.pins);
     mx_pins_render(b);
