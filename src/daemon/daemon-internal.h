@@ -36,7 +36,7 @@ struct kr_daemon {
     struct event *commit_timer;        /* state.c */
     bool commit_alarm;
     uint64_t commit_failures_seen;
-    struct event *sig_hup, *sig_term, *sig_int, *stop_timer;
+    struct event *sig_hup, *sig_term, *sig_int, *sig_xcpu, *stop_timer;
     uint64_t stop_deadline_us;
     bool stopping;
 };

@@ -2,9 +2,10 @@
  * main.c - kr_daemon_main: everything kmsrelayd does after option parsing.
  * Loads the configuration; -n checks it, --report prints the report;
  * otherwise creates the daemon on one libevent loop and handles signals:
- * SIGHUP reloads (a bad config keeps the running one), SIGTERM/SIGINT stop
- * gracefully (stop accepting, let requests in flight finish within
- * shutdown_grace, flush the pins, free everything).
+ * SIGHUP reloads (a bad config keeps the running one), SIGTERM/SIGINT (and
+ * SIGXCPU) stop gracefully (stop accepting, let requests in flight finish
+ * within shutdown_grace, flush the pins, free everything); SIGUSR1,
+ * SIGUSR2, SIGALRM, SIGVTALRM and SIGPROF are ignored.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -82,7 +83,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     struct kr_daemon *d = arg;
     if (!d->stopping)
         sd_notify(0, "STOPPING=1");
-    kr_daemon_stop(d, sig == SIGINT ? "INT" : "TERM");
+    kr_daemon_stop(d, sig == SIGINT ? "INT" : sig == SIGXCPU ? "XCPU" : "TERM");
 }
 
 static bool add_signals(struct kr_daemon *d)
@@ -90,8 +91,13 @@ static bool add_signals(struct kr_daemon *d)
     d->sig_hup = evsignal_new(d->base, SIGHUP, on_reload, d);
     d->sig_term = evsignal_new(d->base, SIGTERM, on_stop, d);
     d->sig_int = evsignal_new(d->base, SIGINT, on_stop, d);
-    return d->sig_hup && d->sig_term && d->sig_int && !evsignal_add(d->sig_hup, NULL) &&
-           !evsignal_add(d->sig_term, NULL) && !evsignal_add(d->sig_int, NULL);
+    /* Past the soft CPU limit (RLIMIT_CPU, systemd LimitCPU=) the kernel
+     * sends SIGXCPU, then SIGKILL at the hard limit: stop gracefully while
+     * the pins can still be flushed. */
+    d->sig_xcpu = evsignal_new(d->base, SIGXCPU, on_stop, d);
+    return d->sig_hup && d->sig_term && d->sig_int && d->sig_xcpu &&
+           !evsignal_add(d->sig_hup, NULL) && !evsignal_add(d->sig_term, NULL) &&
+           !evsignal_add(d->sig_int, NULL) && !evsignal_add(d->sig_xcpu, NULL);
 }
 
 static void free_signals(struct kr_daemon *d)
@@ -102,7 +108,9 @@ static void free_signals(struct kr_daemon *d)
         event_free(d->sig_term);
     if (d->sig_int)
         event_free(d->sig_int);
-    d->sig_hup = d->sig_term = d->sig_int = NULL;
+    if (d->sig_xcpu)
+        event_free(d->sig_xcpu);
+    d->sig_hup = d->sig_term = d->sig_int = d->sig_xcpu = NULL;
 }
 
 static void log_start(const struct kr_conf *conf)
@@ -196,6 +204,12 @@ int kr_daemon_main(const struct kr_daemon_opts *o)
      * the write fails with EFBIG instead, the store keeps the pins in
      * memory and raises its alarm, and clients are still served. */
     signal(SIGXFSZ, SIG_IGN);
+    /* Signals whose default action ends the process without flushing the
+     * pins, and which mean nothing to kmsrelayd (a stray kill -USR1, a
+     * profiler's timer, an alarm): ignored. */
+    static const int ignored[] = {SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF};
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+        signal(ignored[i], SIG_IGN);
     daemon_init_log(conf, o->debug);
     struct event_base *base = event_base_new();
     if (!base) {
