@@ -39,12 +39,20 @@ struct kr_daemon {
     struct event *sig_hup, *sig_term, *sig_int, *sig_xcpu, *stop_timer;
     uint64_t stop_deadline_us;
     bool stopping;
+    struct kr_offload *reload;     /* main.c: a SIGHUP reload being parsed */
+    struct reload_job *reload_job; /* ... and its state */
 };
 
 /* main.c: the one reload path, for SIGHUP and POST /v1/reload: load,
  * validate, apply. 0, KR_EUNSUP (no file to read), KR_ECONFIG (every
  * error in err, one per line) or the apply error. */
 int kr_daemon_reload(struct kr_daemon *d, char *err, size_t errlen);
+/* Stops a SIGHUP reload in progress (destroy): waits for its parse, drops it. */
+void daemon_reload_cancel(struct kr_daemon *d);
+
+/* preflight.c: the start's checks without side effects (-n). 0, or KR_E*
+ * with the problem in err. */
+int daemon_preflight(const struct kr_conf *c, char *err, size_t errlen);
 
 /* state.c */
 int daemon_store_open(struct kr_daemon *d, char *err, size_t errlen);

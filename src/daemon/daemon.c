@@ -157,6 +157,7 @@ void kr_daemon_destroy(struct kr_daemon *d)
 {
     if (!d)
         return;
+    daemon_reload_cancel(d);
     kr_control_free(d->control);         /* joins its workers: before the store closes */
     kr_metrics_server_free(d->metrics);  /* before the relay: it reads the store */
     kr_dns_destroy(d->dns);              /* before the hosts it looks at */

@@ -16,6 +16,7 @@
 #include "daemon/daemon-internal.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
+#include "kmsrelay/offload.h"
 #include "kmsrelay/report.h"
 #include "relay/relay.h"
 
@@ -32,11 +33,9 @@ static int sd_notify(int unset_environment, const char *state)
 }
 #endif
 
-int kr_daemon_reload(struct kr_daemon *d, char *err, size_t errlen)
+/* The checks and the first log line of every reload. 0 to go on. */
+static int reload_begin(struct kr_daemon *d, char *err, size_t errlen)
 {
-    struct kr_conf *nc = NULL;
-    int rc;
-
     if (d->stopping) {
         snprintf(err, errlen, "kmsrelayd is shutting down");
         return KR_EINVAL;
@@ -46,9 +45,22 @@ int kr_daemon_reload(struct kr_daemon *d, char *err, size_t errlen)
         kr_log(KR_LOG_WARN, "event=reload result=ignored reason=\"no configuration file (-c)\"");
         return KR_EUNSUP;
     }
+    if (d->reload) {
+        snprintf(err, errlen, "a reload is in progress already; retry in a moment");
+        kr_log(KR_LOG_WARN, "event=reload result=ignored reason=\"a reload is in progress\"");
+        return KR_EINVAL;
+    }
     kr_log(KR_LOG_INFO, "event=reload config=%s", d->opts.config);
     sd_notify(0, "RELOADING=1");
-    if (d->opts.load(d->opts.load_arg, &nc, err, errlen) != 0) {
+    return 0;
+}
+
+/* On the loop, with the loaded configuration (load_rc 0) or its errors. */
+static int reload_finish(struct kr_daemon *d, int load_rc, struct kr_conf *nc, char *err,
+                         size_t errlen)
+{
+    int rc;
+    if (load_rc != 0) {
         rc = KR_ECONFIG;
         daemon_log_lines(KR_LOG_ERR, "config_error", err);
         kr_log(KR_LOG_ERR, "event=reload result=failed reason=\"configuration has errors; "
@@ -63,19 +75,75 @@ int kr_daemon_reload(struct kr_daemon *d, char *err, size_t errlen)
     return rc;
 }
 
+int kr_daemon_reload(struct kr_daemon *d, char *err, size_t errlen)
+{
+    struct kr_conf *nc = NULL;
+    int rc = reload_begin(d, err, errlen);
+    if (rc != 0)
+        return rc;
+    rc = d->opts.load(d->opts.load_arg, &nc, err, errlen);
+    return reload_finish(d, rc, nc, err, errlen);
+}
+
+/* SIGHUP: the file is read and parsed off the loop (a big or slow file
+ * must not stall clients), then applied on the loop. */
+struct reload_job {
+    struct kr_daemon *d;
+    int rc;
+    struct kr_conf *nc;
+    char err[ERRBUF];
+};
+
+static void reload_work(struct kr_offload *o, void *arg)
+{
+    struct reload_job *j = arg;
+    j->rc = j->d->opts.load(j->d->opts.load_arg, &j->nc, j->err, sizeof(j->err));
+}
+
+static void reload_done(void *arg)
+{
+    struct reload_job *j = arg;
+    j->d->reload = NULL;
+    j->d->reload_job = NULL;
+    reload_finish(j->d, j->rc, j->nc, j->err, sizeof(j->err));
+    free(j);
+}
+
+void daemon_reload_cancel(struct kr_daemon *d)
+{
+    kr_offload_cancel(d->reload); /* waits for the parse to end */
+    d->reload = NULL;
+    if (d->reload_job) {
+        free(d->reload_job->nc);
+        free(d->reload_job);
+        d->reload_job = NULL;
+    }
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     struct kr_daemon *d = arg;
-    char *err;
+    struct reload_job *j;
 
     if (d->stopping)
         return;
-    if (!(err = calloc(1, ERRBUF))) {
+    if (!(j = calloc(1, sizeof(*j)))) {
         kr_log(KR_LOG_ERR, "event=reload result=failed reason=\"out of memory\"");
         return;
     }
-    kr_daemon_reload(d, err, ERRBUF);
-    free(err);
+    j->d = d;
+    if (reload_begin(d, j->err, sizeof(j->err)) != 0) {
+        free(j);
+        return;
+    }
+    if (!(d->reload = kr_offload_start(d->base, reload_work, reload_done, j))) {
+        /* No thread: parse here, as before. */
+        j->rc = d->opts.load(d->opts.load_arg, &j->nc, j->err, sizeof(j->err));
+        reload_finish(d, j->rc, j->nc, j->err, sizeof(j->err));
+        free(j);
+        return;
+    }
+    d->reload_job = j;
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
@@ -169,7 +237,11 @@ static int one_shot(const struct kr_daemon_opts *o, struct kr_conf *conf)
 {
     int rc = 0;
     if (o->check) {
-        printf("configuration OK\n");
+        char err[1024];
+        if ((rc = daemon_preflight(conf, err, sizeof(err))) != 0)
+            fprintf(stderr, "kmsrelayd: %s\n", err);
+        else
+            printf("configuration OK\n");
     } else {
         char rerr[512];
         rc = kr_report_offline(conf, o->report, stdout, rerr, sizeof(rerr));

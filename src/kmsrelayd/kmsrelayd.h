@@ -31,6 +31,9 @@ struct kd_opts {
  * or 2 on a usage error (message printed). */
 int kd_parse_args(int argc, char **argv, struct kd_opts *o);
 
+/* The largest configuration file kd_build_conf reads (the main file). */
+#define KD_CONF_MAX_BYTES (1024 * 1024)
+
 /* The config to run: the file (or the defaults) with the command line on top,
  * validated as a whole. On failure returns KR_ECONFIG with every problem in
  * errbuf (one "file:line: message" per line) and *out untouched; the caller
