@@ -45,11 +45,13 @@ def t_reload_off_loop(h):
     end = log_ts(m.group(0)) if "ts=" in m.group(0) else \
         log_ts(re.search(r"[^\n]*event=reload result=ok[^\n]*", log).group(0))
     during = [x for x in re.findall(r"[^\n]*event=activation [^\n]*", log)
-              if start <= log_ts(x) <= end]
+              if start < log_ts(x) < end]
     print("  reload of a %d-byte file took %.2f s; %d activations answered meanwhile"
           % (LIMIT - 4096, end - start, len(during)))
-    check(during, "no client was answered while the reload parsed the file (%.2f s)"
-          % (end - start))
+    # On the loop, the parse blocks every client: at most the one whose answer
+    # was being logged at that millisecond shows up in between.
+    check(len(during) >= 5, "%d clients answered while the reload parsed the file (%.2f s)"
+          % (len(during), end - start))
     rc, doc, out = rl.loadgen_wait(h, lg)
     rl.check_all_ok(rc, doc, out, 3000, "clients during the reload")
     check(h.stop(r.proc) == 0, "exit status")
