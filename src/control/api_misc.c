@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "control/control-internal.h"
-#include "dns/dnsd.h"
+#include "dnsservice/dnsservice.h"
 #include "kmsrelay/audit.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/report.h"
@@ -187,7 +187,7 @@ int ctl_api_report(struct ctl_call *c)
 /* The periodic audit's last report, when the daemon runs one. */
 static void add_audit(struct ctl_call *c)
 {
-    json_t *a = c->r->audit ? kr_audit_periodic_json(c->r->audit) : NULL;
+    json_t *a = c->ctl->audit ? kr_audit_periodic_json(c->ctl->audit) : NULL;
     if (json_is_object(c->out))
         ctl_set(c->out, "audit", a ? a : json_null());
     else
@@ -196,7 +196,7 @@ static void add_audit(struct ctl_call *c)
 
 int ctl_api_dns(struct ctl_call *c)
 {
-    if (!c->r->dns) {
+    if (!c->ctl->dns) {
         c->out = json_object();
         ctl_set(c->out, "configured", json_false());
         ctl_set(c->out, "zones", json_array());
@@ -204,7 +204,7 @@ int ctl_api_dns(struct ctl_call *c)
         add_audit(c);
         return 200;
     }
-    if (!(c->out = kr_dns_status_json(c->r->dns)))
+    if (!(c->out = kr_dns_status_json(c->ctl->dns)))
         return ctl_fail(c->err, sizeof(c->err), 500, "cannot read the DNS status");
     if (json_is_object(c->out) && !json_object_get(c->out, "configured"))
         ctl_set(c->out, "configured", json_true());

@@ -211,7 +211,7 @@ int ctl_api_rebalance(struct ctl_call *c)
         const struct kr_host *h = r->hosts[i];
         struct ctl_rb_host *rh = &x->hosts[x->n_hosts];
         snprintf(x->names[x->n_hosts], KR_PIN_HOST_MAX, "%s", h->conf.name);
-        rh->weight = h->conf.weight;
+        rh->weight = kr_host_weight(h);
         if (h->removed || h->admin == KR_ADMIN_RETIRED)
             rh->role = CTL_RB_EVICT;
         else if (h->admin == KR_ADMIN_READY && h->health != KR_HEALTH_DOWN)

@@ -240,10 +240,10 @@ reply:
     ctl_reply(ctl, req, status, c.out, c.err);
 }
 
-int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_reload_fn reload,
-                     void *reload_arg, struct kr_control **out, char *err, size_t errlen)
+int kr_control_start(struct event_base *base, const struct kr_control_deps *deps,
+                     struct kr_control **out, char *err, size_t errlen)
 {
-    const struct kr_conf *conf = r->conf;
+    const struct kr_conf *conf = deps->relay->conf;
     struct kr_control *ctl = calloc(1, sizeof(*ctl));
     int fd = -1;
 
@@ -253,10 +253,11 @@ int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_rel
         return KR_ENOMEM;
     }
     ctl->base = base;
-    ctl->relay = r;
-    ctl->reload = reload;
-    ctl->reload_arg = reload_arg;
-    ctl->notify[0] = ctl->notify[1] = -1;
+    ctl->relay = deps->relay;
+    ctl->dns = deps->dns;
+    ctl->audit = deps->audit;
+    ctl->reload = deps->reload;
+    ctl->reload_arg = deps->reload_arg;
     snprintf(ctl->path, sizeof(ctl->path), "%s", conf->control_socket);
     if (ctl_jobs_init(ctl) != 0 || !(ctl->http = evhttp_new(base))) {
         snprintf(err, errlen, "control API: cannot set up: %s", strerror(errno));
@@ -295,7 +296,6 @@ int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_rel
         free(ctl);
         return rc;
     }
-    kr_control_weights_apply(r);
     kr_log(KR_LOG_INFO, "event=control_listen socket=%s mode=%04o group=%s", ctl->path,
            conf->control_mode & 0777, conf->control_group[0] ? conf->control_group : "-");
     *out = ctl;
@@ -308,7 +308,6 @@ void kr_control_apply(struct kr_control *ctl)
     if (!ctl)
         return;
     const struct kr_conf *conf = ctl->relay->conf;
-    kr_control_weights_apply(ctl->relay);
     if (strcmp(conf->control_socket, ctl->path) != 0) {
         kr_log(KR_LOG_WARN,
                "event=reload_note setting=control.socket msg=\"takes effect at the next start; "
@@ -337,4 +336,21 @@ void kr_control_free(struct kr_control *ctl)
 const char *kr_control_path(const struct kr_control *ctl)
 {
     return ctl ? ctl->path : "";
+}
+
+/* Operator weights are host runtime state of the relay; these names stay
+ * for the control API's handlers and tests. */
+int kr_control_set_weight(struct kr_relay *r, struct kr_host *h, uint32_t weight)
+{
+    return kr_relay_set_weight(r, h, weight);
+}
+
+void kr_control_weights_apply(struct kr_relay *r)
+{
+    kr_relay_weights_apply(r);
+}
+
+uint32_t kr_control_config_weight(const struct kr_relay *r, const struct kr_host *h)
+{
+    return kr_relay_config_weight(r, h);
 }

@@ -75,13 +75,16 @@ struct kr_host_stats {
 
 /* Runtime state of one backend host. Config part first (copied on reload). */
 struct kr_host {
-    struct kr_conf_host conf;
-    struct kr_hrw_node hrw; /* key from conf.name, weight from conf.weight */
-    uint8_t admin;          /* enum kr_admin in force (config or control API) */
-    uint8_t health;         /* enum kr_health */
-    bool removed;           /* gone from the config; freed once idle */
-    bool dynamic;           /* from DNS discovery (discover.c), not the config file */
-    bool dyn_drained;       /* drained by discovery (not persisted; undone when back) */
+    struct kr_conf_host conf; /* written only by configuration (or, for a
+                               * discovered host, by discovery) */
+    struct kr_hrw_node hrw;   /* key from conf.name; weight: the one in force,
+                               * op_weight when set, else conf.weight */
+    uint32_t op_weight;       /* operator weight (weights.c), 0 = none */
+    uint8_t admin;            /* enum kr_admin in force (config or control API) */
+    uint8_t health;           /* enum kr_health */
+    bool removed;             /* gone from the config; freed once idle */
+    bool dynamic;             /* from DNS discovery (discover.c), not the config file */
+    bool dyn_drained;         /* drained by discovery (not persisted; undone when back) */
 
     /* health checking (health.c) */
     uint32_t rise_cnt, fall_cnt;
@@ -312,13 +315,12 @@ struct kr_relay_stats {
 };
 
 struct kr_listener;
-struct kr_dns;
 
 struct kr_relay {
     struct event_base *base;
-    struct kr_conf *conf; /* owned; replaced on reload */
-    struct kr_store *store;
-    bool store_degraded_alarm; /* logged once per episode */
+    const struct kr_conf *conf; /* borrowed from the daemon; replaced on reload */
+    struct kr_store *store;     /* borrowed: the daemon opens and closes it */
+    bool store_degraded_alarm;  /* logged once per episode */
 
     struct kr_host **hosts; /* array of n_hosts pointers */
     size_t n_hosts;
@@ -334,33 +336,50 @@ struct kr_relay {
     size_t reqs_inflight; /* kr_req objects alive (front.c creates, forward.c
                            * frees): what kr_relay_inflight() reports */
 
-    struct event *commit_timer; /* relay.c: watches the store's background commits */
     struct event *expire_timer; /* relay.c: housekeeping every ~10 s (pin expiry,
                                  * removed hosts, limits entries) */
-    /* relay.c private */
-    bool commit_alarm;             /* background commits failing (once per episode) */
-    uint64_t commit_failures_seen; /* store stats.commit_failures already reported */
-
-    struct kr_dns *dns;              /* src/dns/dnsd.h: our SRV record and discovery (NULL = none);
-                                      * status for the control API: kr_dns_status_json(r->dns) */
-    struct kr_audit_periodic *audit; /* audit.h: the periodic _vlmcs audit (idle when off) */
 };
 
 /* relay.c */
-int kr_relay_create(struct event_base *base, struct kr_conf *conf, struct kr_relay **out, char *err,
-                    size_t errlen);
-int kr_relay_apply(struct kr_relay *r, struct kr_conf *newconf, char *err, size_t errlen);
+/* Builds the host table and opens the listeners of `conf` (borrowed, like
+ * `store`: both must outlive the relay). 0 or KR_E* with err. */
+int kr_relay_create(struct event_base *base, const struct kr_conf *conf, struct kr_store *store,
+                    struct kr_relay **out, char *err, size_t errlen);
+/* Reload: switches to `newconf` (borrowed; the caller frees the old one
+ * after this returns 0). On failure nothing changed. */
+int kr_relay_apply(struct kr_relay *r, const struct kr_conf *newconf, char *err, size_t errlen);
 void kr_relay_stop_accepting(struct kr_relay *r);
 void kr_relay_destroy(struct kr_relay *r);
 struct kr_host *kr_relay_host_by_name(struct kr_relay *r, const char *name);
+/* Host runtime state: admin state and operator weight, each set by one
+ * function and persisted in the store, resolved from it whenever a host
+ * joins the table or a configuration is applied (hosts.c, weights.c). */
 /* Sets a host's admin state and persists it (control API and config). */
 int kr_relay_set_admin(struct kr_relay *r, struct kr_host *h, int admin, const char *why);
+#define KR_HOST_WEIGHT_MAX 10000
+/* The weight in force: the operator's when set, else the configured one. */
+static inline uint32_t kr_host_weight(const struct kr_host *h)
+{
+    return h->op_weight ? h->op_weight : h->conf.weight;
+}
+/* Sets a host's operator weight now (1..KR_HOST_WEIGHT_MAX) and persists it
+ * (see weights.c); the configured weight again removes the override.
+ * Returns 0, KR_EINVAL, or the store's error (in force anyway then). */
+int kr_relay_set_weight(struct kr_relay *r, struct kr_host *h, uint32_t weight);
+/* Resolves every host's operator weight from the store again (start and
+ * reload do this themselves). */
+void kr_relay_weights_apply(struct kr_relay *r);
+/* The weight the configuration gives host h (the SRV record's for a
+ * discovered host). */
+uint32_t kr_relay_config_weight(const struct kr_relay *r, const struct kr_host *h);
 /* Pending client requests (for graceful shutdown). */
 size_t kr_relay_inflight(const struct kr_relay *r);
 /* The addresses the listeners are bound to (actual ports, also for port 0),
  * in config order; returns how many were written (at most max). */
 size_t kr_relay_listen_addrs(const struct kr_relay *r, struct kr_addr *out, size_t max);
-/* discover.c: hosts found through DNS (src/dns/discover.c). They are not
+/* The same as text, comma separated ("127.0.0.1:1688,[::1]:1688"). */
+void kr_relay_listen_describe(const struct kr_relay *r, char *out, size_t cap);
+/* discover.c: hosts found through DNS (src/dnsservice/discover.c). They are not
  * in the config file and survive reloads. Changes made here are not
  * persisted (discovery decides again after a restart); an operator's admin
  * state from the control API is. */

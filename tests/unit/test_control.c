@@ -557,7 +557,8 @@ static void test_weights(void)
 
     mini_init(&m, s, 1);
     CU_ASSERT_EQUAL(kr_control_set_weight(&m.r, &m.h, 3), 0);
-    CU_ASSERT_EQUAL(m.h.conf.weight, 3);
+    CU_ASSERT_EQUAL(kr_host_weight(&m.h), 3);
+    CU_ASSERT_EQUAL(m.h.conf.weight, 1); /* the configuration half stays the config's */
     CU_ASSERT_EQUAL(m.h.hrw.weight, 3);
     CU_ASSERT_EQUAL(kr_control_config_weight(&m.r, &m.h), 1);
     CU_ASSERT_EQUAL(kr_store_kv_get(s, "weight:kms-a", val, sizeof(val), &len), 0);
@@ -570,24 +571,24 @@ static void test_weights(void)
     /* "Restart" with the same configuration: the operator's weight wins. */
     mini_init(&m, s, 1);
     kr_control_weights_apply(&m.r);
-    CU_ASSERT_EQUAL(m.h.conf.weight, 3);
+    CU_ASSERT_EQUAL(kr_host_weight(&m.h), 3);
     CU_ASSERT_EQUAL(m.h.hrw.weight, 3);
 
     /* The configured weight edited since: the configuration wins for good. */
     mini_init(&m, s, 2);
     kr_control_weights_apply(&m.r);
-    CU_ASSERT_EQUAL(m.h.conf.weight, 2);
+    CU_ASSERT_EQUAL(kr_host_weight(&m.h), 2);
     CU_ASSERT_EQUAL(kr_store_kv_get(s, "weight:kms-a", val, sizeof(val), &len), KR_ENOENT);
     mini_init(&m, s, 1);
     kr_control_weights_apply(&m.r);
-    CU_ASSERT_EQUAL(m.h.conf.weight, 1);
+    CU_ASSERT_EQUAL(kr_host_weight(&m.h), 1);
 
     /* Setting the configured weight again removes the override. */
     mini_init(&m, s, 5);
     CU_ASSERT_EQUAL(kr_control_set_weight(&m.r, &m.h, 7), 0);
     CU_ASSERT_EQUAL(kr_control_set_weight(&m.r, &m.h, 5), 0);
     CU_ASSERT_EQUAL(kr_store_kv_get(s, "weight:kms-a", val, sizeof(val), &len), KR_ENOENT);
-    CU_ASSERT_EQUAL(m.h.conf.weight, 5);
+    CU_ASSERT_EQUAL(kr_host_weight(&m.h), 5);
 
     kr_store_close(s);
     rm_rf(dir);
