@@ -37,17 +37,18 @@ static const char STYLE[] =
     ".card.up{border-left-color:#2e8b3e}.card.down{border-left-color:#c0392b}"
     ".badge{display:inline-block;padding:0 .5rem;border-radius:1rem;font-size:.8rem;"
     "font-weight:600;color:#fff;background:#777;white-space:nowrap}"
-    ".ok,.up{background:#2e8b3e}.bad,.down{background:#c0392b}.warn{background:#a86a00}"
-    ".name{font-weight:600;word-break:break-all}"
-    ".why{font-size:.85rem;color:#a33;word-break:break-word}"
+    ".badge.ok,.badge.up{background:#2e8b3e}.badge.bad,.badge.down{background:#c0392b}"
+    ".badge.warn{background:#a86a00}"
+    ".name{font-weight:600;overflow-wrap:break-word}"
+    ".why{font-size:.85rem;color:#a33;overflow-wrap:break-word}"
     ".kv{font-size:.9rem;color:#555}"
     "@media (prefers-color-scheme:dark){.kv{color:#bbb}.why{color:#f88}}"
     ".scroll{overflow-x:auto}"
     "table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.2rem 0}"
     "th,td{text-align:left;padding:.2rem .45rem;border-bottom:1px solid #8884;vertical-align:top}"
     "td.n{text-align:right;white-space:nowrap}"
-    ".ws{word-break:break-all}"
-    "pre{font:.8rem/1.35 ui-monospace,monospace;white-space:pre-wrap;word-break:break-all;"
+    ".ws{overflow-wrap:break-word}"
+    "pre{font:.8rem/1.35 ui-monospace,monospace;white-space:pre-wrap;overflow-wrap:anywhere;"
     "margin:.2rem 0}"
     "ul{margin:.2rem 0;padding-left:1.2rem}";
 
@@ -123,8 +124,9 @@ static void summary(struct evbuffer *b, const struct mx_page *p)
             down += p->relay->hosts[i]->health == KR_HEALTH_DOWN;
         }
     evbuffer_add_printf(b, "<div class=\"summary\">");
-    badge(b, up == n && n ? "ok" : up ? "warn" : "bad", "%lld", (long long)up);
-    evbuffer_add_printf(b, " of %zu hosts up", n);
+    char f[64];
+    snprintf(f, sizeof(f), "%%lld of %zu hosts up", n);
+    badge(b, up == n && n ? "ok" : up ? "warn" : "bad", f, (long long)up);
     if (down)
         badge(b, "bad", "%lld down", (long long)down);
     static const char *const kinds[][2] = {{"below_threshold", "below threshold"},
@@ -133,7 +135,6 @@ static void summary(struct evbuffer *b, const struct mx_page *p)
     for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         long long t = (long long)total(p, kinds[i][0]);
         if (t) {
-            char f[64];
             snprintf(f, sizeof(f), "%%lld %s", kinds[i][1]);
             badge(b, "warn", f, t);
         }
@@ -143,10 +144,11 @@ static void summary(struct evbuffer *b, const struct mx_page *p)
         zones++;
         pub += json_is_true(json_object_get(z, "published"));
     }
-    if (zones)
-        badge(b, pub == zones ? "ok" : "bad", "DNS: published in %lld", (long long)pub);
-    if (zones)
-        evbuffer_add_printf(b, " of %zu zone%s", zones, zones == 1 ? "" : "s");
+    if (zones) {
+        snprintf(f, sizeof(f), "DNS: published in %%lld of %zu zone%s", zones,
+                 zones == 1 ? "" : "s");
+        badge(b, pub == zones ? "ok" : "bad", f, (long long)pub);
+    }
     evbuffer_add_printf(b, "</div>\n");
 }
 
@@ -164,8 +166,8 @@ static void host_counts(struct evbuffer *b, const struct mx_page *p, const char 
             if (strcmp(mx_js(row, "host"), name) != 0)
                 continue;
             if (!rows++)
-                evbuffer_add_printf(b, "<table><tr><th>Application</th><th>Count</th>"
-                                       "<th>Threshold</th><th></th></tr>");
+                evbuffer_add_printf(b, "<table><tr><th>Application</th>"
+                                       "<th>Count / threshold</th><th></th></tr>");
             bool below = json_is_true(json_object_get(row, "below_threshold"));
             int64_t cnt = mx_ji(row, "reported_count", -1);
             evbuffer_add_printf(b, "<tr><td>");
@@ -174,8 +176,7 @@ static void host_counts(struct evbuffer *b, const struct mx_page *p, const char 
                 evbuffer_add_printf(b, "</td><td class=\"n\">%lld", (long long)cnt);
             else
                 evbuffer_add_printf(b, "</td><td class=\"n\">none");
-            evbuffer_add_printf(b, "</td><td class=\"n\">%lld</td><td>",
-                                (long long)mx_ji(row, "threshold", 0));
+            evbuffer_add_printf(b, " / %lld</td><td>", (long long)mx_ji(row, "threshold", 0));
             badge(b, below ? "warn" : "ok", below ? "below" : "ok", 0);
             evbuffer_add_printf(b, "</td></tr>");
         }

@@ -172,12 +172,11 @@ static void last_update(struct evbuffer *b, const json_t *z, int64_t now)
         return;
     }
     bool ok = strcmp(mx_js(l, "status"), "ok") == 0;
-    evbuffer_add_printf(b, "<div class=\"kv\">last %s: <span class=\"badge %s\">",
-                        strcmp(mx_js(l, "op"), "read") == 0 ? "read" : "update", ok ? "ok" : "bad");
-    mx_html(b, mx_js(l, "status"));
-    evbuffer_add_printf(b, "</span> ");
+    evbuffer_add_printf(b, "<div class=\"kv\">last DNS operation: ");
     mx_html(b, mx_js(l, "op"));
-    evbuffer_add_printf(b, " at %s", mx_time_text(mx_ji(l, "when", 0), t, sizeof(t)));
+    evbuffer_add_printf(b, " <span class=\"badge %s\">", ok ? "ok" : "bad");
+    mx_html(b, mx_js(l, "status"));
+    evbuffer_add_printf(b, "</span> at %s", mx_time_text(mx_ji(l, "when", 0), t, sizeof(t)));
     if (*mx_js(l, "server")) {
         evbuffer_add_printf(b, " from ");
         mx_html(b, mx_js(l, "server"));
