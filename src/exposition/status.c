@@ -46,11 +46,17 @@ static const char STYLE[] =
     ".scroll{overflow-x:auto}"
     "table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.2rem 0}"
     "th,td{text-align:left;padding:.2rem .45rem;border-bottom:1px solid #8884;vertical-align:top}"
-    "td.n{text-align:right;white-space:nowrap}"
+    "td.n,td.name,th{white-space:nowrap}td.n{text-align:right}"
     ".ws{overflow-wrap:break-word}"
     "pre{font:.8rem/1.35 ui-monospace,monospace;white-space:pre-wrap;overflow-wrap:anywhere;"
     "margin:.2rem 0}"
-    "ul{margin:.2rem 0;padding-left:1.2rem}";
+    "ul{margin:.2rem 0;padding-left:1.2rem}"
+    /* Narrow screens: each finding row becomes a small block of labelled
+     * lines instead of a table wider than the phone. */
+    "@media (max-width:40rem){table.f tr:first-child{display:none}"
+    "table.f tr{display:block;border-bottom:1px solid #8886;padding:.25rem 0}"
+    "table.f td{display:block;border:0;padding:.05rem .2rem;text-align:left;white-space:normal}"
+    "table.f td[data-l]::before{content:attr(data-l) \": \";color:#777;font-size:.85rem}}";
 
 const char *mx_js(const json_t *o, const char *key)
 {

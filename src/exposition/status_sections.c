@@ -29,22 +29,25 @@ static void below_threshold(struct evbuffer *b, const json_t *list, int64_t tot)
     const json_t *it, *c;
     size_t i, j;
 
-    evbuffer_add_printf(b,
-                        "<h3>Hosts below their activation threshold (%lld)</h3>\n"
-                        "<div class=\"scroll\"><table><tr><th>Host</th><th>Application</th>"
-                        "<th>Count</th><th>Threshold</th><th>Clients that cannot activate "
-                        "there</th></tr>\n",
-                        (long long)tot);
+    evbuffer_add_printf(
+        b,
+        "<h3>Hosts below their activation threshold (%lld)</h3>\n"
+        "<div class=\"scroll\"><table class=\"f\"><tr><th>Host</th><th>Application</th>"
+        "<th>Count</th><th>Threshold</th><th>Clients that cannot activate "
+        "there</th></tr>\n",
+        (long long)tot);
     json_array_foreach(list, i, it)
     {
         const json_t *cl = json_object_get(it, "clients");
         int64_t more = mx_ji(it, "clients_total", 0) - (int64_t)json_array_size(cl);
-        evbuffer_add_printf(b, "<tr><td class=\"name\">");
+        evbuffer_add_printf(b, "<tr><td class=\"name\" data-l=\"Host\">");
         mx_html(b, mx_js(it, "host"));
-        evbuffer_add_printf(b, "</td><td>");
+        evbuffer_add_printf(b, "</td><td data-l=\"Application\">");
         mx_html(b, mx_js(it, "application"));
         evbuffer_add_printf(
-            b, "</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td><td class=\"ws\">",
+            b,
+            "</td><td class=\"n\" data-l=\"Count\">%lld</td><td class=\"n\" data-l=\"Threshold\">"
+            "%lld</td><td class=\"ws\" data-l=\"Clients\">",
             (long long)mx_ji(it, "count", 0), (long long)mx_ji(it, "threshold", 0));
         json_array_foreach(cl, j, c)
         {
@@ -65,19 +68,22 @@ static void clock_skew(struct evbuffer *b, const json_t *list, int64_t tot)
     const json_t *it;
     size_t i;
 
-    evbuffer_add_printf(b,
-                        "<h3>Clients with a skewed clock (%lld)</h3>\n"
-                        "<div class=\"scroll\"><table><tr><th>Workstation</th><th>Host</th>"
-                        "<th>Skew</th><th>Last seen</th></tr>\n",
-                        (long long)tot);
+    evbuffer_add_printf(
+        b,
+        "<h3>Clients with a skewed clock (%lld)</h3>\n"
+        "<div class=\"scroll\"><table class=\"f\"><tr><th>Workstation</th><th>Host</th>"
+        "<th>Skew</th><th>Last seen</th></tr>\n",
+        (long long)tot);
     json_array_foreach(list, i, it)
     {
         int64_t s = mx_ji(it, "skew_seconds", 0);
-        evbuffer_add_printf(b, "<tr><td class=\"ws\">");
+        evbuffer_add_printf(b, "<tr><td class=\"ws\" data-l=\"Workstation\">");
         mx_html(b, mx_js(it, "workstation"));
-        evbuffer_add_printf(b, "</td><td class=\"name\">");
+        evbuffer_add_printf(b, "</td><td class=\"name\" data-l=\"Host\">");
         mx_html(b, mx_js(it, "host"));
-        evbuffer_add_printf(b, "</td><td class=\"n\">%+.1f h</td><td>", (double)s / 3600.0);
+        evbuffer_add_printf(
+            b, "</td><td class=\"n\" data-l=\"Skew\">%+.1f h</td><td data-l=\"Last seen\">",
+            (double)s / 3600.0);
         mx_html(b, mx_js(it, "last_seen"));
         evbuffer_add_printf(b, "</td></tr>\n");
     }
@@ -92,16 +98,16 @@ static void cloned(struct evbuffer *b, const json_t *list, int64_t tot)
 
     evbuffer_add_printf(b,
                         "<h3>Cloned images: one CMID, several names (%lld)</h3>\n"
-                        "<div class=\"scroll\"><table><tr><th>CMID</th><th>Host</th>"
+                        "<div class=\"scroll\"><table class=\"f\"><tr><th>CMID</th><th>Host</th>"
                         "<th>Workstations</th></tr>\n",
                         (long long)tot);
     json_array_foreach(list, i, it)
     {
-        evbuffer_add_printf(b, "<tr><td class=\"ws\">");
+        evbuffer_add_printf(b, "<tr><td class=\"ws\" data-l=\"CMID\">");
         mx_html(b, mx_js(it, "cmid"));
-        evbuffer_add_printf(b, "</td><td class=\"name\">");
+        evbuffer_add_printf(b, "</td><td class=\"name\" data-l=\"Host\">");
         mx_html(b, mx_js(it, "host"));
-        evbuffer_add_printf(b, "</td><td class=\"ws\">");
+        evbuffer_add_printf(b, "</td><td class=\"ws\" data-l=\"Workstations\">");
         json_array_foreach(json_object_get(it, "workstations"), j, w)
         {
             if (j)
@@ -237,15 +243,16 @@ static void discovery(struct evbuffer *b, const json_t *list)
     const json_t *d;
     size_t i;
 
-    evbuffer_add_printf(b, "<h3>Discovery</h3>\n<div class=\"scroll\"><table><tr><th>Name</th>"
-                           "<th>Status</th><th>Hosts</th><th></th></tr>\n");
+    evbuffer_add_printf(
+        b, "<h3>Discovery</h3>\n<div class=\"scroll\"><table class=\"f\"><tr><th>Name</th>"
+           "<th>Status</th><th>Hosts</th><th></th></tr>\n");
     json_array_foreach(list, i, d)
     {
-        evbuffer_add_printf(b, "<tr><td class=\"name\">");
+        evbuffer_add_printf(b, "<tr><td class=\"name\" data-l=\"Name\">");
         mx_html(b, mx_js(d, "name"));
-        evbuffer_add_printf(b, "</td><td>");
+        evbuffer_add_printf(b, "</td><td data-l=\"Status\">");
         mx_html(b, mx_js(d, "status"));
-        evbuffer_add_printf(b, "</td><td class=\"n\">%zu</td><td class=\"ws\">",
+        evbuffer_add_printf(b, "</td><td class=\"n\" data-l=\"Hosts\">%zu</td><td class=\"ws\">",
                             json_array_size(json_object_get(d, "hosts")));
         mx_html(b, mx_js(d, "message"));
         evbuffer_add_printf(b, "</td></tr>\n");

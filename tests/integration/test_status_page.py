@@ -26,7 +26,7 @@ Checks:
   threshold" amber, so the picture shows both states.
 
 KR_STATUS_PNG_OUT=path copies the desktop screenshot there (that is how
-doc/status-page.png is made). Chromium is Debian's `chromium` package
+doc/status-page.png is made) and the phone's to path-phone.png. Chromium is Debian's `chromium` package
 (tests/run installs it); without it the test fails, it does not skip.
 """
 import http.client
@@ -153,7 +153,7 @@ def check_html(hd, body):
     check(state == "up" and "below" not in a, "kms-a card: %s" % a)
     # Findings: kms-b (only) below threshold, the skew, the clone.
     bt = re.search(r"Hosts below their activation threshold \((\d+)\)(.*?)</table>", body, re.S)
-    check(bt and bt.group(1) == "1" and '<td class="name">kms-b</td>' in bt.group(2),
+    check(bt and bt.group(1) == "1" and re.search(r'<td class="name"[^>]*>kms-b</td>', bt.group(2)),
           "below-threshold findings: %s" % (bt and bt.group(0)))
     sk = re.search(r"Clients with a skewed clock \((\d+)\)(.*?)</table>", body, re.S)
     check(sk and sk.group(1) == "1" and WS_ESCAPED in sk.group(2) and "+5.0 h" in sk.group(2),
@@ -279,10 +279,13 @@ def test_status_page(h):
         check_dom(dom)
         if size == DESKTOP:
             desktop = png
+        else:
+            phone = png
     out = os.environ.get("KR_STATUS_PNG_OUT")
     if out:
         shutil.copyfile(desktop, out)
-        print("  copied to %s" % out)
+        shutil.copyfile(phone, re.sub(r"(\.png)?$", "-phone.png", out, count=1))
+        print("  copied to %s (and the phone's beside it)" % out)
     check(h.stop(r.proc) == 0, "kmsrelayd exit status")
     log = r.log()
     check("runtime error" not in log and "Sanitizer" not in log, "sanitizer output in the log")
