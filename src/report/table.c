@@ -5,7 +5,8 @@
  * figures that must never be cut (licence states, notably notification
  * and extended grace) are wrapped lines of their own, not a column.
  * Widths count UTF-8 characters, not bytes (workstation names may be
- * non-ASCII), and control characters from the wire are shown as '?'.
+ * non-ASCII), and control characters from the wire (C0, DEL, C1) are shown
+ * as '?'.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,15 +40,30 @@ static size_t u8len(const char *s)
     return u8len_n(s, strlen(s));
 }
 
+/* Bytes of the terminal control at s (from the wire) that are shown as one
+ * '?': C0 and DEL (1), or a C1 control U+0080..U+009F in UTF-8 (2: CSI
+ * U+009B starts an escape sequence on many terminals); 0 for text. */
+static size_t ctl_bytes(const char *s)
+{
+    uint8_t c = (uint8_t)s[0];
+    if (c < 0x20 || c == 0x7f)
+        return 1;
+    if (c == 0xC2 && (uint8_t)s[1] >= 0x80 && (uint8_t)s[1] <= 0x9F)
+        return 2;
+    return 0;
+}
+
 /* Copies at most `cols` characters of s into out, '~' marking a cut. */
 static void u8cut(const char *s, size_t cols, char *out, size_t cap)
 {
     size_t n = 0, o = 0, len = u8len(s);
-    for (; *s && o + 5 < cap; s++) {
+    while (*s && o + 5 < cap) {
         bool start = ((uint8_t)*s & 0xC0) != 0x80;
         if (start && ++n > (len > cols ? cols - 1 : cols))
             break;
-        out[o++] = (uint8_t)*s < 0x20 || *s == 0x7f ? '?' : *s;
+        size_t k = ctl_bytes(s);
+        out[o++] = k ? '?' : *s;
+        s += k ? k : 1;
     }
     if (len > cols && cols > 0)
         out[o++] = '~';
@@ -113,8 +129,11 @@ static void tbl_print(struct tbl *t, FILE *f, unsigned width, const char *indent
 /* Writes n bytes of s with control characters (from the wire) as '?'. */
 static void put_clean(FILE *f, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        fputc((uint8_t)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i], f);
+    for (size_t i = 0; i < n;) {
+        size_t k = i + 1 < n ? ctl_bytes(s + i) : (uint8_t)s[i] < 0x20 || s[i] == 0x7f;
+        fputc(k ? '?' : s[i], f);
+        i += k ? k : 1;
+    }
 }
 
 /* Prints text wrapped at width: the first line after `lead`, the others

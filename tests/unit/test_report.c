@@ -442,6 +442,12 @@ static void test_render(void)
        "\xc3\xa9\xc3\xa9\xc3\xa9-very-long-workstation-name-that-goes-on-and-on.corp.example.test");
     p.skew_s = 99999;
     put(s, &p);
+    /* terminal controls from the wire: ESC (C0) and CSI as a C1 character */
+    mk(&p, 5003, "kms-a", kr_kms_app_windows, 25, 40,
+       "t\x1b]0;x\x07-\xc2\x9b"
+       "6n.corp");
+    p.skew_s = -99999;
+    put(s, &p);
     kr_store_flush(s, NULL);
     hosts_in(h);
     CU_ASSERT_EQUAL_FATAL(kr_report_build(s, h, 2, NOW, NULL, &r, NULL), 0);
@@ -489,6 +495,9 @@ static void test_render(void)
         CU_ASSERT_PTR_NOT_NULL(strstr(buf, "+5h00m"));
         CU_ASSERT_PTR_NOT_NULL(strstr(buf, "Cloned images"));
         CU_ASSERT_PTR_NULL(strchr(buf, '\t'));
+        CU_ASSERT_PTR_NULL(strchr(buf, '\x1b')); /* issue 11 #13: no raw controls */
+        CU_ASSERT_PTR_NULL(strchr(buf, '\x07'));
+        CU_ASSERT_PTR_NULL(strstr(buf, "\xc2\x9b"));
         for (char *line = buf; *line;) {
             size_t n = strcspn(line, "\n");
             /* the CMID column (36) is never cut; width 60 may overflow only there */
