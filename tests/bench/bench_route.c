@@ -30,6 +30,7 @@
 #include "kmsrelay/err.h"
 #include "kmsrelay/kms.h"
 #include "kmsrelay/log.h"
+#include "kmsrelay/store.h"
 #include "relay/relay.h"
 
 static uint64_t now_ns(void)
@@ -92,9 +93,17 @@ int main(int argc, char **argv)
     }
     struct event_base *base = event_base_new();
     struct kr_relay *r = NULL;
-    uint64_t t0 = now_ns();
-    if (!base || kr_relay_create(base, conf, &r, errbuf, sizeof(errbuf)) != 0) {
+    struct kr_store *store = NULL;
+    const char *why = NULL;
+    uint64_t t0 = now_ns(); /* store open included, as before the daemon object */
+    if (kr_store_open(conf->state_dir, NULL, &store, &why) != 0) {
+        fprintf(stderr, "bench_route: store %s: %s\n", conf->state_dir, why ? why : "cannot open");
+        free(conf);
+        return 1;
+    }
+    if (!base || kr_relay_create(base, conf, store, &r, errbuf, sizeof(errbuf)) != 0) {
         fprintf(stderr, "bench_route: %s\n", errbuf);
+        kr_store_close(store);
         free(conf);
         return 1;
     }
@@ -134,5 +143,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 8; i++)
         event_base_loop(base, EVLOOP_NONBLOCK);
     event_base_free(base);
+    kr_store_close(store);
+    free(conf); /* the relay borrowed it */
     return 0;
 }
