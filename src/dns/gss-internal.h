@@ -34,6 +34,9 @@ struct kr_gss_sess {
  * err. */
 int kr_gssi_acquire(struct kr_gss_sess *s, char *err, size_t errlen);
 
+/* Destroys the session's memory credential cache. */
+void kr_gssi_forget(struct kr_gss_sess *s);
+
 /* Operator text for a failed GSSAPI call `what`: the library's own words
  * plus what to do for the cases an operator can fix (KDC unreachable,
  * clock skew, unknown server or client principal, stale keys). */

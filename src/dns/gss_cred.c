@@ -101,9 +101,72 @@ int kr_gss_keytab_check(const char *keytab, const char *principal, char *err, si
     return 0;
 }
 
+static void explain_code(const struct kr_gss_sess *s, const char *what, const char *lib,
+                         krb5_error_code code, char *err, size_t errlen);
+
+/* The first ticket, with krb5 directly: its error codes say exactly what
+ * went wrong (gss_acquire_cred_from would report only "no credentials"). */
+static int first_ticket(struct kr_gss_sess *s, char *err, size_t errlen)
+{
+    krb5_context kc;
+    krb5_principal me = NULL;
+    krb5_keytab kt = NULL;
+    krb5_ccache cc = NULL;
+    krb5_creds creds;
+    char ktname[600];
+    bool have_creds = false;
+    memset(&creds, 0, sizeof(creds));
+    if (krb5_init_context(&kc) != 0) {
+        snprintf(err, errlen, "Kerberos: cannot initialise (check krb5.conf / KRB5_CONFIG)");
+        return KR_ECRYPTO;
+    }
+    snprintf(ktname, sizeof(ktname), "FILE:%s", s->keytab);
+    krb5_error_code code = krb5_parse_name(kc, s->principal, &me);
+    if (!code)
+        code = krb5_kt_resolve(kc, ktname, &kt);
+    if (!code) {
+        code = krb5_get_init_creds_keytab(kc, &creds, me, kt, 0, NULL, NULL);
+        have_creds = code == 0;
+    }
+    if (!code)
+        code = krb5_cc_resolve(kc, s->ccache, &cc);
+    if (!code)
+        code = krb5_cc_initialize(kc, cc, me);
+    if (!code)
+        code = krb5_cc_store_cred(kc, cc, &creds);
+    if (code) {
+        const char *lib = krb5_get_error_message(kc, code);
+        explain_code(s, "ticket from the keytab", lib, code, err, errlen);
+        krb5_free_error_message(kc, lib);
+    }
+    if (have_creds)
+        krb5_free_cred_contents(kc, &creds);
+    if (cc)
+        krb5_cc_close(kc, cc);
+    if (kt)
+        krb5_kt_close(kc, kt);
+    krb5_free_principal(kc, me);
+    krb5_free_context(kc);
+    return code ? KR_ECRYPTO : 0;
+}
+
+void kr_gssi_forget(struct kr_gss_sess *s)
+{
+    krb5_context kc;
+    krb5_ccache cc;
+    if (!s->ccache[0] || krb5_init_context(&kc) != 0)
+        return;
+    if (krb5_cc_resolve(kc, s->ccache, &cc) == 0)
+        krb5_cc_destroy(kc, cc); /* no ticket outlives its session */
+    krb5_free_context(kc);
+}
+
 int kr_gssi_acquire(struct kr_gss_sess *s, char *err, size_t errlen)
 {
     OM_uint32 maj, min;
+    int rc = first_ticket(s, err, errlen);
+    if (rc)
+        return rc;
     gss_name_t name = GSS_C_NO_NAME;
     gss_buffer_desc nb = {strlen(s->principal), s->principal};
     maj = gss_import_name(&min, &nb, GSS_KRB5_NT_PRINCIPAL_NAME, &name);
@@ -137,14 +200,21 @@ static void status_text(OM_uint32 code, int type, char *out, size_t cap)
 void kr_gssi_explain(const struct kr_gss_sess *s, const char *what, OM_uint32 maj, OM_uint32 min,
                      char *err, size_t errlen)
 {
-    char mt[200], nt[200];
-    const char *realm = strchr(s->principal, '@');
-    realm = realm ? realm + 1 : "?";
+    char mt[200], nt[200], lib[420];
     status_text(maj, GSS_C_GSS_CODE, mt, sizeof(mt));
     status_text(min, GSS_C_MECH_CODE, nt, sizeof(nt));
+    snprintf(lib, sizeof(lib), "%s%s%s", mt, nt[0] ? ": " : "", nt);
+    explain_code(s, what, lib, (krb5_error_code)min, err, errlen);
+}
+
+static void explain_code(const struct kr_gss_sess *s, const char *what, const char *lib,
+                         krb5_error_code code, char *err, size_t errlen)
+{
+    const char *realm = strchr(s->principal, '@');
+    realm = realm ? realm + 1 : "?";
     const char *hint = "";
     char h[1400];
-    switch ((krb5_error_code)min) {
+    switch (code) {
     case KRB5_KDC_UNREACH:
     case KRB5_REALM_CANT_RESOLVE:
     case KRB5_REALM_UNKNOWN:
@@ -186,6 +256,5 @@ void kr_gssi_explain(const struct kr_gss_sess *s, const char *what, OM_uint32 ma
     default:
         break;
     }
-    snprintf(err, errlen, "Kerberos (%s): %s%s%s%s%s", what, mt, nt[0] ? ": " : "", nt,
-             hint[0] ? " -- " : "", hint);
+    snprintf(err, errlen, "Kerberos (%s): %s%s%s", what, lib, hint[0] ? " -- " : "", hint);
 }

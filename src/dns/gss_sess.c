@@ -314,6 +314,7 @@ void kr_gss_close(struct kr_gss_sess *s)
         gss_delete_sec_context(&min, &s->ctx, GSS_C_NO_BUFFER);
     if (s->cred != GSS_C_NO_CREDENTIAL)
         gss_release_cred(&min, &s->cred);
+    kr_gssi_forget(s);
     free(s);
 }
 

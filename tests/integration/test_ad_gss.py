@@ -9,16 +9,24 @@ that dig then sees, on both servers; Samba refuses another account at the
 same name (SERVFAIL, the record stays) and BIND refuses a principal outside
 its update-policy (REFUSED).
 
-Interop of kmsrelay's own GSS-TSIG client (`kmsrelayctl dns gss-update`):
+Interop of kmsrelay's own GSS-TSIG client (`kmsrelayctl dns check|update`):
 its update is seen by dig and removed by `nsupdate -g`, and a record added by
 `nsupdate -g` is removed by it; its replies from Samba verify in Samba's MAC
 form (logged at debug level), from BIND in the RFC form.
 
-One test process per server: the process joins the fixture's network
-namespace (adlib.Fixture.enter), so all tests of a server run in one
-function group sharing one fixture.
+Errors, each produced for real and its advice checked: no keytab, a keytab
+readable by others, principal not in the keytab, unknown server principal,
+KDC unreachable, permission denied on the node (Samba SERVFAIL, BIND
+REFUSED), clock skew (BIND BADTIME, our TSIG time skewed by a test-only
+option).
+
+The process joins one fixture's network namespace at a time
+(adlib.Fixture.enter); each server is started once for the whole file.
 """
 import os
+import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -59,24 +67,141 @@ def fixture_suite(x):
     return out
 
 
+CTL = krtest.binpath("kmsrelayctl")
+FIX = {}
+FIX_H = krtest.Harness("ad_gss-fixtures")  # outlives the per-test harnesses
+
+
+def fixture(kind):
+    """One fixture per server for the whole file (Samba starts in ~5 s);
+    this process joins its network namespace."""
+    if kind not in FIX:
+        t0 = time.time()
+        FIX[kind] = adlib.samba(FIX_H) if kind == "samba" else adlib.mitbind(FIX_H)
+        TIMINGS["%s start" % kind] = time.time() - t0
+    FIX[kind].enter()
+    return FIX[kind]
+
+
+def ctl(x, verb, *extra, keytab=None, principal=None, env=None, server_name=None):
+    args = [CTL, "dns", verb, "--zone", "corp.test", "--server", "127.0.0.1", "--keytab",
+            keytab or x.keytab, "--principal", principal or x.principal, "--debug"]
+    if server_name:
+        args += ["--server-name", server_name]
+    r = subprocess.run(args + list(extra), capture_output=True, env=env or x.env, timeout=60)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    m = re.search(r"security context with \S+ in ([0-9.]+) ms", out)
+    if m:
+        TIMINGS.setdefault("%s context set-up (ms)" % x.kind, float(m.group(1)))
+    m = re.search(r"signed update: ok \(NOERROR, ([0-9.]+) ms", out)
+    if m:
+        TIMINGS.setdefault("%s signed update (ms)" % x.kind, float(m.group(1)))
+    return r.returncode, out
+
+
+def rr(target):
+    return "%s 600 IN SRV 0 0 1688 %s" % (SRV, target)
+
+
+def interop_suite(x, samba):
+    """kmsrelay's signer and verifier against nsupdate -g, both ways."""
+    x.kinit()
+    rc, out = ctl(x, "check")
+    check(rc == 0 and "reply verified" in out, "dns check failed: %s" % out)
+    rc, out = ctl(x, "update", "--add", rr("kr1.corp.test."))
+    check(rc == 0 and "signed update: ok" in out and "reply verified" in out,
+          "our update failed: %s" % out)
+    check(("gss_tsig_samba_form" in out) == samba,
+          "Samba's MAC form should be accepted and logged at debug level (only for Samba): %s"
+          % out)
+    check("0 0 1688 kr1.corp.test." in x.dig(SRV, "SRV"), "dig does not see our record")
+    # nsupdate -g removes what we added ...
+    rc, out = x.nsupdate_g(nsupdate_script(["update delete %s" % rr("kr1.corp.test.")]))
+    check("0 0 1688 kr1.corp.test." not in x.dig(SRV, "SRV"),
+          "nsupdate -g could not delete our record: %s" % out)
+    # ... and we remove what nsupdate -g added.
+    x.nsupdate_g(nsupdate_script(["update add %s" % rr("ns1.corp.test.")]))
+    check("0 0 1688 ns1.corp.test." in x.dig(SRV, "SRV"), "nsupdate -g add not seen")
+    rc, out = ctl(x, "update", "--del", rr("ns1.corp.test."))
+    check(rc == 0, "our delete failed: %s" % out)
+    check("0 0 1688 ns1.corp.test." not in x.dig(SRV, "SRV"), "our delete not applied")
+    rc, out = ctl(x, "check")
+    check(rc == 0 and "kr1.corp.test" not in out, "check after the deletes: %s" % out)
+
+
+def credential_errors(x):
+    """Each operator error, produced for real, with its advice."""
+    missing = x.h.path("missing.keytab")
+    rc, out = ctl(x, "check", keytab=missing)
+    check(rc == 1 and "No such file" in out and "exportkeytab" in out, "no keytab: %s" % out)
+    loose = x.h.path("loose.keytab")
+    shutil.copyfile(x.keytab, loose)
+    os.chmod(loose, 0o644)
+    rc, out = ctl(x, "check", keytab=loose)
+    check(rc == 1 and "chmod 600" in out and "0644" in out, "keytab mode: %s" % out)
+    rc, out = ctl(x, "check", keytab=x.other_keytab)
+    check(rc == 1 and "is not in keytab" in out and x.other_principal in out,
+          "principal not in keytab: %s" % out)
+    rc, out = ctl(x, "check", server_name="nosuch.corp.test")
+    check(rc == 1 and "DNS/nosuch.corp.test@CORP.TEST is unknown to the KDC" in out
+          and "SPN" in out, "unknown server principal: %s" % out)
+    bad_conf = x.h.path("krb5-nokdc.conf")
+    with open(x.krb5_conf) as f:
+        conf = f.read().replace("kdc = 127.0.0.1", "kdc = 127.0.0.1:1")
+    with open(bad_conf, "w") as f:
+        f.write(conf)
+    rc, out = ctl(x, "check", env=dict(x.env, KRB5_CONFIG=bad_conf))
+    check(rc == 1 and "no KDC of realm CORP.TEST answered" in out, "KDC unreachable: %s" % out)
+    for o in (out,):
+        check("krbtgt" not in o.lower() or "ticket" in o, "ticket material in output")
+
+
 def t_samba_fixture(h):
-    t0 = time.time()
-    x = adlib.samba(h)
-    TIMINGS["samba start"] = time.time() - t0
-    out = fixture_suite(x)
+    out = fixture_suite(fixture("samba"))
     check("SERVFAIL" in out, "Samba should answer SERVFAIL to another account: %s" % out)
 
 
+def t_samba_interop(h):
+    interop_suite(fixture("samba"), samba=True)
+
+
+def t_samba_errors(h):
+    x = fixture("samba")
+    credential_errors(x)
+    # The relay's record at the name; the other account may not touch it.
+    ctl(x, "update", "--add", rr("kr2.corp.test."))
+    rc, out = ctl(x, "update", "--del", rr("kr2.corp.test."), keytab=x.other_keytab,
+                  principal=x.other_principal)
+    check(rc == 1 and "permission denied on the node" in out and x.other_principal in out,
+          "Samba SERVFAIL should read as permission denied: %s" % out)
+    check("0 0 1688 kr2.corp.test." in x.dig(SRV, "SRV"), "the other account deleted it")
+
+
 def t_mitbind_fixture(h):
-    t0 = time.time()
-    x = adlib.mitbind(h)
-    TIMINGS["kdc+bind start"] = time.time() - t0
-    out = fixture_suite(x)
+    out = fixture_suite(fixture("mitbind"))
     check("REFUSED" in out, "BIND should refuse a principal outside its policy: %s" % out)
+
+
+def t_mitbind_interop(h):
+    interop_suite(fixture("mitbind"), samba=False)
+
+
+def t_mitbind_errors(h):
+    x = fixture("mitbind")
+    credential_errors(x)
+    rc, out = ctl(x, "update", "--add", rr("kr3.corp.test."), keytab=x.other_keytab,
+                  principal=x.other_principal)
+    check(rc == 1 and "REFUSED" in out and "permission denied" in out,
+          "a principal outside update-policy: %s" % out)
+    rc, out = ctl(x, "update", "--add", rr("kr3.corp.test."), "--clock-offset", "3600")
+    check(rc == 1 and "BADTIME" in out and "clock skew" in out, "BADTIME: %s" % out)
+    check("0 0 1688 kr3.corp.test." not in x.dig(SRV, "SRV"), "a refused update was applied")
 
 
 if __name__ == "__main__":
     try:
-        krtest.run_tests("ad_gss", [t_samba_fixture, t_mitbind_fixture])
+        krtest.run_tests("ad_gss", [t_samba_fixture, t_samba_interop, t_samba_errors,
+                                    t_mitbind_fixture, t_mitbind_interop, t_mitbind_errors])
     finally:
-        print("timings: " + ", ".join("%s %.2f s" % kv for kv in TIMINGS.items()), flush=True)
+        FIX_H.cleanup()
+        print("timings: " + ", ".join("%s %.2f" % kv for kv in TIMINGS.items()), flush=True)
