@@ -142,9 +142,12 @@ static int find_server(struct kr_gss_sess *s, char *err, size_t errlen)
     if (res->status != KR_DNS_OK) {
         snprintf(err, errlen, "SOA of %s: %s", s->zone, res->message);
     } else {
-        for (size_t i = 0; i < res->n_rrs && rc; i++) {
-            if (res->rrs[i].type == KR_DNS_SOA) {
-                snprintf(s->server_name, sizeof(s->server_name), "%s", res->rrs[i].target);
+        /* A name below the apex (a query's name) gets its zone's SOA in
+         * the authority section. */
+        for (size_t i = 0; i < res->n_rrs + res->n_auth && rc; i++) {
+            const struct kr_dns_rr *x = i < res->n_rrs ? &res->rrs[i] : &res->auth[i - res->n_rrs];
+            if (x->type == KR_DNS_SOA) {
+                snprintf(s->server_name, sizeof(s->server_name), "%s", x->target);
                 rc = 0;
             }
         }
