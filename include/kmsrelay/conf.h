@@ -73,14 +73,14 @@ struct kr_conf_dns_zone {
     struct kr_addr servers[KR_CONF_MAX_DNS_SERVERS];
     char key_file[KR_CONF_PATH_MAX]; /* tsig-keygen file, mode 0600 */
     char key_name[KR_CONF_FQDN_MAX]; /* "" = the file's only key */
+    char target[KR_CONF_FQDN_MAX];   /* this instance's FQDN (the SRV target) */
+    uint32_t port;                   /* 0 = the first listener's port */
+    uint32_t priority, weight;       /* SRV priority and weight */
+    uint32_t ttl_s;                  /* TTL when no other record shares the RRset (300) */
     /* gss = { keytab; principal; }: GSS-TSIG (Kerberos, AD zones) instead
      * of key; principal "" = HMAC key. Keytab mode 0600 like key files. */
     char gss_keytab[KR_CONF_PATH_MAX];
     char gss_principal[KR_CONF_FQDN_MAX];
-    char target[KR_CONF_FQDN_MAX]; /* this instance's FQDN (the SRV target) */
-    uint32_t port;                 /* 0 = the first listener's port */
-    uint32_t priority, weight;     /* SRV priority and weight */
-    uint32_t ttl_s;                /* TTL when no other record shares the RRset (300) */
 };
 
 struct kr_conf {

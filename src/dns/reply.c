@@ -81,7 +81,9 @@ static int check_tsig(struct kr_dnsw_req *rq, ldns_pkt *p, const uint8_t *wire, 
     }
     free(owner);
     free(alg);
-    if (!same_key) {
+    /* BADKEY names a key the server does not know, so its TSIG may carry
+     * other names (Samba: an AD server answering an HMAC key). */
+    if (!same_key && res->tsig_error != KR_DNS_TSIG_BADKEY) {
         kr_dnsr_set(res, KR_DNS_E_KEY,
                     "%s: the reply from %s is signed with another key or algorithm than %s "
                     "(%s); not trusted",

@@ -4,6 +4,10 @@ tests/integration/adlib.py: a Samba AD DC (provisioned once per build tree)
 and an MIT KDC + BIND 9 with tkey-gssapi-keytab, each in a private network
 namespace on loopback.
 
+kmsrelayd with dns.zones[].gss publishes its SRV record and TXT marker
+(seen by dig), withdraws them on health loss and on SIGTERM, and leaves a
+record at the same name that is not its own alone, on both servers.
+
 Fixture proof: `nsupdate -g` with the relay account's keytab adds a record
 that dig then sees, on both servers; Samba refuses another account at the
 same name (SERVFAIL, the record stays) and BIND refuses a principal outside
@@ -17,7 +21,8 @@ form (logged at debug level), from BIND in the RFC form.
 Errors, each produced for real and its advice checked: no keytab, a keytab
 readable by others, principal not in the keytab, unknown server principal,
 KDC unreachable, permission denied on the node (Samba SERVFAIL, BIND
-REFUSED), clock skew (BIND BADTIME, our TSIG time skewed by a test-only
+REFUSED), an HMAC-keyed relay against Samba (BADKEY, pointing at gss),
+clock skew (BIND BADTIME, our TSIG time skewed by a test-only
 option).
 
 The process joins one fixture's network namespace at a time
@@ -224,6 +229,29 @@ def t_samba_daemon(h):
     daemon_suite(h, x, "peer.corp.test.", x.env)
 
 
+def t_samba_hmac(h):
+    """An HMAC-keyed relay against the AD zone: a clear error in the log
+    that points at GSS-TSIG, nothing published, no crash."""
+    x = fixture("samba")
+    key = h.path("hmac.key")
+    r0 = subprocess.run(["tsig-keygen", "-a", "hmac-sha256", "kmsrelay-key"], capture_output=True)
+    with open(key, "wb") as f:
+        f.write(r0.stdout)
+    os.chmod(key, 0o600)
+    a = rl.start_stub(h, "kms-a")
+    conf = h.path("relay.conf")
+    block = gss_block(x.keytab, x.principal).replace(
+        'gss = { keytab = "%s"; principal = "%s"; };' % (x.keytab, x.principal),
+        'key = "%s";' % key)
+    rl.write(conf, rl.conf_text(h, [a], extra=block))
+    r = rl.start_relay(h, conf)
+    m = rl.wait_log(r.proc, r"[^\n]*TSIG BADKEY[^\n]*", 15)
+    check("accepts only GSS-TSIG" in m.group(0) and "gss = {" in m.group(0),
+          "the BADKEY error should point at GSS-TSIG: %s" % m.group(0))
+    check(not ours(x, r.port), "published with an HMAC key?")
+    check(h.stop(r.proc) == 0, "kmsrelayd exit status")
+
+
 def t_mitbind_daemon(h):
     x = fixture("mitbind")
     admin_env = dict(x.env, KRB5CCNAME="FILE:" + h.path("admin.ccache"))
@@ -276,7 +304,7 @@ def t_mitbind_errors(h):
 if __name__ == "__main__":
     try:
         krtest.run_tests("ad_gss", [t_samba_fixture, t_samba_interop, t_samba_errors,
-                                    t_samba_daemon, t_mitbind_fixture, t_mitbind_interop,
+                                    t_samba_daemon, t_samba_hmac, t_mitbind_fixture, t_mitbind_interop,
                                     t_mitbind_errors, t_mitbind_daemon])
     finally:
         FIX_H.cleanup()
