@@ -27,8 +27,13 @@
  *                  target does not answer
  *   AUTHORIZED_OK  a sanctioned target that answers, or a live peer kmsrelay
  *                  (publishing needs the zone's TSIG key: authorised)
- *   STALE_DEAD     no address, or the port or the RPC bind fails
+ *   STALE_DEAD     proof that the target has no address (NXDOMAIN, or NODATA
+ *                  for both A and AAAA: see "Lookups" below), or the port or
+ *                  the RPC bind fails on every address
  *   ROGUE          answers KMS but is not on the sanctioned list
+ *   UNKNOWN        the target's lookup failed (SERVFAIL, timeout, REFUSED, no
+ *                  resolver) and no address answered: no evidence either way.
+ *                  Reported, never deleted.
  *   MISCONFIGURED  "." or CNAME target, a target in several records
  *                  (duplicate), a wrong port (see below), TTLs that differ
  *                  inside the RRset, servers that disagree, a peer's marker
@@ -41,10 +46,22 @@
  * port (slmgr /sprt) without fixing DNS. A target that answers nowhere is
  * STALE_DEAD.
  *
- * Time: with dead_after_s 0 (kmsrelayctl) classification is a point-in-time
- * view: failing now is dead now. The daemon passes dead_after_s (24 h by
- * default) and the time each target started failing (kept in the store);
- * a STALE_DEAD or PEER_STALE finding is then `confirmed` only after that
+ * Lookups: the target's A and AAAA are asked from the zone's servers, which
+ * must answer authoritatively (AA). A server that refuses or refers (the
+ * name is not its data) sends the question to the resolvers (opts, else
+ * /etc/resolv.conf). Only proof of absence counts against a target: an
+ * authoritative NXDOMAIN or NODATA, or a resolver's negative answer that
+ * carries the SOA of a zone holding the target (not the root; inside the
+ * audited zone, that zone or a child of it). Anything else (SERVFAIL, a
+ * timeout, REFUSED by the resolver, no resolver) sets `lookup_failed`: the
+ * record is UNKNOWN unless an address answers KMS.
+ *
+ * Time: with dead_after_s 0 (kmsrelayctl without evidence) classification
+ * is a point-in-time view: failing now is dead now, and --fix deletes
+ * nothing. The daemon passes dead_after_s (24 h by default) and the time
+ * each target started failing (kept in the store); kmsrelayctl passes the
+ * daemon's (--history) or its own repeated probes' (--dead-for). A
+ * STALE_DEAD or PEER_STALE finding is then `confirmed` only after that
  * long, and unconfirmed ones are reported but are not problems.
  *
  * Memory: every struct is flat (fixed arrays, caps below); records beyond a
@@ -84,10 +101,11 @@ enum kr_audit_class {
     KR_AUDIT_STALE_DEAD,
     KR_AUDIT_ROGUE,
     KR_AUDIT_MISCONFIGURED,
+    KR_AUDIT_UNKNOWN,
     KR_AUDIT_NCLASS
 };
 
-/* "OURS_OK", ...; "UNKNOWN" outside the enum. */
+/* "OURS_OK", ...; "UNKNOWN" for KR_AUDIT_UNKNOWN and outside the enum. */
 const char *kr_audit_class_name(int cls);
 
 /* ---- collected data -------------------------------------------------------- */
@@ -143,14 +161,24 @@ struct kr_audit_probe {
     char cname_target[KR_AUDIT_NAME_MAX];
     char resolved_by[KR_AUDIT_SERVER_MAX]; /* server that gave the addresses */
     char resolve_error[KR_AUDIT_ERR_MAX];  /* "" when addresses were found */
+    int lookup_failed; /* a lookup gave no proof either way (SERVFAIL, timeout...) */
     unsigned n_addrs;
     char addrs[KR_AUDIT_MAX_ADDRS][KR_AUDIT_ADDR_MAX];
     unsigned n_tries; /* one per address, on the record's port */
     struct kr_audit_try tries[KR_AUDIT_MAX_ADDRS];
     unsigned n_alt; /* other ports, tried only when the record's port failed */
     struct kr_audit_try alt[KR_AUDIT_MAX_ALT];
-    int64_t failing_since; /* unix s the target began failing; 0 = unknown/answers */
+    int64_t failing_since;            /* unix s the target began failing; 0 = unknown/answers */
+    char over_time[KR_AUDIT_ERR_MAX]; /* how failing_since was established, or why not */
 };
+
+/* What a probe says about the target, for the clock of dead_after. */
+enum kr_audit_liveness {
+    KR_AUDIT_LIVE = 0,      /* an address answered KMS */
+    KR_AUDIT_DEAD = 1,      /* proof of absence, or every address failed */
+    KR_AUDIT_UNDECIDED = 2, /* lookup failed, "." target, or not probed */
+};
+int kr_audit_liveness(const struct kr_audit_probe *p);
 
 /* Everything known about one _vlmcs owner name. */
 struct kr_audit_rrset {
@@ -258,6 +286,8 @@ struct kr_audit_opts {
     unsigned timeout_ms;          /* per DNS try and per probe step; 0 = 3000 */
     const uint16_t *probe_ports;  /* extra ports for the wrong-port check */
     size_t n_probe_ports;
+    const struct kr_addr *resolvers; /* for targets outside the zone; none: resolv.conf */
+    size_t n_resolvers;
     unsigned test_pause_ms; /* tests only: sleep before each --fix UPDATE */
     const int *cancel;      /* when not NULL and set (atomically): stop early */
 };
@@ -302,9 +332,37 @@ int kr_audit_classify_all(struct kr_audit_result *r, const struct kr_audit_polic
  * marker with it), one UPDATE per record, with the SRV (and TXT) RRsets as
  * last read as a value-dependent prerequisite; prints the RRset before and
  * after each to `out` (NULL: silent). A concurrent change fails the
- * prerequisite and nothing is deleted. Fills entry->fix. Returns the number
- * of records that could not be removed. Blocking. */
-int kr_audit_fix(const struct kr_audit_opts *o, struct kr_audit_result *r, FILE *out);
+ * prerequisite and nothing is deleted. Only evidence over time deletes:
+ * with pol->dead_after_s 0 (point in time), or a finding not confirmed, the
+ * record is "skipped" with a message saying which evidence is missing and
+ * how to get it. Fills entry->fix. Returns the number of records that
+ * could not be removed (skipped ones not included: see kr_audit_skipped).
+ * Blocking. */
+int kr_audit_fix(const struct kr_audit_opts *o, const struct kr_audit_policy *pol,
+                 struct kr_audit_result *r, FILE *out);
+/* Number of records --fix skipped for lack of evidence over time. */
+size_t kr_audit_skipped(const struct kr_audit_result *r);
+
+/* Evidence over time from repeated probes (kmsrelayctl audit --dead-for):
+ * re-probes every target that is DEAD (kr_audit_liveness) every `every_ms`
+ * until `span_ms` have passed since the first probe (the one already in r)
+ * or none is DEAD any more. A target that was DEAD in every probe gets
+ * failing_since = the time of the first; one that answered or could not be
+ * decided in any probe gets 0 (its probe shows the last result). Classify
+ * with dead_after_s = span in seconds afterwards. `progress` (NULL: quiet)
+ * gets a line per round. Blocking for span_ms. */
+void kr_audit_watch(const struct kr_audit_opts *o, struct kr_audit_result *r, uint64_t span_ms,
+                    uint64_t every_ms, FILE *progress);
+
+/* Evidence over time from kmsrelayd's periodic audit (kmsrelayctl audit
+ * --history): `report` is the "audit" member of GET /v1/dns (the daemon's
+ * last report). Every target of r that is DEAD now gets the daemon's
+ * failing_since for the same owner, target and port (STALE_DEAD or
+ * PEER_STALE there), or 0 with over_time saying why. A report older than
+ * max_age_s gives nothing. Returns the daemon's dead_after_s (> 0), or 0
+ * with `why` set when the report is unusable (none, too old, malformed). */
+uint64_t kr_audit_from_daemon(struct kr_audit_result *r, const json_t *report, int64_t now,
+                              uint64_t max_age_s, char *why, size_t cap);
 
 /* The report: {"zones", "findings": [...], "summary", "errors"}; NULL on
  * ENOMEM. The caller decrefs. */

@@ -171,4 +171,7 @@ void kr_hex_encode(const uint8_t *in, size_t n, char *out);
  * a bad digit or an odd count, KR_ENOSPC when out is too small. */
 long kr_hex_decode(const char *in, uint8_t *out, size_t cap);
 
+/* The value of one hex digit (either case), or -1. */
+int kr_hex_digit(char c);
+
 #endif

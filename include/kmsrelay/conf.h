@@ -97,6 +97,7 @@ struct kr_conf {
     uint32_t max_conn_per_source;
     uint32_t rate_per_source;  /* requests per second, token bucket refill */
     uint32_t burst_per_source; /* token bucket size */
+    uint32_t ipv6_prefix;      /* per-source limits key IPv6 clients on this prefix */
     uint64_t client_idle_ms;   /* no bytes at all for this long: close */
     uint64_t client_header_ms; /* a started PDU must complete within this */
 
@@ -194,5 +195,20 @@ int kr_conf_host_parse(const char *text, struct kr_conf_host *out, const char **
 /* Whole-config checks (unique names, at least one listener, ranges);
  * messages appended to errbuf. Returns 0 or KR_ECONFIG. */
 int kr_conf_validate(const struct kr_conf *c, char *errbuf, size_t errlen);
+
+/* Room for a dotted setting name ("store.commit_interval"). */
+#define KR_CONF_SETTING_MAX 64
+
+/* The settings that differ between old and nw and that a reload cannot
+ * apply (they take effect at the next start), from the restart flags of
+ * the settings table (src/conf/settings.c): writes the first `cap` dotted
+ * names into `names` and returns how many there are (may exceed cap). */
+size_t kr_conf_restart_changes(const struct kr_conf *old, const struct kr_conf *nw,
+                               char names[][KR_CONF_SETTING_MAX], size_t cap);
+
+/* 1 when the scalar setting "group.name" ("state_dir" at the top level)
+ * takes effect only at the next start, 0 when a reload applies it, -1 when
+ * no such scalar setting exists. */
+int kr_conf_needs_restart(const char *setting);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * dns.h - kmsrelay's DNS client: TSIG keys, queries, TSIG-verified AXFR and
  * RFC 2136 UPDATE, non-blocking on a libevent base (plus blocking wrappers
- * for the command line). src/dns/ is the only code that sees ldns; nothing
+ * for the command line). src/dnsclient/ is the only code that sees ldns; nothing
  * here exposes an ldns type.
  *
  * Transport: TCP only (RFC 1035 2-byte length framing), one connection per
@@ -37,7 +37,7 @@
  * freed with kr_dns_result_free().
  *
  * The daemon side (publishing our _vlmcs SRV, discovery from SRV names) is
- * in src/dns/dnsd.h; its records in the store's kv table are described at
+ * in src/dnsservice/dnsservice.h; its records in the store's kv table are described at
  * KR_DNS_KV_PREFIX below.
  */
 #ifndef KMSRELAY_DNS_H

@@ -1,9 +1,8 @@
 /*
- * metrics.h - Prometheus metrics of kmsrelayd: counters kept in memory, the
- * text exposition format (version 0.0.4), and a small HTTP server (libevent
- * evhttp on the daemon's event base) answering GET /metrics on a
- * configurable TCP address (config `metrics { listen = "127.0.0.1:9688"; }`,
- * off when unset).
+ * metrics.h - the counter registry of kmsrelayd's Prometheus metrics, at
+ * the bottom of the module stack so that every module can feed it. The
+ * exposition (the text format, GET /metrics on metrics.listen, the pin
+ * gauges) is src/exposition/exposition.h, above the modules it reads.
  *
  * Two kinds of numbers:
  *   - event counters that only this module sees, fed by the data path and
@@ -17,25 +16,17 @@
  * seconds, sizes bytes. The full list with HELP texts is in
  * src/metrics/render.c and in kmsrelayd(8).
  *
- * Threads: the kr_metrics_* event calls and the server run on the daemon's
- * one event-loop thread (no locks); the pins-per-host count is taken by a
- * short-lived background thread over the store (thread-safe), so a scrape
- * never walks a million pins on the loop.
+ * Threads: the kr_metrics_* event calls run on the daemon's one
+ * event-loop thread (no locks).
  *
- * Ownership: the module keeps its counters in static storage (one daemon
- * per process); kr_metrics_reset() clears them (tests). The server object
- * is owned by the caller of kr_metrics_server_start().
+ * Ownership: the registry keeps its counters in static storage (one daemon
+ * per process); kr_metrics_counters_reset() clears them (tests).
  */
 #ifndef KMSRELAY_METRICS_H
 #define KMSRELAY_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-struct event_base;
-struct evbuffer;
-struct kr_relay;
-struct kr_conf;
 
 /* ---- events (data path, DNS) --------------------------------------------- */
 
@@ -61,39 +52,8 @@ void kr_metrics_dns_update(int status);
  * KR_AUDIT_NCLASS) and when it ran (unix seconds). */
 void kr_metrics_dns_audit(const unsigned *per_class, size_t n_classes, int64_t when);
 
-/* Clears every counter and the cached pin counts (tests). */
-void kr_metrics_reset(void);
-
-/* ---- exposition ------------------------------------------------------------ */
-
-/* Appends the whole exposition for relay r (may be NULL: module counters
- * only) to out. Returns 0 or KR_ENOMEM. */
-int kr_metrics_render(struct kr_relay *r, struct evbuffer *out);
-
-/* ---- HTTP server ----------------------------------------------------------- */
-
-struct kr_metrics_server;
-
-/*
- * Starts serving GET /metrics (and GET / with a link) on conf->metrics_listen
- * when it is set; *out stays NULL when metrics are off. Logs
- * "event=metrics_listen addr=IP:PORT" with the bound port (port 0 picks
- * one). Errors (bind failure ...) return KR_EIO with a message in err.
- */
-int kr_metrics_server_start(struct event_base *base, struct kr_relay *r, const struct kr_conf *conf,
-                            struct kr_metrics_server **out, char *err, size_t errlen);
-
-/* Reload: keeps the server when the address is unchanged, else stops it and
- * starts one on the new address (or none). On error the old one is kept. */
-int kr_metrics_server_apply(struct kr_metrics_server **m, struct event_base *base,
-                            struct kr_relay *r, const struct kr_conf *conf, char *err,
-                            size_t errlen);
-
-/* The bound address, "127.0.0.1:9688" (for status and tests). */
-const char *kr_metrics_server_addr(const struct kr_metrics_server *m);
-
-/* Stops the server and joins a running pin count (before the relay and its
- * store are destroyed). NULL is fine. */
-void kr_metrics_server_free(struct kr_metrics_server *m);
+/* Clears every counter (tests; kr_metrics_reset in the exposition also
+ * forgets the cached pin counts). */
+void kr_metrics_counters_reset(void);
 
 #endif

@@ -23,17 +23,25 @@
  * capped at opts.max_items each; "totals" always has the full numbers.
  *
  * ---------------------------------------------------------------- schema
- * "kmsrelay.report/1". Times are ISO 8601 UTC strings ("2026-11-21T07:44:30Z"),
+ * "kmsrelay.report/2". Times are ISO 8601 UTC strings ("2026-11-21T07:44:30Z"),
  * GUIDs lower-case text, applications by name ("Windows", "Office 2010",
  * "Office 2013+") or by GUID text when unknown.
  *
  * {
- *   "schema": "kmsrelay.report/1",
+ *   "schema": "kmsrelay.report/2",
+ *   "schema_changes": "...",       what changed since /1, in words:
+ *       2: a client is the pair (CMID, application id), counted once in
+ *       each application's pool as the hosts count it; "clients" counts
+ *       pairs and "machines" distinct CMIDs; per-machine findings (clock
+ *       skew, cloned images, stale, cmid_changed) are listed once per CMID
+ *       with "applications"; a CMID replaced by a newer one is in its chain,
+ *       not in "stale"; hosts carry "weight"
  *   "generated_at": ISO, "now": unix seconds,
  *   "window_days": 30, "stale_days": 7, "skew_limit_seconds": 14400,
- *   "pins": N,                     every pin walked
- *   "clients": N,                  distinct CMIDs seen within the window
- *   "vm": N, "physical": N,        of those
+ *   "pins": N,                     every pin (pair) walked
+ *   "clients": N,                  pairs (CMID, app) seen within the window
+ *   "machines": N,                 distinct CMIDs seen within the window
+ *   "vm": N, "physical": N,        of the clients
  *   "applications": [ {
  *       "application": "Windows", "app_id": GUID,
  *       "clients": N, "vm": N, "physical": N,   within the window
@@ -54,6 +62,7 @@
  *   } ... ],                                   Windows, Office 2010, Office
  *                                              2013+, then unknown ids
  *   "hosts": [ { "host": NAME, "admin": "ready"|..|null,
+ *                "weight": N | null,             the weight in force
  *                "health": "up"|..|null, "clients": N } ... ],
  *   "findings": {
  *     "below_threshold": [ { "host", "application", "app_id",
@@ -63,17 +72,25 @@
  *                                  the count: they cannot activate there
  *         "clients_total": N } ],
  *     "clock_skew": [ { "cmid", "workstation", "host", "application",
+ *         "applications": [ names ] (of the machine),
  *         "skew_seconds": N (client minus proxy), "last_seen": ISO } ],
+ *                                  one per machine: its most skewed pair
  *                                  |skew| > 4 h: hosts refuse with 0xC004F06C
- *     "cloned_images": [ { "cmid", "host", "application", "workstation"
- *         (the latest name), "workstations": [ { "name", "last_seen": ISO } ] } ],
- *                                  2+ names within the window, most recent
+ *     "cloned_images": [ { "cmid", "host", "application", "applications",
+ *         "workstation" (the latest name),
+ *         "workstations": [ { "name", "last_seen": ISO } ] } ],
+ *                                  2+ names within the window over all the
+ *                                  machine's pairs, compared as DNS names
+ *                                  (case, trailing dot ignored), most recent
  *                                  first: an image deployed without sysprep
  *     "cmid_changed": [ { "cmid", "workstation", "host", "application",
- *         "previous_cmid", "chain": [ GUID oldest, ..., GUID this one ] } ],
+ *         "applications", "previous_cmid",
+ *         "chain": [ GUID oldest, ..., GUID this one ] } ],
  *                                  one entry per chain (its newest CMID)
  *     "stale": [ { "cmid", "workstation", "host", "application",
- *         "last_seen": ISO, "days_idle": N } ]     not seen for > 7 days
+ *         "applications", "last_seen": ISO, "days_idle": N } ]
+ *                                  machines not seen for > 7 days, except
+ *                                  CMIDs a newer CMID replaced (in a chain)
  *   },
  *   "totals": { "below_threshold": N, "clock_skew": N, "cloned_images": N,
  *               "cmid_changed": N, "stale": N },   before the item cap
@@ -84,9 +101,11 @@
  * CSV (kr_report_write_csv): RFC 4180 (CRLF, fields with a comma, quote or
  * line break quoted, quotes doubled), one header line and one row per item:
  *   kind,application,host,cmid,workstations,value,threshold,detail
- * kind is one of clients, clients_host, vm, physical, licence, host_count,
+ * kind is one of clients, machines, clients_host, vm, physical, licence, host_count,
  * below_threshold, clock_skew, cloned_image, cmid_changed, stale; the
- * meaning of value/threshold/detail per kind is in kmsrelayctl(8).
+ * meaning of value/threshold/detail per kind is in kmsrelayctl(8). The
+ * per-machine kinds (clock_skew, cloned_image, cmid_changed, stale) give
+ * the machine's applications joined with "; " in the application column.
  *
  * Errors: 0 or a negative KR_E* (err.h); `why` gets a static reason.
  * Ownership: *out is a new reference owned by the caller (json_decref).
@@ -103,7 +122,12 @@
 
 #include "kmsrelay/store.h"
 
-#define KR_REPORT_SCHEMA "kmsrelay.report/1"
+#define KR_REPORT_SCHEMA "kmsrelay.report/2"
+#define KR_REPORT_SCHEMA_CHANGES                                                                   \
+    "2: a client is the pair (cmid, app_id), counted in each application's pool as KMS hosts "     \
+    "count it; clients counts pairs, machines counts CMIDs; clock_skew, cloned_images, stale "     \
+    "and cmid_changed are per machine with applications; cloned names compare as DNS names; a "    \
+    "replaced CMID is in its chain, not in stale; hosts carry weight"
 #define KR_REPORT_HOST_APPS 4 /* counts kept per host (relay.h KR_HOST_APPS) */
 
 /* What one host last reported for one application. */
@@ -119,6 +143,7 @@ struct kr_report_host {
     char name[KR_PIN_HOST_MAX];
     char admin[16];  /* "ready", "drain", "maint", "retired"; "" = unknown */
     char health[16]; /* "up", "down", "unknown"; "" = unknown */
+    uint32_t weight; /* weight in force; 0 = unknown */
     size_t n_counts;
     struct kr_report_count counts[KR_REPORT_HOST_APPS];
 };
@@ -169,8 +194,10 @@ int kr_report_write(const json_t *report, const char *format, FILE *out, unsigne
 /*
  * Offline report (kmsrelayd --report): opens the store in c->state_dir
  * (which must exist; a running daemon may hold it open too: LMDB allows
- * both), builds the report with the config's hosts and no reported counts
- * (counts come from the pins), and writes it in `format`. Pins the running
+ * both), builds the report with the config's hosts, their admin states and
+ * weights resolved from the store as the daemon does on start (operator
+ * drain/maint/weight persist), no health and no reported counts (counts
+ * come from the pins), and writes it in `format`. Pins the running
  * daemon has queued but not committed yet (at most one commit interval) are
  * not seen. Returns 0, or a KR_E* with a message in err.
  */

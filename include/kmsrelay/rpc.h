@@ -74,6 +74,7 @@ enum kr_rpc_reason {
     KR_REASON_NONE = 0,
     KR_REASON_ABSTRACT_NOT_SUPPORTED = 1,
     KR_REASON_TRANSFER_NOT_SUPPORTED = 2,
+    KR_REASON_LOCAL_LIMIT_EXCEEDED = 3, /* the server's context table is full */
 };
 
 /* Fault status values (nca_s_*). */

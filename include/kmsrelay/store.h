@@ -1,9 +1,14 @@
 /*
- * store.h - the persistent state of kmsrelayd: CMID pins, host admin states,
+ * store.h - the persistent state of kmsrelayd: client pins, host admin states,
  * a small key/value table, all in one LMDB environment (src/store/ is the
  * only code that sees LMDB; this header exposes no LMDB type).
  *
- * Pins (CMID -> backend host plus what reports need about the client) are
+ * A client is the pair (CMID, application id), the way a KMS host counts
+ * clients: one machine that activates Windows and Office with the same CMID
+ * is two clients, in two pools. Each pair has its own pin.
+ *
+ * Pins ((CMID, app) -> backend host plus what reports need about the
+ * client) are
  * written through a group-commit queue: kr_store_pin_put() only encodes the
  * record and queues it in memory; kr_store_flush() commits everything queued
  * in ONE write transaction, so a burst of activations costs one fsync per
@@ -64,6 +69,7 @@
 #define KR_PIN_WS_MAX 193   /* workstation name, UTF-8 + NUL (= KR_KMS_WS_UTF8) */
 #define KR_PIN_NAMES 4      /* distinct workstation names remembered per CMID */
 #define KR_PIN_REC_MAX 1200 /* upper bound of an encoded pin record, bytes */
+#define KR_PIN_KEY_LEN 32   /* pins DBI key: 16 CMID bytes, then 16 app id bytes */
 
 /* One workstation name a CMID was seen with, and when (clone detection). */
 struct kr_pin_name {
@@ -72,17 +78,18 @@ struct kr_pin_name {
 };
 
 /*
- * A pin: what kmsrelayd knows about one client machine id. Times are unix
- * seconds on the proxy's clock. Strings are NUL-terminated UTF-8 (not
- * validated by the store beyond "no NUL inside").
+ * A pin: what kmsrelayd knows about one client, the pair (CMID, application
+ * id). Times are unix seconds on the proxy's clock. Strings are
+ * NUL-terminated UTF-8 (not validated by the store beyond "no NUL inside").
  */
 struct kr_pin {
-    uint8_t cmid[16];           /* the key (not part of the encoded value) */
-    char host[KR_PIN_HOST_MAX]; /* backend the CMID is pinned to; never empty */
+    uint8_t cmid[16];           /* the key, with app_id (not part of the encoded value) */
+    char host[KR_PIN_HOST_MAX]; /* backend the pair is pinned to; never empty */
     int64_t first_seen;
     int64_t last_seen;                      /* idle expiry is measured from this */
-    uint8_t app_id[16];                     /* application id (Windows, Office ...) */
+    uint8_t app_id[16];                     /* application id (Windows, Office ...): key */
     uint8_t kms_id[16];                     /* KMS counted id */
+    uint8_t sku_id[16];                     /* SKU (activation) id of the latest request */
     uint8_t prev_cmid[16];                  /* the request's previous CMID (chain), zero if none */
     char workstation[KR_PIN_WS_MAX];        /* name in the latest request */
     struct kr_pin_name names[KR_PIN_NAMES]; /* distinct names, most recent first */
@@ -94,7 +101,7 @@ struct kr_pin {
     uint32_t last_count;    /* host's Count in the latest response */
     uint32_t n_policy;      /* request N_Policy */
     int32_t skew_s;         /* request time minus proxy clock, seconds */
-    uint32_t activations;   /* requests routed for this CMID */
+    uint32_t activations;   /* requests routed for this pair */
 };
 
 /* Host admin states, set through the control API. */
@@ -126,6 +133,10 @@ struct kr_store_opts {
                                  * period; 0: the caller flushes */
     size_t flush_batch;         /* with the thread: wake it early once this
                                  * many writes are queued; 0 = 1000 */
+    bool read_only;             /* MDB_RDONLY: creates and writes nothing (no
+                                 * directory, no format record, no thread);
+                                 * KR_ENOENT when there is no store; writes
+                                 * fail. For checks (kmsrelayctl store check) */
 };
 
 struct kr_store_stats {
@@ -140,6 +151,7 @@ struct kr_store_stats {
     uint64_t drops;           /* queued writes discarded at max_pending */
     uint64_t map_full_events; /* commits that hit the map (or disk) limit */
     uint64_t bad_records;     /* stored pin values that failed to decode */
+    uint64_t pins_migrated;   /* format 1 pins re-keyed as pairs by this open */
     size_t pending;           /* writes queued, not yet in a commit */
     size_t inflight;          /* writes in the commit running right now */
     size_t pins;              /* committed pins (excludes queued ones) */
@@ -154,11 +166,31 @@ struct kr_store; /* opaque */
 
 /*
  * Opens (creating when missing: directory 0700, files 0600) the store in
- * `dir`. Clears stale reader slots left by crashed processes; never scans
- * the pins, so it is O(1) in their number. `opts` may be NULL. On success
- * *out owns the store (free with kr_store_close()). Errors: KR_EIO (cannot
- * create or map; errno set), KR_EUNSUP (written by a newer format),
- * KR_ENOSPC (disk or map full while initialising a new store), KR_EINVAL.
+ * `dir`. First runs kr_store_check(): a damaged data.mdb (truncated, empty,
+ * a bad meta page) is refused with KR_EMALF and a `why` (thread-local text,
+ * valid until the thread's next open) that says what is wrong and what to
+ * do; it is never repaired nor replaced by an empty store. Clears stale
+ * reader slots left by crashed processes; never scans the pins, so it is
+ * O(1) in their number. `opts` may be NULL. On success *out owns the store
+ * (free with kr_store_close()). Errors: KR_EIO (cannot create or map; errno
+ * set), KR_EMALF (damaged), KR_EUNSUP (written by a newer format), KR_ENOSPC
+ * (disk or map full while initialising a new store), KR_EINVAL.
+ *
+ * While open, the store watches for data.mdb shrinking under it (checked
+ * before every transaction, and a SIGBUS in its map is caught): it then
+ * stops using the file for good, keeps new pin writes queued in memory, and
+ * every flush fails with KR_EIO and a `why` saying so (the store is
+ * degraded; kr_store_damaged() is true).
+ *
+ * Formats: a new store is written in format 2 (pins keyed by the pair). A
+ * store of format 1 (kmsrelay before per-application pins: keyed by CMID
+ * alone) is migrated once, in one write transaction, when it is opened:
+ * every pin becomes the pair with the application it last had, with its
+ * host and every field kept (src/store/migrate.c). A store of a format this
+ * build does not know (a newer kmsrelay's) is refused with KR_EUNSUP and a
+ * `why` that says so; older builds refuse a format 2 store the same way.
+ * A read-only open (opts->read_only) of a format 1 store is refused with
+ * KR_EUNSUP: migrating writes.
  */
 int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_store **out,
                   const char **why);
@@ -170,27 +202,76 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
  */
 int kr_store_close(struct kr_store *s);
 
+/* ---- checking a store without opening it -------------------------------- */
+
+enum kr_store_state {
+    KR_STORE_OK = 0,         /* data.mdb is sound as far as the check sees */
+    KR_STORE_ABSENT = 1,     /* no data.mdb: opening creates an empty store */
+    KR_STORE_DAMAGED = 2,    /* truncated, empty or a damaged meta page */
+    KR_STORE_NEWER = 3,      /* an LMDB data format this build cannot read */
+    KR_STORE_UNREADABLE = 4, /* cannot open or read it (errno) */
+};
+
+struct kr_store_check {
+    int state;            /* enum kr_store_state */
+    char path[4096 + 16]; /* DIR/data.mdb */
+    char what[320];       /* what is wrong, or a one-line summary */
+    uint64_t file_size;   /* bytes */
+    uint64_t need_size;   /* bytes the newest meta page says are in use */
+    uint32_t page_size;
+    uint64_t last_page, txnid;
+};
+
+/*
+ * Checks DIR/data.mdb with plain reads, never mapping it (so a damaged file
+ * cannot crash the caller) and without side effects: both meta pages
+ * (flags, magic, LMDB data format version, page size, root pages), and the
+ * file size against the last page the newest meta page uses. A zero-length
+ * file is damage, not a new store. Returns 0 (state OK or ABSENT), KR_EMALF
+ * (DAMAGED), KR_EUNSUP (NEWER), KR_EIO (UNREADABLE, errno set) or KR_EINVAL;
+ * out->what says what is wrong. kr_store_open() runs it first and refuses a
+ * store that fails it.
+ */
+int kr_store_check(const char *dir, struct kr_store_check *out);
+
+/* What an operator should do about a check state (static text, "" for OK). */
+const char *kr_store_check_advice(int state);
+
 /* ---- pins --------------------------------------------------------------- */
 
 /*
- * Looks up a CMID: queued writes first (a queued delete or expiry answers
- * KR_ENOENT), then the database. Fills *out (a copy) on success; zeroes it
- * on failure. KR_ENOENT when absent, KR_EMALF when the stored value does not
- * decode (the caller should re-pin, which overwrites it), KR_EIO.
+ * Looks up the pin of a pair (CMID, application id): queued writes first (a
+ * queued delete or expiry answers KR_ENOENT), then the database. Fills *out
+ * (a copy, cmid and app_id set) on success; zeroes it on failure. KR_ENOENT
+ * when absent, KR_EMALF when the stored value does not decode (the caller
+ * should re-pin, which overwrites it), KR_EIO.
  */
-int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *out);
+int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], const uint8_t app_id[16],
+                     struct kr_pin *out);
 
 /*
- * Queues a pin write; never touches the disk. A second put (or delete) of a
- * CMID already queued replaces it in place. KR_EINVAL when the pin does not
- * encode (empty host, a string without NUL, n_names > 4). When the queue is
- * at max_pending the oldest queued write is discarded (stats.drops).
+ * Queues a pin write, keyed by (pin->cmid, pin->app_id); never touches the
+ * disk. A second put (or delete) of a pair already queued replaces it in
+ * place. KR_EINVAL when the pin does not encode (empty host, a string
+ * without NUL, n_names > 4). When the queue is at max_pending the oldest
+ * queued write is discarded (stats.drops).
  */
 int kr_store_pin_put(struct kr_store *s, const struct kr_pin *pin);
 
-/* Queues a delete (same queueing rules as a put). Deleting an absent CMID is
- * not an error. */
-int kr_store_pin_del(struct kr_store *s, const uint8_t cmid[16]);
+/* Queues a delete of a pair (same queueing rules as a put). Deleting an
+ * absent pair is not an error. */
+int kr_store_pin_del(struct kr_store *s, const uint8_t cmid[16], const uint8_t app_id[16]);
+
+/*
+ * Every pin of one machine (all applications of a CMID), in application id
+ * byte order, queued writes merged in, with kr_store_pin_iter()'s rules.
+ * A machine has a handful of pairs: this is one short read transaction.
+ */
+int kr_store_pin_iter_cmid(struct kr_store *s, const uint8_t cmid[16],
+                           int (*cb)(const struct kr_pin *pin, void *ctx), void *ctx);
+
+/* The pins DBI key of a pair: cmid then app_id. */
+void kr_pin_key(const uint8_t cmid[16], const uint8_t app_id[16], uint8_t key[KR_PIN_KEY_LEN]);
 
 /* Number of queued writes, including a commit in progress. */
 size_t kr_store_pending(const struct kr_store *s);
@@ -207,8 +288,13 @@ int kr_store_flush(struct kr_store *s, const char **why);
 /* True while the last batch commit failed (sticky until one succeeds). */
 bool kr_store_degraded(const struct kr_store *s);
 
+/* True once data.mdb was found truncated under the open store (sticky: the
+ * file is not used again until the daemon restarts on a repaired store). */
+bool kr_store_damaged(const struct kr_store *s);
+
 /*
- * Calls cb for every pin, in CMID byte order, with queued writes merged in
+ * Calls cb for every pin, in (CMID, application id) byte order, so that the
+ * pairs of one machine come one after the other, with queued writes merged in
  * (a queued put replaces or adds, a queued delete or expiry hides). Queued
  * writes are snapshotted when the call starts; the database is read in
  * chunks of short read transactions so a long report never pins old pages.
@@ -277,21 +363,30 @@ int kr_store_kv_del(struct kr_store *s, const char *key);
 int kr_pin_encode(const struct kr_pin *pin, uint8_t *out, size_t cap, size_t *outlen);
 
 /*
- * Decodes a record. *out is fully zeroed first (so decoded pins compare with
- * memcmp); cmid stays zero. KR_EMALF for truncation, trailing bytes, a bad
- * length or a missing host; KR_EUNSUP for an unknown format version.
+ * Decodes a record of format 1 (written before pins were per application)
+ * or 2. *out is fully zeroed first (so decoded pins compare with memcmp);
+ * cmid stays zero (app_id is in the record). KR_EMALF for truncation,
+ * trailing bytes, a bad length or a missing host; KR_EUNSUP for an unknown
+ * format version.
  */
 int kr_pin_decode(const uint8_t *buf, size_t len, struct kr_pin *out, const char **why);
 
 /*
- * Records that the CMID was seen with workstation `name` at `now`: sets
+ * Records that the client was seen with workstation `name` at `now`: sets
  * pin->workstation, moves or inserts the name at names[0] (evicting the
- * least recently seen when all 4 are used). An empty name only sets
- * workstation. Returns true when the name was not in the list.
+ * least recently seen when all 4 are used). Names are compared as DNS names
+ * (kr_pin_name_eq), so "PC-2.corp.example" and "pc-2.CORP.example." are one
+ * entry (spelled as last seen). An empty name only sets workstation.
+ * Returns true when the name was not in the list.
  */
 bool kr_pin_note_name(struct kr_pin *pin, const char *name, int64_t now);
 
-/* Distinct workstation names seen at or after `since` (2+ = cloned image). */
+/* Workstation names compared as DNS names: ASCII case-insensitive, one
+ * trailing dot ignored. */
+bool kr_pin_name_eq(const char *a, const char *b);
+
+/* Distinct workstation names (kr_pin_name_eq) seen at or after `since`
+ * (2+ = cloned image). */
 unsigned kr_pin_names_since(const struct kr_pin *pin, int64_t since);
 
 #endif

@@ -23,6 +23,10 @@ struct kr_audit_entry *kr_audit_new_entry(struct kr_audit_result *r, const char 
 void kr_audit_servers(const struct kr_audit_opts *o, const struct kr_addr *a, size_t n,
                       struct kr_dns_servers *s);
 
+/* resolve.c: resolves and probes record i of e again (its own port only;
+ * the other-port results are cleared). */
+void kr_audit_probe_one(const struct kr_audit_opts *o, const struct kr_audit_entry *e, unsigned i);
+
 /* The AXFR scan of entry idx's zone: adds an entry per other _vlmcs name. */
 int kr_audit_axfr(const struct kr_audit_opts *o, struct kr_audit_result *r, ptrdiff_t idx);
 

@@ -11,13 +11,18 @@
 #include <strings.h>
 
 #include "kmsrelay/audit.h"
+#include "kmsrelay/dns.h"
 
-static int answers(const struct kr_audit_probe *p)
+int kr_audit_liveness(const struct kr_audit_probe *p)
 {
     for (unsigned i = 0; i < p->n_tries; i++)
         if (p->tries[i].stage == KR_PROBE_OK)
-            return 1;
-    return 0;
+            return KR_AUDIT_LIVE;
+    /* A failed lookup is no evidence, even when some address failed: the
+     * target may have others we could not learn. */
+    if (!p->done || p->dot || p->lookup_failed)
+        return KR_AUDIT_UNDECIDED;
+    return KR_AUDIT_DEAD;
 }
 
 static const struct kr_audit_try *alt_answer(const struct kr_audit_probe *p)
@@ -58,21 +63,11 @@ static void set_reason(struct kr_audit_finding *f, const char *fmt, ...)
     va_end(ap);
 }
 
-static int name_eq(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la && a[la - 1] == '.')
-        la--;
-    if (lb && b[lb - 1] == '.')
-        lb--;
-    return la == lb && strncasecmp(a, b, la) == 0;
-}
-
 int kr_audit_sanctioned(const struct kr_audit_policy *pol, const char *target,
                         const char (*addrs)[KR_AUDIT_ADDR_MAX], unsigned n_addrs)
 {
     for (size_t i = 0; i < pol->n_sanctioned; i++) {
-        if (name_eq(pol->sanctioned[i], target))
+        if (kr_dns_name_equal(pol->sanctioned[i], target))
             return 1;
         for (unsigned a = 0; a < n_addrs; a++)
             if (strcasecmp(pol->sanctioned[i], addrs[a]) == 0)
@@ -106,6 +101,101 @@ static int confirmed(const struct kr_audit_policy *pol, const struct kr_audit_pr
     return p->failing_since > 0 && pol->now - p->failing_since >= (int64_t)pol->dead_after_s;
 }
 
+/* Clients cannot use the record as it is: ".", a CNAME, a duplicate, or a
+ * wrong port. Returns 1 when one of these decided the finding. */
+static int structural(const struct kr_audit_rrset *set, unsigned i, struct kr_audit_finding *f)
+{
+    const struct kr_audit_rec *r = &set->rr[i];
+    const struct kr_audit_probe *p = &set->probe[i];
+    char why[KR_AUDIT_ERR_MAX + 80];
+    unsigned dup = 0;
+    for (unsigned j = 0; j < set->n_rr; j++)
+        dup += strcmp(set->rr[j].target, r->target) == 0;
+    f->cls = KR_AUDIT_MISCONFIGURED;
+    if (strcmp(r->target, ".") == 0 || p->dot) {
+        set_reason(f, "target is \".\": \"service decidedly not available\" (RFC 2782), "
+                      "not a KMS host");
+        return 1;
+    }
+    if (p->cname) {
+        set_reason(f, "target %s is a CNAME (to %s); RFC 2782 forbids aliases as SRV targets",
+                   r->target, p->cname_target[0] ? p->cname_target : "?");
+        return 1;
+    }
+    if (dup > 1) {
+        set_reason(f, "duplicate: target %s appears in %u records of this RRset", r->target, dup);
+        return 1;
+    }
+    const struct kr_audit_try *alt = kr_audit_liveness(p) == KR_AUDIT_LIVE ? NULL : alt_answer(p);
+    if (alt) {
+        failure_text(p, why, sizeof(why));
+        set_reason(f, "wrong port: %s, but KMS answers on %s port %u", why, alt->addr,
+                   (unsigned)alt->port);
+        return 1;
+    }
+    return 0;
+}
+
+/* No verdict on a target whose lookup failed: never evidence of death. */
+static void unknown(const struct kr_audit_rec *r, const struct kr_audit_probe *p, const char *whose,
+                    struct kr_audit_finding *f)
+{
+    f->cls = KR_AUDIT_UNKNOWN;
+    set_reason(f,
+               "%scannot tell whether %s is alive: %s; not evidence of a dead target (a record "
+               "is never deleted for it)",
+               whose, r->target, p->resolve_error[0] ? p->resolve_error : "lookup failed");
+}
+
+/* Records with a marker (ours or a peer's), or our target without one.
+ * Returns 1 when ownership decided the finding. */
+static int owned(const struct kr_audit_rrset *set, unsigned i, const struct kr_audit_policy *pol,
+                 const char *ours, struct kr_audit_finding *f)
+{
+    const struct kr_audit_rec *r = &set->rr[i];
+    const struct kr_audit_probe *p = &set->probe[i];
+    const struct kr_audit_marker *mk = f->marker >= 0 ? &set->markers[f->marker] : NULL;
+    int live = kr_audit_liveness(p);
+    char why[KR_AUDIT_ERR_MAX + 80];
+    if (mk && ours && strcmp(mk->id, ours) == 0) {
+        f->cls = KR_AUDIT_OURS_ORPHAN;
+        if (mk->prio != r->prio || mk->weight != r->weight)
+            set_reason(f,
+                       "our record differs from its marker: prio/weight %u/%u, marker says %u/%u",
+                       r->prio, r->weight, mk->prio, mk->weight);
+        else if (live == KR_AUDIT_UNDECIDED)
+            unknown(r, p, "our record, but ", f);
+        else if (live == KR_AUDIT_DEAD) {
+            failure_text(p, why, sizeof(why));
+            set_reason(f, "our record, but its target does not answer (%s)", why);
+        } else {
+            f->cls = KR_AUDIT_OURS_OK;
+            set_reason(f, "our record (owner %s); marker matches; answers KMS", mk->id);
+        }
+        return 1;
+    }
+    if (!mk && pol->self_target && kr_dns_name_equal(pol->self_target, r->target) &&
+        pol->self_port == r->port) {
+        f->cls = KR_AUDIT_OURS_ORPHAN;
+        set_reason(f, "our target %s port %u without an owner marker", r->target, r->port);
+        return 1;
+    }
+    if (!mk)
+        return 0;
+    if (live == KR_AUDIT_LIVE) {
+        f->cls = KR_AUDIT_AUTHORIZED_OK;
+        set_reason(f, "kmsrelay instance %s (marker); answers KMS", mk->id);
+    } else if (live == KR_AUDIT_UNDECIDED) {
+        unknown(r, p, "record of a kmsrelay instance (marker); ", f);
+    } else {
+        f->cls = KR_AUDIT_PEER_STALE;
+        f->confirmed = confirmed(pol, p);
+        failure_text(p, why, sizeof(why));
+        set_reason(f, "record of kmsrelay instance %s, which does not answer: %s", mk->id, why);
+    }
+    return 1;
+}
+
 static void classify_rec(const struct kr_audit_rrset *set, unsigned i,
                          const struct kr_audit_policy *pol, struct kr_audit_finding *f)
 {
@@ -113,88 +203,27 @@ static void classify_rec(const struct kr_audit_rrset *set, unsigned i,
     const struct kr_audit_probe *p = &set->probe[i];
     const char *ours = pol->instance_id && pol->instance_id[0] ? pol->instance_id : NULL;
     char why[KR_AUDIT_ERR_MAX + 80];
-    unsigned dup = 0;
 
     f->rr = (int)i;
     f->marker = find_marker(set, r, ours);
     f->confirmed = 1;
-    for (unsigned j = 0; j < set->n_rr; j++)
-        dup += strcmp(set->rr[j].target, r->target) == 0;
-
-    /* Structural problems: clients cannot use the record as it is. */
-    if (strcmp(r->target, ".") == 0 || p->dot) {
-        f->cls = KR_AUDIT_MISCONFIGURED;
-        set_reason(f, "target is \".\": \"service decidedly not available\" (RFC 2782), "
-                      "not a KMS host");
+    if (structural(set, i, f) || owned(set, i, pol, ours, f))
         return;
-    }
-    if (p->cname) {
-        f->cls = KR_AUDIT_MISCONFIGURED;
-        set_reason(f, "target %s is a CNAME (to %s); RFC 2782 forbids aliases as SRV targets",
-                   r->target, p->cname_target[0] ? p->cname_target : "?");
-        return;
-    }
-    if (dup > 1) {
-        f->cls = KR_AUDIT_MISCONFIGURED;
-        set_reason(f, "duplicate: target %s appears in %u records of this RRset", r->target, dup);
-        return;
-    }
-    int live = answers(p);
-    const struct kr_audit_try *alt = live ? NULL : alt_answer(p);
-    if (alt) {
-        f->cls = KR_AUDIT_MISCONFIGURED;
-        failure_text(p, why, sizeof(why));
-        set_reason(f, "wrong port: %s, but KMS answers on %s port %u", why, alt->addr,
-                   (unsigned)alt->port);
-        return;
-    }
-
-    /* Ownership: our marker, a peer's marker, or our target without one. */
-    const struct kr_audit_marker *mk = f->marker >= 0 ? &set->markers[f->marker] : NULL;
-    if (mk && ours && strcmp(mk->id, ours) == 0) {
-        f->cls = KR_AUDIT_OURS_ORPHAN;
-        if (mk->prio != r->prio || mk->weight != r->weight)
-            set_reason(f,
-                       "our record differs from its marker: prio/weight %u/%u, marker says %u/%u",
-                       r->prio, r->weight, mk->prio, mk->weight);
-        else if (!live) {
-            failure_text(p, why, sizeof(why));
-            set_reason(f, "our record, but its target does not answer (%s)", why);
-        } else {
-            f->cls = KR_AUDIT_OURS_OK;
-            set_reason(f, "our record (owner %s); marker matches; answers KMS", mk->id);
-        }
-        return;
-    }
-    if (!mk && pol->self_target && name_eq(pol->self_target, r->target) &&
-        pol->self_port == r->port) {
-        f->cls = KR_AUDIT_OURS_ORPHAN;
-        set_reason(f, "our target %s port %u without an owner marker", r->target, r->port);
-        return;
-    }
-    if (mk) {
-        if (live) {
-            f->cls = KR_AUDIT_AUTHORIZED_OK;
-            set_reason(f, "kmsrelay instance %s (marker); answers KMS", mk->id);
-        } else {
-            f->cls = KR_AUDIT_PEER_STALE;
-            f->confirmed = confirmed(pol, p);
-            failure_text(p, why, sizeof(why));
-            set_reason(f, "record of kmsrelay instance %s, which does not answer: %s", mk->id, why);
-        }
-        return;
-    }
-
     /* Foreign records: liveness, then the sanctioned list. */
-    if (!live) {
+    int sanctioned =
+        kr_audit_sanctioned(pol, r->target, (const char(*)[KR_AUDIT_ADDR_MAX])p->addrs, p->n_addrs);
+    switch (kr_audit_liveness(p)) {
+    case KR_AUDIT_UNDECIDED:
+        unknown(r, p, sanctioned ? "sanctioned host; " : "", f);
+        return;
+    case KR_AUDIT_DEAD:
         f->cls = KR_AUDIT_STALE_DEAD;
         f->confirmed = confirmed(pol, p);
         failure_text(p, why, sizeof(why));
         set_reason(f, "%s", why);
         return;
     }
-    if (kr_audit_sanctioned(pol, r->target, (const char(*)[KR_AUDIT_ADDR_MAX])p->addrs,
-                            p->n_addrs)) {
+    if (sanctioned) {
         f->cls = KR_AUDIT_AUTHORIZED_OK;
         set_reason(f, "sanctioned host; answers KMS");
         return;

@@ -58,14 +58,17 @@ void kr_audit_servers(const struct kr_audit_opts *o, const struct kr_addr *a, si
     s->timeout_ms = o->timeout_ms ? o->timeout_ms : 3000;
 }
 
-/* The zone's NS addresses through the system resolver (port 53). */
+/* The zone's NS addresses through the resolvers (else the system's, port 53). */
 static size_t find_ns(const struct kr_audit_opts *o, const char *zone, struct kr_addr *out,
                       size_t max, struct kr_audit_result *r)
 {
-    struct kr_addr res[4];
-    size_t nres = kr_dns_system_resolvers(res, 4), n = 0;
+    struct kr_addr sys[4];
+    const struct kr_addr *res = o->resolvers;
+    size_t nres = o->n_resolvers, n = 0;
     struct kr_dns_servers s;
     struct kr_dns_result *q = NULL;
+    if (!nres)
+        res = sys, nres = kr_dns_system_resolvers(sys, 4);
     kr_audit_servers(o, res, nres, &s);
     s.recursion = true;
     if (nres == 0 || kr_dns_query_sync(&s, NULL, zone, KR_DNS_NS, &q) != 0 ||

@@ -3,7 +3,10 @@
  *
  * Only confirmed STALE_DEAD and PEER_STALE records, only when asked, one
  * record per UPDATE (a PEER_STALE record goes together with its owner
- * marker). Each UPDATE carries the SRV RRset exactly as the audit read it
+ * marker), and only with evidence over time: the target dead for
+ * dead_after (the daemon's history, or kmsrelayctl's repeated probes), never
+ * on one moment's probe, and never when a lookup failed (UNKNOWN). Each
+ * UPDATE carries the SRV RRset exactly as the audit read it
  * (and the TXT RRset when a marker goes too) as a value-dependent
  * prerequisite: if anyone changed the RRset since, the server answers
  * NXRRSET, nothing is deleted, and we say so (compare-and-swap, dns.md
@@ -104,65 +107,67 @@ static void drop(struct kr_dns_rr *a, size_t *n, size_t i)
     (*n)--;
 }
 
-/* One UPDATE for finding k of entry e. Returns 0 when deleted. */
-static int fix_one(const struct kr_audit_opts *o, struct kr_audit_entry *e, size_t k, unsigned v,
-                   struct snap *s, FILE *out)
+static void failed(json_t *fix, const char *why)
 {
-    const struct kr_audit_finding *f = &e->f[k];
-    const struct kr_audit_rec *r = &e->set->rr[f->rr];
-    json_t *fix = json_object();
-    e->fix[k] = fix;
+    json_object_set_new(fix, "action", json_string("failed"));
+    json_object_set_new(fix, "error", json_string(why));
+}
+
+/* One planned UPDATE: the record (and a peer's marker) to delete, and the
+ * RRsets as read as its prerequisite. */
+struct plan {
     struct kr_dns_rr del[2];
-    size_t n_del = 0;
-    if (kr_dns_rr_srv(&del[n_del++], e->set->owner, 0, r->prio, r->weight, r->port, r->target) !=
-        0) {
-        json_object_set_new(fix, "action", json_string("failed"));
-        json_object_set_new(fix, "error", json_string("cannot build the record"));
-        return -1;
-    }
-    int t = -1;
+    size_t n_del;
+    int txt; /* index of the marker's TXT in the snapshot, or -1 */
+    struct kr_dns_rr *pre;
+    size_t n_pre;
+};
+
+static int plan(const struct kr_audit_entry *e, const struct kr_audit_finding *f,
+                const struct snap *s, struct plan *u)
+{
+    const struct kr_audit_rec *r = &e->set->rr[f->rr];
+    memset(u, 0, sizeof(*u));
+    u->txt = -1;
+    if (kr_dns_rr_srv(&u->del[u->n_del++], e->set->owner, 0, r->prio, r->weight, r->port,
+                      r->target) != 0)
+        return KR_EINVAL;
     if (f->cls == KR_AUDIT_PEER_STALE && f->marker >= 0 &&
-        (t = marker_txt(s, &e->set->markers[f->marker])) >= 0)
-        del[n_del++] = s->txt[t];
+        (u->txt = marker_txt(s, &e->set->markers[f->marker])) >= 0)
+        u->del[u->n_del++] = s->txt[u->txt];
     /* Prerequisites: the SRV RRset as read, and the TXT RRset when we touch it. */
-    struct kr_dns_rr *pre = calloc(KR_AUDIT_MAX_RR * 2, sizeof(*pre));
-    size_t n_pre = 0;
-    if (!pre) {
-        json_object_set_new(fix, "action", json_string("failed"));
-        json_object_set_new(fix, "error", json_string("out of memory"));
-        return -1;
-    }
+    if (!(u->pre = calloc(KR_AUDIT_MAX_RR * 2, sizeof(*u->pre))))
+        return KR_ENOMEM;
     for (size_t i = 0; i < s->n_srv; i++)
-        pre[n_pre++] = s->srv[i];
-    if (t >= 0)
+        u->pre[u->n_pre++] = s->srv[i];
+    if (u->txt >= 0)
         for (size_t i = 0; i < s->n_txt; i++)
-            pre[n_pre++] = s->txt[i];
+            u->pre[u->n_pre++] = s->txt[i];
+    return 0;
+}
+
+/* Records the plan in the fix's JSON and prints it. */
+static void announce(json_t *fix, const struct kr_audit_finding *f, const struct snap *s,
+                     const struct plan *u, FILE *out)
+{
     json_t *before = rrs_json(s->srv, s->n_srv, KR_DNS_SRV);
     json_object_set_new(fix, "before", before);
-    json_object_set_new(fix, "delete", rrs_json(del, n_del, KR_DNS_SRV));
-    if (t >= 0)
-        json_object_set_new(fix, "delete_marker", rrs_json(del, n_del, KR_DNS_TXT));
+    json_object_set_new(fix, "delete", rrs_json(u->del, u->n_del, KR_DNS_SRV));
+    if (u->txt >= 0)
+        json_object_set_new(fix, "delete_marker", rrs_json(u->del, u->n_del, KR_DNS_TXT));
     if (out) {
         char line[KR_DNS_NAME_MAX + KR_DNS_RDATA_MAX + 32];
-        fprintf(out, "fix: deleting %s (%s)\n", kr_dns_rr_format(&del[0], line, sizeof(line)),
+        fprintf(out, "fix: deleting %s (%s)\n", kr_dns_rr_format(&u->del[0], line, sizeof(line)),
                 kr_audit_class_name(f->cls));
         print_rrset(out, "RRset before", before);
     }
+}
 
-    struct kr_dns_update u = {e->set->zone, pre, n_pre, del, n_del, NULL, 0};
-    struct kr_dns_servers sv;
-    struct kr_dns_result *res = NULL;
-    kr_audit_servers(o, &e->servers[v], 1, &sv);
-    sv.key = e->key ? e->key : o->key;
-    pause_for_tests(o->test_pause_ms, out);
-    int rc = -1;
-    int urc = kr_dns_update_sync(&sv, NULL, &u, &res);
-    free(pre);
-    if (urc != 0) {
-        json_object_set_new(fix, "action", json_string("failed"));
-        json_object_set_new(fix, "error", json_string("out of memory"));
-        return -1;
-    }
+/* The server's answer into the fix's JSON; on success the snapshot drops
+ * what was deleted. Returns 0 when deleted. */
+static int outcome(json_t *fix, const struct kr_dns_result *res, struct snap *s,
+                   const struct plan *u)
+{
     json_object_set_new(fix, "server", json_string(res->server));
     json_object_set_new(fix, "status", json_string(kr_dns_status_name(res->status)));
     json_object_set_new(fix, "rcode",
@@ -170,14 +175,15 @@ static int fix_one(const struct kr_audit_opts *o, struct kr_audit_entry *e, size
     if (res->status == KR_DNS_OK) {
         json_object_set_new(fix, "action", json_string("deleted"));
         for (size_t i = 0; i < s->n_srv; i++)
-            if (kr_dns_rr_same(&s->srv[i], &del[0])) {
+            if (kr_dns_rr_same(&s->srv[i], &u->del[0])) {
                 drop(s->srv, &s->n_srv, i);
                 break;
             }
-        if (t >= 0)
-            drop(s->txt, &s->n_txt, (size_t)t);
-        rc = 0;
-    } else if (res->status == KR_DNS_E_PREREQ) {
+        if (u->txt >= 0)
+            drop(s->txt, &s->n_txt, (size_t)u->txt);
+        return 0;
+    }
+    if (res->status == KR_DNS_E_PREREQ) {
         char m[KR_DNS_MSG_MAX + 160];
         snprintf(m, sizeof(m),
                  "refused: the RRset changed since the audit read it (%s); nothing was deleted. "
@@ -186,62 +192,159 @@ static int fix_one(const struct kr_audit_opts *o, struct kr_audit_entry *e, size
         json_object_set_new(fix, "action", json_string("refused"));
         json_object_set_new(fix, "error", json_string(m));
     } else {
-        json_object_set_new(fix, "action", json_string("failed"));
-        json_object_set_new(fix, "error", json_string(res->message));
+        failed(fix, res->message);
     }
-    kr_dns_result_free(res);
-    if (out)
-        fprintf(out, "  result: %s%s%s\n", json_string_value(json_object_get(fix, "action")),
-                json_object_get(fix, "error") ? ": " : "",
-                json_object_get(fix, "error") ? json_string_value(json_object_get(fix, "error"))
-                                              : "");
+    return -1;
+}
 
-    /* The RRset as it is now, read again from the same server. */
+/* The RRset as it is now, read again from the same server. */
+static void reread(json_t *fix, struct kr_dns_servers *sv, const char *owner, FILE *out)
+{
     struct kr_dns_result *now = NULL;
-    sv.key = NULL;
-    if (kr_dns_query_sync(&sv, NULL, e->set->owner, KR_DNS_SRV, &now) == 0 &&
-        now->status == KR_DNS_OK) {
+    sv->key = NULL;
+    if (kr_dns_query_sync(sv, NULL, owner, KR_DNS_SRV, &now) == 0 && now->status == KR_DNS_OK) {
         json_t *after = rrs_json(now->rrs, now->n_rrs, KR_DNS_SRV);
         print_rrset(out, "RRset after", after);
         json_object_set_new(fix, "after", after);
     }
     kr_dns_result_free(now);
+}
+
+/* One UPDATE for finding k of entry e. Returns 0 when deleted. */
+static int fix_one(const struct kr_audit_opts *o, struct kr_audit_entry *e, size_t k, unsigned v,
+                   struct snap *s, FILE *out)
+{
+    json_t *fix = e->fix[k] = json_object();
+    struct plan u;
+    int rc = plan(e, &e->f[k], s, &u);
+    if (rc != 0) {
+        failed(fix, rc == KR_ENOMEM ? "out of memory" : "cannot build the record");
+        free(u.pre);
+        return -1;
+    }
+    announce(fix, &e->f[k], s, &u, out);
+    struct kr_dns_update up = {e->set->zone, u.pre, u.n_pre, u.del, u.n_del, NULL, 0};
+    struct kr_dns_servers sv;
+    struct kr_dns_result *res = NULL;
+    kr_audit_servers(o, &e->servers[v], 1, &sv);
+    sv.key = e->key ? e->key : o->key;
+    pause_for_tests(o->test_pause_ms, out);
+    int urc = kr_dns_update_sync(&sv, NULL, &up, &res);
+    free(u.pre);
+    if (urc != 0) {
+        failed(fix, "out of memory");
+        return -1;
+    }
+    rc = outcome(fix, res, s, &u);
+    kr_dns_result_free(res);
+    if (out) {
+        const char *err = json_string_value(json_object_get(fix, "error"));
+        fprintf(out, "  result: %s%s%s\n", json_string_value(json_object_get(fix, "action")),
+                err ? ": " : "", err ? err : "");
+    }
+    reread(fix, &sv, e->set->owner, out);
     return rc;
 }
 
-int kr_audit_fix(const struct kr_audit_opts *o, struct kr_audit_result *r, FILE *out)
+/* Why a dead record is not deleted: no evidence over time. NULL when the
+ * evidence is there. */
+static const char *missing_evidence(const struct kr_audit_policy *pol,
+                                    const struct kr_audit_finding *f,
+                                    const struct kr_audit_probe *p, char *buf, size_t cap)
 {
-    int failed = 0;
+    if (kr_audit_liveness(p) != KR_AUDIT_DEAD) {
+        snprintf(buf, cap, "not deleted: the target is not known to be dead");
+        return buf;
+    }
+    if (pol->dead_after_s == 0 && p->over_time[0]) {
+        snprintf(buf, cap, "not deleted: %s", p->over_time);
+        return buf;
+    }
+    if (pol->dead_after_s == 0) {
+        snprintf(buf, cap,
+                 "not deleted: dead now, but one moment is no evidence (a host may be "
+                 "rebooting). --fix needs the target dead for a while: --dead-for DURATION "
+                 "(repeated probes, e.g. --dead-for 24h) or --history (kmsrelayd's periodic "
+                 "audit: dns.audit_interval, dns.dead_after)");
+        return buf;
+    }
+    if (!f->confirmed) {
+        if (p->failing_since > 0)
+            snprintf(
+                buf, cap, "not deleted: failing for %lld s only, less than the %llu s required",
+                (long long)(pol->now - p->failing_since), (unsigned long long)pol->dead_after_s);
+        else
+            snprintf(buf, cap, "not deleted: %s",
+                     p->over_time[0] ? p->over_time : "no evidence over time");
+        return buf;
+    }
+    return NULL;
+}
+
+static int candidate(const struct kr_audit_finding *f)
+{
+    return (f->cls == KR_AUDIT_STALE_DEAD || f->cls == KR_AUDIT_PEER_STALE) && f->rr >= 0;
+}
+
+/* The server view to update and compare against: the first that answered. */
+static unsigned first_ok(const struct kr_audit_entry *e)
+{
+    unsigned v = 0;
+    while (v < e->set->n_views && !e->set->views[v].ok)
+        v++;
+    return v;
+}
+
+int kr_audit_fix(const struct kr_audit_opts *o, const struct kr_audit_policy *pol,
+                 struct kr_audit_result *r, FILE *out)
+{
+    int nfailed = 0;
     struct snap *s = malloc(sizeof(*s)); /* large: ~300 KB */
     if (!s)
         return KR_ENOMEM;
     for (size_t i = 0; i < r->n; i++) {
         struct kr_audit_entry *e = &r->e[i];
-        unsigned v = 0;
-        while (v < e->set->n_views && !e->set->views[v].ok)
-            v++;
+        unsigned v = first_ok(e);
         int snapped = 0;
         for (size_t k = 0; k < e->n_f; k++) {
             const struct kr_audit_finding *f = &e->f[k];
-            if ((f->cls != KR_AUDIT_STALE_DEAD && f->cls != KR_AUDIT_PEER_STALE) || !f->confirmed ||
-                f->rr < 0)
+            char why[KR_AUDIT_ERR_MAX + 400];
+            if (!candidate(f))
                 continue;
+            if (missing_evidence(pol, f, &e->set->probe[f->rr], why, sizeof(why))) {
+                e->fix[k] = json_pack("{s:s, s:s}", "action", "skipped", "error", why);
+                if (out)
+                    fprintf(out, "fix: %s %u: %s\n", e->set->rr[f->rr].target,
+                            e->set->rr[f->rr].port, why);
+                continue;
+            }
             if (v >= e->set->n_views || v >= e->n_servers || e->set->truncated) {
                 e->fix[k] = json_pack("{s:s, s:s}", "action", "failed", "error",
                                       e->set->truncated ? "RRset too large to compare-and-swap"
                                                         : "no server answered");
-                failed++;
+                nfailed++;
                 continue;
             }
             if (!snapped && take_snap(e, v, s) != 0) {
-                failed++;
+                nfailed++;
                 continue;
             }
             snapped = 1;
             if (fix_one(o, e, k, v, s, out) != 0)
-                failed++;
+                nfailed++;
         }
     }
     free(s);
-    return failed;
+    return nfailed;
+}
+
+size_t kr_audit_skipped(const struct kr_audit_result *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        for (size_t k = 0; r->e[i].fix && k < r->e[i].n_f; k++) {
+            const char *a = json_string_value(json_object_get(r->e[i].fix[k], "action"));
+            n += a && strcmp(a, "skipped") == 0;
+        }
+    return n;
 }

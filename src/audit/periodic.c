@@ -1,14 +1,13 @@
 /*
  * periodic.c - kmsrelayd's periodic DNS audit (audit.h has the contract).
  *
- * The event loop owns the timers; each run happens on its own joinable
- * worker thread with a private copy of the config, because collecting and
- * probing block (kr_dns_*_sync, connect + bind). The loop never waits on
- * the worker except in destroy: the worker sets `done` when it finishes
- * and a 500 ms poll timer joins it. At most one run at a time; a run that
- * is still going when the next is due simply delays it.
+ * The event loop owns the timer; each run happens off the loop
+ * (kr_offload_start, offload.h) with a private copy of the config, because
+ * collecting and probing block (kr_dns_*_sync, connect + bind); its result
+ * comes back on the loop as soon as the run ends. The loop never waits on
+ * the run except in destroy, which cancels it. At most one run at a time; a
+ * run that is still going when the next is due simply delays it.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,22 +17,19 @@
 #include "kmsrelay/metrics.h"
 #include "kmsrelay/conf.h"
 #include "kmsrelay/log.h"
+#include "kmsrelay/offload.h"
 #include "kmsrelay/store.h"
 
 #define FIRST_RUN_MS 10000 /* let the publisher publish before the first look */
-#define POLL_MS 500
 
 struct kr_audit_periodic {
     struct event_base *base;
     struct kr_store *store;
     struct kr_conf *conf; /* current config (loop thread) */
-    struct event *tick, *poll;
-    pthread_t thread;
-    int running;              /* a worker exists (loop thread) */
-    int done;                 /* set by the worker, read with __atomic */
-    int cancel;               /* set by destroy, read by the worker */
-    struct kr_conf *run_conf; /* the worker's copy */
-    json_t *result;           /* written by the worker before done */
+    struct event *tick;
+    struct kr_offload *run;   /* the run in progress (loop thread), NULL when idle */
+    struct kr_conf *run_conf; /* the run's copy */
+    json_t *result;           /* written by the run, read once it is done */
     json_t *last;             /* loop thread: the last finished report */
 };
 
@@ -70,9 +66,10 @@ static size_t read_sanctioned(const char *path, char (*out)[KR_AUDIT_NAME_MAX], 
     return n;
 }
 
-static void *worker(void *arg)
+static void worker(struct kr_offload *run, void *arg)
 {
     struct kr_audit_periodic *p = arg;
+    const int *cancel = kr_offload_cancel_flag(run);
     const struct kr_conf *c = p->run_conf;
     struct kr_audit_result r = {0};
     struct kr_dns_key *keys = calloc(c->n_dns_zones ? c->n_dns_zones : 1, sizeof(*keys));
@@ -91,7 +88,7 @@ static void *worker(void *arg)
             o.servers = z->servers;
             o.n_servers = z->n_servers;
             o.timeout_ms = (unsigned)c->dns_timeout_ms;
-            o.cancel = &p->cancel;
+            o.cancel = cancel;
             if (z->key_file[0] && kr_dns_key_load(z->key_file, z->key_name[0] ? z->key_name : NULL,
                                                   &keys[i], err, sizeof(err)) == 0)
                 o.key = &keys[i];
@@ -100,7 +97,9 @@ static void *worker(void *arg)
         }
         struct kr_audit_opts o = {0};
         o.timeout_ms = (unsigned)c->dns_timeout_ms;
-        o.cancel = &p->cancel;
+        o.cancel = cancel;
+        o.resolvers = c->dns_resolvers; /* targets outside the zone */
+        o.n_resolvers = c->n_dns_resolvers;
         kr_audit_probe_all(&o, &r);
         kr_audit_history(p->store, &r, kr_wall_s());
 
@@ -118,7 +117,7 @@ static void *worker(void *arg)
             pol.self_target = c->dns_zones[0].target;
             pol.self_port = (uint16_t)c->dns_zones[0].port;
         }
-        if (kr_audit_classify_all(&r, &pol) >= 0 && !__atomic_load_n(&p->cancel, __ATOMIC_ACQUIRE))
+        if (kr_audit_classify_all(&r, &pol) >= 0 && !kr_offload_cancelled(run))
             p->result = kr_audit_json(&r, &pol);
     }
     if (p->result) {
@@ -134,8 +133,6 @@ static void *worker(void *arg)
     free(sanc);
     free(sp);
     kr_audit_result_free(&r);
-    __atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
-    return NULL;
 }
 
 /* Findings by class for /metrics (kmsrelay_dns_audit_findings). */
@@ -154,10 +151,11 @@ static void export_metrics(const json_t *report)
     kr_metrics_dns_audit(per_class, KR_AUDIT_NCLASS, kr_wall_s());
 }
 
-static void join(struct kr_audit_periodic *p)
+/* On the loop once a run ended: keep its report and export it. */
+static void run_done(void *arg)
 {
-    pthread_join(p->thread, NULL);
-    p->running = 0;
+    struct kr_audit_periodic *p = arg;
+    p->run = NULL;
     free(p->run_conf);
     p->run_conf = NULL;
     if (p->result) {
@@ -165,20 +163,6 @@ static void join(struct kr_audit_periodic *p)
         p->last = p->result;
         p->result = NULL;
         export_metrics(p->last);
-    }
-    evtimer_del(p->poll);
-}
-
-static void on_poll(evutil_socket_t fd, short what, void *arg)
-{
-    struct kr_audit_periodic *p = arg;
-    (void)fd;
-    (void)what;
-    if (p->running && __atomic_load_n(&p->done, __ATOMIC_ACQUIRE))
-        join(p);
-    else if (p->running) {
-        struct timeval tv = {0, POLL_MS * 1000};
-        evtimer_add(p->poll, &tv);
     }
 }
 
@@ -190,29 +174,23 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (!enabled(p->conf))
         return;
     schedule(p, p->conf->dns_audit_interval_ms);
-    if (p->running)
+    if (p->run)
         return; /* the previous run is still going: skip this one */
     if (!(p->run_conf = malloc(sizeof(*p->run_conf))))
         return;
     memcpy(p->run_conf, p->conf, sizeof(*p->conf));
-    p->done = 0;
-    if (pthread_create(&p->thread, NULL, worker, p) != 0) {
+    if (!(p->run = kr_offload_start(p->base, worker, run_done, p))) {
         kr_log(KR_LOG_WARN, "event=dns_audit_error msg=\"cannot start the audit thread\"");
         free(p->run_conf);
         p->run_conf = NULL;
-        return;
     }
-    p->running = 1;
-    struct timeval tv = {0, POLL_MS * 1000};
-    evtimer_add(p->poll, &tv);
 }
 
 struct kr_audit_periodic *kr_audit_periodic_create(struct event_base *base, const struct kr_conf *c,
                                                    struct kr_store *store)
 {
     struct kr_audit_periodic *p = calloc(1, sizeof(*p));
-    if (!p || !(p->conf = malloc(sizeof(*p->conf))) || !(p->tick = evtimer_new(base, on_tick, p)) ||
-        !(p->poll = evtimer_new(base, on_poll, p))) {
+    if (!p || !(p->conf = malloc(sizeof(*p->conf))) || !(p->tick = evtimer_new(base, on_tick, p))) {
         kr_audit_periodic_destroy(p);
         return NULL;
     }
@@ -239,14 +217,14 @@ void kr_audit_periodic_destroy(struct kr_audit_periodic *p)
 {
     if (!p)
         return;
-    if (p->running) {
-        __atomic_store_n(&p->cancel, 1, __ATOMIC_RELEASE);
-        join(p);
+    if (p->run) {
+        kr_offload_cancel(p->run); /* waits for it; run_done is not called */
+        p->run = NULL;
+        json_decref(p->result);
+        free(p->run_conf);
     }
     if (p->tick)
         event_free(p->tick);
-    if (p->poll)
-        event_free(p->poll);
     json_decref(p->last);
     free(p->conf);
     free(p);

@@ -60,7 +60,9 @@ static void print_evidence(FILE *out, const json_t *f)
             fprintf(out, " CNAME to %s;", str(tg, "cname"));
         json_array_foreach(json_object_get(tg, "addresses"), i, v)
             fprintf(out, " %s", json_string_value(v));
-        if (json_is_string(json_object_get(tg, "error")))
+        if (json_is_true(json_object_get(tg, "lookup_failed")))
+            fprintf(out, " %s (no verdict)", str(tg, "error"));
+        else if (json_is_string(json_object_get(tg, "error")))
             fprintf(out, " no address: %s", str(tg, "error"));
         if (str(tg, "resolved_by")[0])
             fprintf(out, " (from %s)", str(tg, "resolved_by"));
@@ -68,6 +70,8 @@ static void print_evidence(FILE *out, const json_t *f)
     }
     print_probes(out, "tried", json_object_get(ev, "probes"));
     print_probes(out, "also tried", json_object_get(ev, "other_ports"));
+    if (str(ev, "over_time")[0])
+        fprintf(out, "      over time: %s\n", str(ev, "over_time"));
 }
 
 static void print_fix(FILE *out, const json_t *fix)
@@ -140,8 +144,9 @@ void kr_audit_print(FILE *out, const json_t *doc)
     fputc('\n', out);
     if (json_is_true(json_object_get(doc, "point_in_time")))
         fprintf(out,
-                "(point-in-time view: a target failing now is reported dead now; the daemon's\n"
-                " periodic audit waits dns.dead_after before calling a record dead)\n");
+                "(point-in-time view: a target failing now is reported dead now, and --fix\n"
+                " deletes nothing; --dead-for or --history give evidence over time, as the\n"
+                " daemon's periodic audit waits dns.dead_after before calling a record dead)\n");
     json_array_foreach(json_object_get(doc, "errors"), k, f)
         fprintf(out, "error: %s\n", json_string_value(f));
 }

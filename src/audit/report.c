@@ -93,6 +93,7 @@ static json_t *probe_json(const struct kr_audit_probe *p)
         json_object_set_new(t, "resolved_by", json_string(p->resolved_by));
     json_object_set_new(t, "error",
                         p->resolve_error[0] ? json_string(p->resolve_error) : json_null());
+    json_object_set_new(t, "lookup_failed", json_boolean(p->lookup_failed));
     return t;
 }
 
@@ -131,6 +132,8 @@ static json_t *finding_json(const struct kr_audit_entry *e, size_t k,
                                 p->failing_since ? json_integer(p->failing_since) : json_null());
             json_object_set_new(ev, "dead_after_s", json_integer((json_int_t)pol->dead_after_s));
         }
+        if (p->over_time[0])
+            json_object_set_new(ev, "over_time", json_string(p->over_time));
     }
     json_object_set_new(o, "evidence", ev);
     if (e->fix && e->fix[k])

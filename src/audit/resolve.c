@@ -4,8 +4,9 @@
  * whether a KMS host answers there (probe.c, one try per address on the
  * record's port). Records whose port fails get a second pass on the other
  * ports we know for their addresses (the wrong-port check, audit.h).
- * Targets outside the zone, which its servers refuse, go to the system
- * resolver, and the evidence says so.
+ * Targets outside the zone, which its servers refuse or refer, go to the
+ * resolvers, and the evidence says so. Only proof of absence says "no
+ * address"; a lookup that fails sets lookup_failed (audit.h, "Lookups").
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,64 +43,135 @@ static void take_answer(struct kr_audit_probe *p, const char *target, const stru
     }
 }
 
-/* Asks A then AAAA from `s`. Returns 1 when both were answered (maybe
- * empty), 0 when the servers would not answer (then *err says why). */
-static int lookup(const struct kr_dns_servers *s, const char *target, struct kr_audit_probe *p,
-                  int need_aa, char *err, size_t errlen, int *nxdomain)
+/* What one A or AAAA question established. */
+enum outcome {
+    ADDRS,    /* addresses (or a CNAME) */
+    ABSENT,   /* proof that there are none: NXDOMAIN or NODATA (see audit.h) */
+    NOT_OURS, /* a zone server refused or referred: the name is not its data */
+    FAILED,   /* no proof either way: SERVFAIL, timeout, REFUSED by a resolver... */
+};
+
+/* name is dom or below it (presentation names, final dot optional). */
+static int in_domain(const char *name, const char *dom)
+{
+    char n[KR_AUDIT_NAME_MAX], d[KR_AUDIT_NAME_MAX];
+    kr_audit_norm_name(name, n, sizeof(n));
+    kr_audit_norm_name(dom, d, sizeof(d));
+    size_t ln = strlen(n), ld = strlen(d);
+    if (strcmp(d, ".") == 0)
+        return 1;
+    return ln >= ld && strcmp(n + ln - ld, d) == 0 && (ln == ld || n[ln - ld - 1] == '.');
+}
+
+/* A resolver's negative answer is proof only with the SOA of a zone that
+ * holds the target: not the root (a resolver that cannot see a private zone
+ * gets NXDOMAIN from the root), and inside the audited zone that zone or a
+ * child of it. */
+static int negative_proof(const struct kr_dns_result *q, const char *target, const char *zone)
+{
+    for (size_t i = 0; i < q->n_auth; i++) {
+        const char *soa = q->auth[i].owner;
+        if (q->auth[i].type != KR_DNS_SOA || strcmp(soa, ".") == 0 || !in_domain(target, soa))
+            continue;
+        if (!in_domain(target, zone) || in_domain(soa, zone))
+            return 1;
+    }
+    return 0;
+}
+
+/* Judges one reply: from a zone server (auth) or a resolver. */
+static enum outcome judge(const struct kr_dns_result *q, int auth, const char *target,
+                          const char *zone, const struct kr_audit_probe *p, unsigned had)
+{
+    if (q->status == KR_DNS_OK && auth && !q->aa)
+        return NOT_OURS; /* a referral: a delegated child zone */
+    if (q->status != KR_DNS_OK)
+        return auth && (q->status == KR_DNS_E_REFUSED || q->status == KR_DNS_E_ZONE) ? NOT_OURS
+                                                                                     : FAILED;
+    if (p->n_addrs > had || p->cname)
+        return ADDRS;
+    return auth || negative_proof(q, target, zone) ? ABSENT : FAILED;
+}
+
+struct lookup_state {
+    enum outcome out[2]; /* A, AAAA */
+    int nxdomain;
+    char err[KR_DNS_MSG_MAX];
+};
+
+/* Asks A then AAAA from `s` (the zone's servers when auth, else resolvers). */
+static void lookup(const struct kr_dns_servers *s, int auth, const char *target, const char *zone,
+                   struct kr_audit_probe *p, struct lookup_state *st)
 {
     static const uint16_t types[] = {KR_DNS_A, KR_DNS_AAAA};
     for (unsigned t = 0; t < 2; t++) {
         struct kr_dns_result *q = NULL;
         if (kr_dns_query_sync(s, NULL, target, types[t], &q) != 0) {
-            snprintf(err, errlen, "out of memory");
-            return 0;
+            st->out[t] = FAILED;
+            snprintf(st->err, sizeof(st->err), "out of memory");
+            continue;
         }
-        if (q->status != KR_DNS_OK || (need_aa && !q->aa)) {
-            snprintf(err, errlen, "%s", q->status != KR_DNS_OK ? q->message : "not authoritative");
-            kr_dns_result_free(q);
-            return 0;
-        }
-        *nxdomain |= q->rcode == 3;
-        take_answer(p, target, q);
-        snprintf(p->resolved_by, sizeof(p->resolved_by), "%s%.*s", need_aa ? "" : "resolver ",
-                 (int)(sizeof(p->resolved_by) - 10), q->server);
+        unsigned had = p->n_addrs;
+        if (q->status == KR_DNS_OK)
+            take_answer(p, target, q);
+        st->out[t] = judge(q, auth, target, zone, p, had);
+        if (st->out[t] == FAILED && q->status != KR_DNS_OK)
+            snprintf(st->err, sizeof(st->err), "%s", q->message);
+        else if (st->out[t] == FAILED)
+            snprintf(st->err, sizeof(st->err), "%s from %s without the SOA of the target's zone",
+                     q->rcode == 3 ? "NXDOMAIN" : "an empty answer", q->server);
+        st->nxdomain |= q->status == KR_DNS_OK && q->rcode == 3 && st->out[t] == ABSENT;
+        if (st->out[t] == ADDRS || st->out[t] == ABSENT)
+            snprintf(p->resolved_by, sizeof(p->resolved_by), "%s%.*s", auth ? "" : "resolver ",
+                     (int)(sizeof(p->resolved_by) - 10), q->server);
         kr_dns_result_free(q);
     }
-    return 1;
+}
+
+static int has(const struct lookup_state *st, enum outcome o)
+{
+    return st->out[0] == o || st->out[1] == o;
 }
 
 static void resolve(const struct kr_audit_opts *o, const struct kr_audit_entry *e,
                     const char *target, struct kr_audit_probe *p)
 {
     struct kr_dns_servers s;
-    char err[KR_DNS_MSG_MAX] = "";
-    int nx = 0;
+    struct lookup_state st = {{NOT_OURS, NOT_OURS}, 0, ""};
     kr_audit_servers(o, e->servers, e->n_servers, &s);
-    if (e->n_servers && lookup(&s, target, p, 1, err, sizeof(err), &nx))
-        goto done;
-    /* Not the zone's to answer: ask the system resolver. */
-    struct kr_addr res[4];
-    size_t nres = kr_dns_system_resolvers(res, 4);
-    kr_audit_servers(o, res, nres, &s);
-    s.recursion = true;
-    nx = 0;
-    p->n_addrs = 0;
-    p->cname = 0;
-    if (nres == 0 || !lookup(&s, target, p, 0, err, sizeof(err), &nx)) {
-        snprintf(p->resolve_error, sizeof(p->resolve_error), "lookup failed: %.*s", 120,
-                 nres ? err : "no resolver");
-        return;
+    if (e->n_servers)
+        lookup(&s, 1, target, e->set->zone, p, &st);
+    if (has(&st, NOT_OURS)) {
+        /* Not the zone's to answer: ask the resolvers. */
+        struct kr_addr sys[4];
+        const struct kr_addr *res = o->resolvers;
+        size_t nres = o->n_resolvers;
+        if (!nres)
+            res = sys, nres = kr_dns_system_resolvers(sys, 4);
+        kr_audit_servers(o, res, nres, &s);
+        s.recursion = true;
+        memset(&st, 0, sizeof(st));
+        p->n_addrs = 0;
+        p->cname = 0;
+        p->resolved_by[0] = '\0';
+        if (nres)
+            lookup(&s, 0, target, e->set->zone, p, &st);
+        else
+            st.out[0] = st.out[1] = FAILED, snprintf(st.err, sizeof(st.err), "no resolver");
     }
-done:
-    if (p->n_addrs == 0) {
+    if (has(&st, FAILED)) {
+        /* No proof: whatever answered, the target is not known to be dead. */
+        p->lookup_failed = 1;
+        snprintf(p->resolve_error, sizeof(p->resolve_error), "lookup failed: %.*s", 140, st.err);
+    } else if (p->n_addrs == 0 && !p->cname) {
         char by[sizeof(p->resolved_by)];
         memcpy(by, p->resolved_by, sizeof(by)); /* gcc cannot prove they do not overlap */
         snprintf(p->resolve_error, sizeof(p->resolve_error), "%s from %s",
-                 nx ? "NXDOMAIN" : "no A/AAAA record", by);
+                 st.nxdomain ? "NXDOMAIN" : "no A/AAAA record", by);
     }
 }
 
-static void probe_record(const struct kr_audit_opts *o, const struct kr_audit_entry *e, unsigned i)
+void kr_audit_probe_one(const struct kr_audit_opts *o, const struct kr_audit_entry *e, unsigned i)
 {
     const struct kr_audit_rec *r = &e->set->rr[i];
     struct kr_audit_probe *p = &e->set->probe[i];
@@ -158,7 +230,7 @@ void kr_audit_probe_all(const struct kr_audit_opts *o, struct kr_audit_result *r
     size_t n_sets = 0;
     for (size_t k = 0; k < r->n; k++) {
         for (unsigned i = 0; i < r->e[k].set->n_rr && !cancelled(o); i++)
-            probe_record(o, &r->e[k], i);
+            kr_audit_probe_one(o, &r->e[k], i);
         if (n_sets < sizeof(sets) / sizeof(sets[0]))
             sets[n_sets++] = r->e[k].set;
     }

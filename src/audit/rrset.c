@@ -12,8 +12,8 @@
 #include "kmsrelay/err.h"
 
 static const char *const class_names[KR_AUDIT_NCLASS] = {
-    "OURS_OK",    "OURS_ORPHAN", "PEER_STALE",   "AUTHORIZED_OK",
-    "STALE_DEAD", "ROGUE",       "MISCONFIGURED"};
+    "OURS_OK",    "OURS_ORPHAN", "PEER_STALE",    "AUTHORIZED_OK",
+    "STALE_DEAD", "ROGUE",       "MISCONFIGURED", "UNKNOWN"};
 
 const char *kr_audit_class_name(int cls)
 {

@@ -100,21 +100,35 @@ enum conf_type {
     CT_GROUP,    /* group name or number, or "" for none (KR_CONF_NAME_MAX) */
 };
 
+/* One setting, declared once (settings.c). */
 struct conf_opt {
     const char *group; /* NULL for the top level */
     const char *name;
     enum conf_type type;
     size_t off; /* into struct kr_conf */
     uint64_t min, max;
+    /* The default as written in the file, without quotes ("5s", "1G",
+     * "true", "never"); "" for a string setting means none (off). */
+    const char *def;
+    bool restart;    /* a reload keeps the old value until the next start */
+    const char *doc; /* one line, for people reading the table */
 };
 
 extern const struct conf_opt conf_opts[];
 extern const size_t conf_n_opts;
 
+/* defaults.c: stores o's default into c. 0, or -1 when the table's default
+ * text does not parse as o's type (the unit suite checks every entry). */
+int conf_default_value(struct kr_conf *c, const struct conf_opt *o);
+/* values.c: the words of a keyword type (CT_FAILBACK, CT_TARGET,
+ * CT_LEVEL) in the order of their stored values; NULL for other types. */
+const char *const *conf_keywords(enum conf_type t, size_t *n);
+/* restart.c: whether o has the same value in a and b. */
+bool conf_value_equal(const struct conf_opt *o, const struct kr_conf *a, const struct kr_conf *b);
+
 /* dns.c: the lists of the dns group and backend.discover (after the
- * scalars), and the DNS defaults (kr_conf_defaults). */
+ * scalars). */
 void conf_load_dns(struct conf_ctx *x);
-void conf_dns_defaults(struct kr_conf *c);
 /* Extra list names of a group handled by dns.c ("zones", ...), NULL-ended. */
 const char *const *conf_dns_lists(const char *group);
 

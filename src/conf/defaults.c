@@ -1,12 +1,15 @@
 /*
  * defaults.c - the embedded configuration (what kmsrelayd runs with when no
- * file is given) and the admin-state names.
+ * file is given): the scalars' defaults come from the table of settings.c,
+ * the lists' are here. Also the admin-state names.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf/conf-internal.h"
 #include "kmsrelay/log.h"
+#include "kmsrelay/units.h"
 
 /* Loopback and the private ranges: a fresh install serves the LAN it sits
  * in and nobody else (issue 3, access control). */
@@ -14,57 +17,76 @@ static const char *const default_allow[] = {
     "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
 };
 
+int conf_default_value(struct kr_conf *c, const struct conf_opt *o)
+{
+    char *field = (char *)c + o->off;
+    const char *why = NULL;
+    char *end = NULL;
+    uint64_t v = 0;
+    size_t n = 0;
+    const char *const *words = conf_keywords(o->type, &n);
+
+    switch (o->type) {
+    case CT_U32:
+        v = strtoull(o->def, &end, 10);
+        if (!o->def[0] || *end || v > UINT32_MAX)
+            return -1;
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    case CT_DUR:
+    case CT_SIZE:
+        if ((o->type == CT_DUR ? kr_parse_duration_ms(o->def, &v, &why)
+                               : kr_parse_size(o->def, &v, &why)) != 0)
+            return -1;
+        *(uint64_t *)(void *)field = v;
+        return 0;
+    case CT_BOOL:
+        if (strcmp(o->def, "true") != 0 && strcmp(o->def, "false") != 0)
+            return -1;
+        *(int *)(void *)field = strcmp(o->def, "true") == 0;
+        return 0;
+    case CT_NAME:
+    case CT_GROUP:
+    case CT_PATH: {
+        size_t cap = o->type == CT_PATH ? KR_CONF_PATH_MAX : KR_CONF_NAME_MAX;
+        if (strlen(o->def) >= cap)
+            return -1;
+        snprintf(field, cap, "%s", o->def);
+        return 0;
+    }
+    case CT_FAILBACK:
+    case CT_TARGET:
+    case CT_LEVEL:
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(o->def, words[i]) == 0) {
+                *(int *)(void *)field = (int)i;
+                return 0;
+            }
+        return -1;
+    case CT_MODE:
+        if (conf_parse_mode(o->def, &v) != 0)
+            return -1;
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    }
+    return -1;
+}
+
 void kr_conf_defaults(struct kr_conf *c)
 {
     memset(c, 0, sizeof(*c));
-    snprintf(c->instance_id, sizeof(c->instance_id), "kmsrelay");
-    snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/kmsrelay");
+    for (size_t i = 0; i < conf_n_opts; i++)
+        if (conf_default_value(c, &conf_opts[i]) != 0)
+            kr_log(KR_LOG_ERR, "event=bug what=\"default of %s does not parse\"",
+                   conf_opts[i].name);
+    c->log_debug = c->log_level == KR_LOG_DEBUG;
 
-    /* Two sockets: the IPv6 one is V6ONLY, so both can own port 1688. */
+    /* The lists. Two sockets: the IPv6 one is V6ONLY, so both can own port 1688. */
     kr_addr_parse("[::]:1688", AF_INET6, &c->listen[0], NULL);
     kr_addr_parse("0.0.0.0:1688", AF_INET, &c->listen[1], NULL);
     c->n_listen = 2;
     for (size_t i = 0; i < sizeof(default_allow) / sizeof(default_allow[0]); i++)
         kr_cidr_parse(default_allow[i], &c->allow[c->n_allow++], NULL);
-    c->max_connections = 10000;
-    c->max_conn_per_source = 64;
-    c->rate_per_source = 20;
-    c->burst_per_source = 40;
-    c->client_idle_ms = 30 * 1000;
-    c->client_header_ms = 10 * 1000;
-
-    c->pool_size = 4;
-    c->connect_timeout_ms = 1000;
-    c->attempt_timeout_ms = 3000;
-    c->request_budget_ms = 8000; /* well under the client's RPC timeout */
-    c->backend_idle_ms = 25 * 1000;
-
-    c->pin_idle_ms = 45ull * 24 * 3600 * 1000; /* longer than the KMS 30-day window */
-    c->failback = KR_FAILBACK_NEVER;
-    c->refusal_ttl_ms = 3600 * 1000;
-    c->threshold_assist = 1;
-    c->count_fresh_ms = 3600 * 1000;
-
-    c->map_size = 1ull << 30;
-    c->commit_interval_ms = 1000;
-    c->commit_batch = 1000;
-
-    c->check_interval_ms = 5000;
-    c->check_fast_interval_ms = 1000;
-    c->check_timeout_ms = 2000;
-    c->rise = 2;
-    c->fall = 3;
-
-    c->log_syslog = 0;
-    c->log_level = KR_LOG_INFO;
-    c->log_debug = 0;
-    c->log_activations = 1;
-
-    c->shutdown_grace_ms = 5000;
-
-    snprintf(c->control_socket, sizeof(c->control_socket), "/run/kmsrelay/control.sock");
-    c->control_mode = 0660; /* owner and group: the operators' group */
-    conf_dns_defaults(c);
 }
 
 static const char *const admin_names[] = {"ready", "drain", "maint", "retired"};

@@ -1,7 +1,7 @@
 /*
  * dns.c - the configuration of src/dns: the dns group's lists (zones,
- * resolvers, self), backend.discover, and their defaults. The dns group's
- * scalars (timers, rate) are rows of settings.c.
+ * resolvers, self) and backend.discover, all empty by default. The dns
+ * group's scalars (timers, rate), defaults included, are rows of settings.c.
  *
  *   dns: {
  *     resolvers = [ "127.0.0.1:53" ];   # discovery; default /etc/resolv.conf
@@ -26,25 +26,6 @@
 static const char *const zone_keys[] = {"name", "servers",  "key",    "key_name", "target",
                                         "port", "priority", "weight", "ttl",      "gss"};
 #define N_ZONE_KEYS (sizeof(zone_keys) / sizeof(zone_keys[0]))
-
-void conf_dns_defaults(struct kr_conf *c)
-{
-    c->dns_timeout_ms = 3000;
-    c->dns_hold_down_ms = 30000;
-    c->dns_rise_ms = 10000;
-    c->dns_min_state_ms = 30000;
-    c->dns_reconcile_ms = 5 * 60000;
-    c->dns_rate = 6;
-    c->dns_backoff_min_ms = 2000;
-    c->dns_backoff_max_ms = 5 * 60000;
-    c->dns_withdraw_wait_ms = 2000;
-    c->dns_withdraw_on_stop = 1;
-    c->dns_fail_static = 1;
-    c->dns_flap_limit = 4;
-    c->dns_flap_window_ms = 3600 * 1000;
-    c->discover_interval_ms = 60000;
-    c->discover_linger_ms = 3600 * 1000;
-}
 
 const char *const *conf_dns_lists(const char *group)
 {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conf/conf-internal.h"
 #include "kmsrelay/err.h"
@@ -18,6 +19,7 @@
 
 static const char *const host_keys[] = {"name", "address", "weight", "priority", "state"};
 #define N_HOST_KEYS (sizeof(host_keys) / sizeof(host_keys[0]))
+#define KR_CONF_FILE_MAX (1024 * 1024) /* bytes of the main file */
 
 /* Edit distance, for "did you mean" on unknown names (short names only). */
 static unsigned distance(const char *a, const char *b)
@@ -175,12 +177,82 @@ static void one_allow(struct conf_ctx *x, config_setting_t *s, const char *text,
     x->c->n_allow++;
 }
 
+/* A host's name and address, both required; once the name is known, path
+ * (for later messages) becomes "host NAME". 0 or -1 (reported). */
+static int host_identity(struct conf_ctx *x, config_setting_t *g, struct kr_conf_host *h,
+                         char *path, size_t cap)
+{
+    config_setting_t *s;
+    const char *str, *why = "";
+    int ok = 1;
+
+    if (!(s = config_setting_get_member(g, "name"))) {
+        CONF_ERR_AT(x, g, "%s: missing name", path);
+        ok = 0;
+    } else if (!(str = conf_get_string(x, s, "host name"))) {
+        ok = 0;
+    } else if (!conf_name_ok(str)) {
+        CONF_ERR_AT(x, s,
+                    "host name \"%s\" must be 1 to 63 printable characters without spaces, "
+                    "quotes, '=', ',' or '\\'",
+                    str);
+        ok = 0;
+    } else {
+        snprintf(h->name, sizeof(h->name), "%s", str);
+        snprintf(path, cap, "host %s", h->name);
+    }
+    if (!(s = config_setting_get_member(g, "address"))) {
+        CONF_ERR_AT(x, g, "%s: missing address", path);
+        ok = 0;
+    } else if (!(str = conf_get_string(x, s, "address"))) {
+        ok = 0;
+    } else if (conf_host_addr_parse(str, &h->addr, &why) != 0) {
+        CONF_ERR_AT(x, s, "%s: address \"%s\": %s", path, str, why);
+        ok = 0;
+    }
+    return ok ? 0 : -1;
+}
+
+/* weight or priority when the host sets it: a whole number in [lo, hi].
+ * 0 (out untouched when absent) or -1 (reported). */
+static int host_number(struct conf_ctx *x, config_setting_t *g, const char *key, const char *path,
+                       uint64_t lo, uint64_t hi, uint32_t *out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    uint64_t v;
+    if (!s)
+        return 0;
+    if (conf_get_number(x, s, key, &v) != 0)
+        return -1;
+    if (v < lo || v > hi) {
+        CONF_ERR_AT(x, s, "%s: %s %llu is out of range (%llu to %llu)", path, key,
+                    (unsigned long long)v, (unsigned long long)lo, (unsigned long long)hi);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* The admin state when the host sets it. 0 or -1 (reported). */
+static int host_state(struct conf_ctx *x, config_setting_t *g, const char *path, uint8_t *out)
+{
+    config_setting_t *s = config_setting_get_member(g, "state");
+    const char *str;
+    if (!s)
+        return 0;
+    if (!(str = conf_get_string(x, s, "state")))
+        return -1;
+    if (kr_admin_parse(str) < 0) {
+        CONF_ERR_AT(x, s, "%s: state \"%s\" is not one of ready, drain, maint, retired", path, str);
+        return -1;
+    }
+    *out = (uint8_t)kr_admin_parse(str);
+    return 0;
+}
+
 static void load_host(struct conf_ctx *x, config_setting_t *g, int idx)
 {
     struct kr_conf_host h;
-    config_setting_t *s;
-    const char *str, *why = "";
-    uint64_t v;
     char path[16 + KR_CONF_NAME_MAX];
     int ok = 1;
 
@@ -194,66 +266,17 @@ static void load_host(struct conf_ctx *x, config_setting_t *g, int idx)
         return;
     }
     for (int j = 0; j < config_setting_length(g); j++) {
-        s = config_setting_get_elem(g, (unsigned)j);
+        config_setting_t *s = config_setting_get_elem(g, (unsigned)j);
         if (!name_in(config_setting_name(s), host_keys, N_HOST_KEYS)) {
             unknown(x, s, "a host", host_keys, N_HOST_KEYS);
             ok = 0;
         }
     }
-    if (!(s = config_setting_get_member(g, "name"))) {
-        CONF_ERR_AT(x, g, "%s: missing name", path);
-        ok = 0;
-    } else if (!(str = conf_get_string(x, s, "host name"))) {
-        ok = 0;
-    } else if (!conf_name_ok(str)) {
-        CONF_ERR_AT(x, s,
-                    "host name \"%s\" must be 1 to 63 printable characters without spaces, "
-                    "quotes, '=', ',' or '\\'",
-                    str);
-        ok = 0;
-    } else {
-        snprintf(h.name, sizeof(h.name), "%s", str);
-        snprintf(path, sizeof(path), "host %s", h.name);
-    }
-    if (!(s = config_setting_get_member(g, "address"))) {
-        CONF_ERR_AT(x, g, "%s: missing address", path);
-        ok = 0;
-    } else if (!(str = conf_get_string(x, s, "address"))) {
-        ok = 0;
-    } else if (conf_host_addr_parse(str, &h.addr, &why) != 0) {
-        CONF_ERR_AT(x, s, "%s: address \"%s\": %s", path, str, why);
-        ok = 0;
-    }
-    if ((s = config_setting_get_member(g, "weight"))) {
-        if (conf_get_number(x, s, "weight", &v) != 0)
-            ok = 0;
-        else if (v < 1 || v > 10000) {
-            CONF_ERR_AT(x, s, "%s: weight %llu is out of range (1 to 10000)", path,
-                        (unsigned long long)v);
-            ok = 0;
-        } else
-            h.weight = (uint32_t)v;
-    }
-    if ((s = config_setting_get_member(g, "priority"))) {
-        if (conf_get_number(x, s, "priority", &v) != 0)
-            ok = 0;
-        else if (v > 1000) {
-            CONF_ERR_AT(x, s, "%s: priority %llu is out of range (0 to 1000)", path,
-                        (unsigned long long)v);
-            ok = 0;
-        } else
-            h.priority = (uint32_t)v;
-    }
-    if ((s = config_setting_get_member(g, "state"))) {
-        if (!(str = conf_get_string(x, s, "state")))
-            ok = 0;
-        else if (kr_admin_parse(str) < 0) {
-            CONF_ERR_AT(x, s, "%s: state \"%s\" is not one of ready, drain, maint, retired", path,
-                        str);
-            ok = 0;
-        } else
-            h.admin = (uint8_t)kr_admin_parse(str);
-    }
+    /* Every check runs, so that one pass reports every problem. */
+    ok &= host_identity(x, g, &h, path, sizeof(path)) == 0;
+    ok &= host_number(x, g, "weight", path, 1, 10000, &h.weight) == 0;
+    ok &= host_number(x, g, "priority", path, 0, 1000, &h.priority) == 0;
+    ok &= host_state(x, g, path, &h.admin) == 0;
     if (ok)
         x->c->hosts[x->c->n_hosts++] = h;
 }
@@ -354,6 +377,16 @@ int kr_conf_load(const char *path, struct kr_conf **out, char *errbuf, size_t er
     FILE *f = fopen(path, "r");
     if (!f) {
         conf_err(&e, path, 0, "cannot open: %s", strerror(errno));
+        return KR_ECONFIG;
+    }
+    /* Bounded: libconfig takes seconds over a multi-megabyte line (issue 11). */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > KR_CONF_FILE_MAX) {
+        conf_err(&e, path, 0,
+                 "the file is %lld bytes; a configuration file may be at most %d "
+                 "bytes (1 MiB)",
+                 (long long)st.st_size, KR_CONF_FILE_MAX);
+        fclose(f);
         return KR_ECONFIG;
     }
     fclose(f);

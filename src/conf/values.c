@@ -138,16 +138,99 @@ static void range_error(struct conf_ctx *x, const config_setting_t *s, const cha
     CONF_ERR_AT(x, s, "%s: %s is out of range (%s to %s)", path, a, lo, hi);
 }
 
-/* Pass 2: every scalar of the table that the file sets. */
-void conf_load_scalar(struct conf_ctx *x, const struct conf_opt *o)
+const char *const *conf_keywords(enum conf_type t, size_t *n)
 {
     static const char *const failbacks[] = {"never", "always"};
     static const char *const targets[] = {"stderr", "syslog"};
     static const char *const levels[] = {"error", "warn", "info", "debug"};
-    char path[96];
+    switch (t) {
+    case CT_FAILBACK:
+        *n = 2;
+        return failbacks;
+    case CT_TARGET:
+        *n = 2;
+        return targets;
+    case CT_LEVEL:
+        *n = 4;
+        return levels;
+    default:
+        *n = 0;
+        return NULL;
+    }
+}
+
+/* CT_U32, CT_DUR, CT_SIZE: a number in [min, max]. */
+static void load_number(struct conf_ctx *x, const config_setting_t *s, const char *path,
+                        const struct conf_opt *o, char *field)
+{
     uint64_t v = 0;
-    const char *str;
-    int k;
+    if (o->type == CT_U32 ? conf_get_number(x, s, path, &v)
+                          : conf_get_units(x, s, path, o->type == CT_DUR, &v))
+        return;
+    if (v < o->min || v > o->max) {
+        range_error(x, s, path, o, v);
+        return;
+    }
+    if (o->type == CT_U32)
+        *(uint32_t *)(void *)field = (uint32_t)v;
+    else
+        *(uint64_t *)(void *)field = v;
+}
+
+/* CT_NAME, CT_PATH, CT_GROUP: a string copied into the fixed array. */
+static void load_text(struct conf_ctx *x, const config_setting_t *s, const char *path,
+                      const struct conf_opt *o, char *field)
+{
+    const char *str = conf_get_string(x, s, path);
+    if (!str)
+        return;
+    if (o->type == CT_NAME && !conf_name_ok(str)) {
+        CONF_ERR_AT(x, s,
+                    "%s: \"%s\" must be 1 to 63 printable characters without spaces, "
+                    "quotes, '=', ',' or '\\'",
+                    path, str);
+        return;
+    }
+    if (o->type == CT_PATH && (str[0] == '\0' || strlen(str) >= KR_CONF_PATH_MAX)) {
+        CONF_ERR_AT(x, s, "%s: must be a non-empty path shorter than %d bytes", path,
+                    KR_CONF_PATH_MAX);
+        return;
+    }
+    if (o->type == CT_GROUP && str[0] && !conf_name_ok(str)) {
+        CONF_ERR_AT(x, s, "%s: \"%s\" is not a group name", path, str);
+        return;
+    }
+    snprintf(field, o->type == CT_PATH ? KR_CONF_PATH_MAX : KR_CONF_NAME_MAX, "%s", str);
+}
+
+/* CT_FAILBACK, CT_TARGET, CT_LEVEL: one of the type's words, stored as its
+ * index; CT_MODE: an octal string. */
+static void load_word(struct conf_ctx *x, const config_setting_t *s, const char *path,
+                      const struct conf_opt *o, char *field)
+{
+    const char *str = conf_get_string(x, s, path);
+    uint64_t v = 0;
+    size_t n = 0;
+    if (!str)
+        return;
+    if (o->type == CT_MODE) {
+        if (conf_parse_mode(str, &v) != 0 || v > o->max) {
+            CONF_ERR_AT(x, s, "%s: \"%s\" is not an octal mode such as \"0660\"", path, str);
+            return;
+        }
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        return;
+    }
+    const char *const *words = conf_keywords(o->type, &n);
+    int k = pick(x, s, path, str, words, n);
+    if (k >= 0)
+        *(int *)(void *)field = k;
+}
+
+/* Pass 2: every scalar of the table that the file sets. */
+void conf_load_scalar(struct conf_ctx *x, const struct conf_opt *o)
+{
+    char path[96];
     char *field = (char *)x->c + o->off;
 
     snprintf(path, sizeof(path), "%s%s%s", o->group ? o->group : "", o->group ? "." : "", o->name);
@@ -161,17 +244,7 @@ void conf_load_scalar(struct conf_ctx *x, const struct conf_opt *o)
     case CT_U32:
     case CT_DUR:
     case CT_SIZE:
-        if (o->type == CT_U32 ? conf_get_number(x, s, path, &v)
-                              : conf_get_units(x, s, path, o->type == CT_DUR, &v))
-            return;
-        if (v < o->min || v > o->max) {
-            range_error(x, s, path, o, v);
-            return;
-        }
-        if (o->type == CT_U32)
-            *(uint32_t *)(void *)field = (uint32_t)v;
-        else
-            *(uint64_t *)(void *)field = v;
+        load_number(x, s, path, o, field);
         return;
     case CT_BOOL:
         if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
@@ -182,53 +255,14 @@ void conf_load_scalar(struct conf_ctx *x, const struct conf_opt *o)
         return;
     case CT_NAME:
     case CT_PATH:
-        if (!(str = conf_get_string(x, s, path)))
-            return;
-        if (o->type == CT_NAME && !conf_name_ok(str)) {
-            CONF_ERR_AT(x, s,
-                        "%s: \"%s\" must be 1 to 63 printable characters without spaces, "
-                        "quotes, '=', ',' or '\\'",
-                        path, str);
-            return;
-        }
-        if (o->type == CT_PATH && (str[0] == '\0' || strlen(str) >= KR_CONF_PATH_MAX)) {
-            CONF_ERR_AT(x, s, "%s: must be a non-empty path shorter than %d bytes", path,
-                        KR_CONF_PATH_MAX);
-            return;
-        }
-        snprintf(field, o->type == CT_NAME ? KR_CONF_NAME_MAX : KR_CONF_PATH_MAX, "%s", str);
+    case CT_GROUP:
+        load_text(x, s, path, o, field);
         return;
     case CT_FAILBACK:
     case CT_TARGET:
     case CT_LEVEL:
-        if (!(str = conf_get_string(x, s, path)))
-            return;
-        if (o->type == CT_FAILBACK)
-            k = pick(x, s, path, str, failbacks, 2);
-        else if (o->type == CT_TARGET)
-            k = pick(x, s, path, str, targets, 2);
-        else
-            k = pick(x, s, path, str, levels, 4);
-        if (k >= 0)
-            *(int *)(void *)field = k;
-        return;
     case CT_MODE:
-        if (!(str = conf_get_string(x, s, path)))
-            return;
-        if (conf_parse_mode(str, &v) != 0 || v > o->max) {
-            CONF_ERR_AT(x, s, "%s: \"%s\" is not an octal mode such as \"0660\"", path, str);
-            return;
-        }
-        *(uint32_t *)(void *)field = (uint32_t)v;
-        return;
-    case CT_GROUP:
-        if (!(str = conf_get_string(x, s, path)))
-            return;
-        if (str[0] && !conf_name_ok(str)) {
-            CONF_ERR_AT(x, s, "%s: \"%s\" is not a group name", path, str);
-            return;
-        }
-        snprintf(field, KR_CONF_NAME_MAX, "%s", str);
+        load_word(x, s, path, o, field);
         return;
     }
 }

@@ -1,18 +1,21 @@
 /*
  * api_clients.c - GET /v1/clients?app=A&host=H&since=D&limit=N&format=F
  *
- * Lists pins (one per client machine id) in CMID order, filtered by
+ * Lists clients, one per pair (CMID, application id) with its pin, in
+ * (CMID, application) order, so a machine's applications are adjacent;
+ * filtered by
  * application (name or GUID), host and "seen within D" (a duration such as
  * "7d"). The answer is rendered while walking, on a worker thread, one
  * client at a time: a list of 100k clients is a few tens of megabytes of
  * text, never 100k jansson objects at once.
  *
- * format=json (default): {"clients": [ {...}, ... ], "count": N,
- * "matched": N, "truncated": bool, "generated_at": ISO}, one client per
- * line. format=csv: RFC 4180 (CRLF, a header row, fields quoted when they
- * hold a comma, quote or line break, quotes doubled), so it loads into a
- * spreadsheet unchanged; the columns are CTL_CLIENTS_CSV_HEADER. Rows are
- * formatted by rows.c.
+ * format=json (default): {"schema": "kmsrelay.clients/2", "changes":
+ * TEXT, "clients": [ {...}, ... ], "count": N, "matched": N, "truncated":
+ * bool, "generated_at": ISO}, one client per line. Schema 2 (per-application
+ * pins): a CMID may appear once per application; rows gained "sku_id". format=csv: RFC 4180 (CRLF,
+ * a header row, fields quoted when they hold a comma, quote or line break, quotes doubled), so it
+ * loads into a spreadsheet unchanged; the columns are CTL_CLIENTS_CSV_HEADER. Rows are formatted by
+ * rows.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,10 @@
 #include "kmsrelay/units.h"
 
 #define CLIENTS_LIMIT_MAX 10000000
+#define CTL_CLIENTS_SCHEMA "kmsrelay.clients/2"
+#define CTL_CLIENTS_CHANGES                                                                        \
+    "2: a client is the pair (cmid, app_id): a machine activating several applications has "       \
+    "one row per application, each with its own host; rows gained sku_id"
 
 struct clients_ctx {
     struct kr_store *store;
@@ -76,7 +83,10 @@ static void clients_work(struct ctl_job *j)
     if (x->csv)
         evbuffer_add_printf(x->buf, "%s\r\n", CTL_CLIENTS_CSV_HEADER);
     else
-        evbuffer_add_printf(x->buf, "{\"clients\": [");
+        evbuffer_add_printf(x->buf,
+                            "{\"schema\": \"%s\",\n  \"changes\": \"%s\",\n  "
+                            "\"clients\": [",
+                            CTL_CLIENTS_SCHEMA, CTL_CLIENTS_CHANGES);
     int rc = kr_store_pin_iter(x->store, one_client, x);
     if (rc != 0) {
         evbuffer_free(x->buf);

@@ -74,10 +74,11 @@ json_t *ctl_host_json(const struct kr_relay *r, const struct kr_host *h, const u
     kr_addr_format((const struct sockaddr *)&h->conf.addr.ss, a);
     ctl_set(o, "name", json_string(h->conf.name));
     ctl_set(o, "address", json_string(a));
-    ctl_set(o, "weight", json_integer(h->conf.weight));
+    ctl_set(o, "weight", json_integer(kr_host_weight(h)));
     ctl_set(o, "config_weight", json_integer(kr_control_config_weight(r, h)));
     ctl_set(o, "priority", json_integer(h->conf.priority));
     ctl_set(o, "health", json_string(ctl_health_word(h->health)));
+    ctl_set(o, "health_reason", json_string(h->health_reason));
     ctl_set(o, "admin", json_string(kr_admin_name(h->admin)));
     ctl_set(o, "discovered", json_boolean(h->dynamic));
     ctl_set(o, "removed", json_boolean(h->removed));
@@ -113,8 +114,10 @@ json_t *ctl_host_json(const struct kr_relay *r, const struct kr_host *h, const u
     }
     if (h->health == KR_HEALTH_DOWN) {
         char w[160];
-        snprintf(w, sizeof(w), "health check failing: %s",
-                 h->last_check_result[0] ? h->last_check_result : "down");
+        snprintf(w, sizeof(w), "down: %s",
+                 h->health_reason[0]       ? h->health_reason
+                 : h->last_check_result[0] ? h->last_check_result
+                                           : "health check failing");
         json_array_append_new(warnings, json_string(w));
     }
     ctl_set(o, "counts", counts_json(r, h, warnings));
@@ -285,16 +288,16 @@ int ctl_api_host_weight(struct ctl_call *c)
         return rc;
     if (!(h = kr_relay_host_by_name(c->r, c->param[0])))
         return ctl_fail(c->err, sizeof(c->err), 404, "no host named \"%.64s\"", c->param[0]);
-    uint32_t from = h->conf.weight;
+    uint32_t from = kr_host_weight(h);
     rc = kr_control_set_weight(c->r, h, b.weight);
     if (rc != 0)
         return ctl_fail(c->err, sizeof(c->err), 500,
                         "%s has weight %u now, but it could not be saved (%s): it will not "
                         "survive a restart",
-                        h->conf.name, h->conf.weight, kr_strerror(rc));
+                        h->conf.name, kr_host_weight(h), kr_strerror(rc));
     c->out = json_object();
     ctl_set(c->out, "host", json_string(h->conf.name));
-    ctl_set(c->out, "weight", json_integer(h->conf.weight));
+    ctl_set(c->out, "weight", json_integer(kr_host_weight(h)));
     ctl_set(c->out, "previous", json_integer(from));
     ctl_set(c->out, "config_weight", json_integer(kr_control_config_weight(c->r, h)));
     return 200;

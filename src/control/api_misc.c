@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "control/control-internal.h"
-#include "dns/dnsd.h"
+#include "dnsservice/dnsservice.h"
 #include "kmsrelay/audit.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/report.h"
@@ -29,32 +29,26 @@ int ctl_api_index(struct ctl_call *c)
     return 200;
 }
 
-int ctl_api_status(struct ctl_call *c)
+/* ---- status: one helper per part of the answer, in the answer's order ---- */
+
+static json_t *status_listeners(struct kr_relay *r)
 {
-    struct kr_relay *r = c->r;
     struct kr_addr la[KR_CONF_MAX_LISTEN];
-    struct kr_store_stats st;
-    size_t health[3] = {0}, admin[4] = {0}, n = 0;
     char a[KR_ADDRSTRLEN];
-
-    json_t *o = json_object(), *l = json_array(), *hosts = json_object(), *act = json_object(),
-           *conns = json_object(), *store = json_object(), *hs = json_object(), *as = json_object();
-    ctl_set(o, "version", json_string(KR_VERSION));
-    ctl_set(o, "instance", json_string(r->conf->instance_id));
-    ctl_set(o, "pid", json_integer((json_int_t)getpid()));
-    ctl_set(o, "config", json_string(r->conf->source[0] ? r->conf->source : "(defaults)"));
-    ctl_set(o, "started_at", ctl_json_time(r->started_wall));
-    ctl_set(o, "uptime_seconds",
-            json_integer((json_int_t)((kr_now_us() - r->started_us) / 1000000)));
-    ctl_set(o, "stopping", json_boolean(r->stopping));
-
+    json_t *l = json_array();
     size_t nl = kr_relay_listen_addrs(r, la, KR_CONF_MAX_LISTEN);
     for (size_t i = 0; i < nl; i++) {
         kr_addr_format((const struct sockaddr *)&la[i].ss, a);
         json_array_append_new(l, json_string(a));
     }
-    ctl_set(o, "listeners", l);
+    return l;
+}
 
+/* Hosts by health and by admin state (removed ones not counted). */
+static json_t *status_hosts(const struct kr_relay *r)
+{
+    size_t health[3] = {0}, admin[4] = {0}, n = 0;
+    json_t *hosts = json_object(), *hs = json_object(), *as = json_object();
     for (size_t i = 0; i < r->n_hosts; i++) {
         const struct kr_host *h = r->hosts[i];
         if (h->removed)
@@ -70,12 +64,13 @@ int ctl_api_status(struct ctl_call *c)
         ctl_set(as, kr_admin_name(i), json_integer((json_int_t)admin[i]));
     ctl_set(hosts, "health", hs);
     ctl_set(hosts, "admin", as);
-    ctl_set(o, "hosts", hosts);
+    return hosts;
+}
 
-    kr_store_stats(r->store, &st);
-    ctl_set(o, "pins", json_integer((json_int_t)(st.pins + st.pending)));
-
+static json_t *status_activations(struct kr_relay *r)
+{
     const struct kr_relay_stats *s = &r->stats;
+    json_t *act = json_object();
     ctl_set(act, "requests", json_integer((json_int_t)s->requests));
     ctl_set(act, "ok", json_integer((json_int_t)s->activations_ok));
     ctl_set(act, "failed", json_integer((json_int_t)s->activations_failed));
@@ -86,30 +81,63 @@ int ctl_api_status(struct ctl_call *c)
     ctl_set(act, "reroutes_refused", json_integer((json_int_t)s->reroutes_refused));
     ctl_set(act, "pins_new", json_integer((json_int_t)s->pins_new));
     ctl_set(act, "pins_moved", json_integer((json_int_t)s->pins_moved));
-    ctl_set(o, "activations", act);
+    return act;
+}
 
+static json_t *status_connections(const struct kr_relay *r)
+{
+    const struct kr_relay_stats *s = &r->stats;
+    json_t *conns = json_object();
     ctl_set(conns, "open", json_integer((json_int_t)s->conns_open));
     ctl_set(conns, "accepted", json_integer((json_int_t)s->conns_accepted));
     ctl_set(conns, "denied", json_integer((json_int_t)s->conns_denied));
     ctl_set(conns, "limited", json_integer((json_int_t)s->conns_limited));
     ctl_set(conns, "rate_limited", json_integer((json_int_t)s->rate_limited));
     ctl_set(conns, "bad_pdus", json_integer((json_int_t)s->bad_pdus));
-    ctl_set(o, "connections", conns);
+    return conns;
+}
 
-    ctl_set(store, "state", json_string(st.degraded ? "degraded" : "ok"));
-    ctl_set(store, "pins_committed", json_integer((json_int_t)st.pins));
-    ctl_set(store, "pending", json_integer((json_int_t)st.pending));
-    ctl_set(store, "commits", json_integer((json_int_t)st.commits));
-    ctl_set(store, "commit_failures", json_integer((json_int_t)st.commit_failures));
-    ctl_set(store, "drops", json_integer((json_int_t)st.drops));
-    ctl_set(store, "map_size", json_integer((json_int_t)st.map_size));
-    ctl_set(store, "map_used", json_integer((json_int_t)st.map_used));
+static json_t *status_store(const struct kr_relay *r, const struct kr_store_stats *st)
+{
+    json_t *store = json_object();
+    ctl_set(store, "state", json_string(st->degraded ? "degraded" : "ok"));
+    ctl_set(store, "pins_committed", json_integer((json_int_t)st->pins));
+    ctl_set(store, "pending", json_integer((json_int_t)st->pending));
+    ctl_set(store, "commits", json_integer((json_int_t)st->commits));
+    ctl_set(store, "commit_failures", json_integer((json_int_t)st->commit_failures));
+    ctl_set(store, "drops", json_integer((json_int_t)st->drops));
+    ctl_set(store, "map_size", json_integer((json_int_t)st->map_size));
+    ctl_set(store, "map_used", json_integer((json_int_t)st->map_used));
     ctl_set(store, "last_error",
-            st.last_error ? json_string(st.last_why && *st.last_why ? st.last_why
-                                                                    : kr_strerror(st.last_error))
-                          : json_null());
+            st->last_error
+                ? json_string(st->last_why && *st->last_why ? st->last_why
+                                                            : kr_strerror(st->last_error))
+                : json_null());
     ctl_set(store, "state_dir", json_string(r->conf->state_dir));
-    ctl_set(o, "store", store);
+    return store;
+}
+
+int ctl_api_status(struct ctl_call *c)
+{
+    struct kr_relay *r = c->r;
+    struct kr_store_stats st;
+    json_t *o = json_object();
+
+    ctl_set(o, "version", json_string(KR_VERSION));
+    ctl_set(o, "instance", json_string(r->conf->instance_id));
+    ctl_set(o, "pid", json_integer((json_int_t)getpid()));
+    ctl_set(o, "config", json_string(r->conf->source[0] ? r->conf->source : "(defaults)"));
+    ctl_set(o, "started_at", ctl_json_time(r->started_wall));
+    ctl_set(o, "uptime_seconds",
+            json_integer((json_int_t)((kr_now_us() - r->started_us) / 1000000)));
+    ctl_set(o, "stopping", json_boolean(r->stopping));
+    ctl_set(o, "listeners", status_listeners(r));
+    ctl_set(o, "hosts", status_hosts(r));
+    kr_store_stats(r->store, &st);
+    ctl_set(o, "pins", json_integer((json_int_t)(st.pins + st.pending)));
+    ctl_set(o, "activations", status_activations(r));
+    ctl_set(o, "connections", status_connections(r));
+    ctl_set(o, "store", status_store(r, &st));
 
     json_t *ctl = json_object();
     ctl_set(ctl, "socket", json_string(c->ctl->path));
@@ -159,7 +187,7 @@ int ctl_api_report(struct ctl_call *c)
 /* The periodic audit's last report, when the daemon runs one. */
 static void add_audit(struct ctl_call *c)
 {
-    json_t *a = c->r->audit ? kr_audit_periodic_json(c->r->audit) : NULL;
+    json_t *a = c->ctl->audit ? kr_audit_periodic_json(c->ctl->audit) : NULL;
     if (json_is_object(c->out))
         ctl_set(c->out, "audit", a ? a : json_null());
     else
@@ -168,7 +196,7 @@ static void add_audit(struct ctl_call *c)
 
 int ctl_api_dns(struct ctl_call *c)
 {
-    if (!c->r->dns) {
+    if (!c->ctl->dns) {
         c->out = json_object();
         ctl_set(c->out, "configured", json_false());
         ctl_set(c->out, "zones", json_array());
@@ -176,7 +204,7 @@ int ctl_api_dns(struct ctl_call *c)
         add_audit(c);
         return 200;
     }
-    if (!(c->out = kr_dns_status_json(c->r->dns)))
+    if (!(c->out = kr_dns_status_json(c->ctl->dns)))
         return ctl_fail(c->err, sizeof(c->err), 500, "cannot read the DNS status");
     if (json_is_object(c->out) && !json_object_get(c->out, "configured"))
         ctl_set(c->out, "configured", json_true());

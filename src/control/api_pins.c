@@ -2,6 +2,12 @@
  * api_pins.c - GET /v1/pins/CMID, POST /v1/pins/CMID/move, DELETE
  * /v1/pins/CMID, and the pin's JSON form shared with /v1/clients.
  *
+ * A client is the pair (CMID, application id): one machine may have a pin
+ * per application. Each call takes the CMID and optionally ?app=A (a name
+ * such as windows, office2013, or an application GUID): without it, show
+ * lists every application of the machine and move / forget act on all of
+ * them; with it, only that pair.
+ *
  * A move or a forget is durable when the answer says so: the change is
  * queued like any pin write and then committed with kr_store_flush() (one
  * fsync), on a worker thread so the loop never waits for the disk. A client
@@ -11,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/http.h>
 
 #include "control/control-internal.h"
 #include "kmsrelay/err.h"
@@ -28,6 +36,7 @@ json_t *ctl_pin_json(const struct kr_pin *p, bool full)
     ctl_set(o, "host", json_string(p->host));
     ctl_set(o, "application", app ? json_string(app) : ctl_json_guid(p->app_id));
     ctl_set(o, "app_id", ctl_json_guid(p->app_id));
+    ctl_set(o, "sku_id", ctl_json_guid(p->sku_id));
     ctl_set(o, "first_seen", ctl_json_time(p->first_seen));
     ctl_set(o, "last_seen", ctl_json_time(p->last_seen));
     ctl_set(o, "vm", json_boolean(p->is_vm));
@@ -66,24 +75,107 @@ static int parse_cmid(struct ctl_call *c, uint8_t cmid[16])
     return 0;
 }
 
+/* ?app=: one exact application id. *one false when absent (all of them). */
+static int parse_app(struct ctl_call *c, uint8_t app_id[16], bool *one)
+{
+    static const uint8_t *const known[] = {kr_kms_app_windows, kr_kms_app_office2010,
+                                           kr_kms_app_office2013};
+    const char *v = c->query ? evhttp_find_header(c->query, "app") : NULL;
+    int idx;
+    bool by_id;
+    *one = false;
+    if (!v || !*v)
+        return 0;
+    if (ctl_app_filter_parse(v, app_id, &idx, &by_id) != 0 || (!by_id && (idx < 0 || idx > 2)))
+        return ctl_fail(c->err, sizeof(c->err), 400,
+                        "app=%.64s: not one application (Windows, Office2010, Office2013, or an "
+                        "application GUID)",
+                        v);
+    if (!by_id)
+        memcpy(app_id, known[idx], 16);
+    *one = true;
+    return 0;
+}
+
+/* Up to 16 pins of one machine (a machine has a handful of applications). */
+#define MACHINE_PINS 16
+
+struct machine {
+    struct kr_pin p[MACHINE_PINS];
+    size_t n;
+};
+
+static int machine_cb(const struct kr_pin *p, void *ctx)
+{
+    struct machine *m = ctx;
+    if (m->n < MACHINE_PINS)
+        m->p[m->n++] = *p;
+    return 0;
+}
+
+/* The pins the call is about: one pair, or every pair of the CMID. */
+static int machine_get(struct kr_store *s, const uint8_t cmid[16], const uint8_t app[16], bool one,
+                       struct machine *m)
+{
+    m->n = 0;
+    if (!one)
+        return kr_store_pin_iter_cmid(s, cmid, machine_cb, m);
+    int rc = kr_store_pin_get(s, cmid, app, &m->p[0]);
+    if (rc == 0)
+        m->n = 1;
+    return rc == KR_ENOENT ? 0 : rc;
+}
+
+static void not_found(char *err, size_t len, int *status, const char *cmid, bool one,
+                      const uint8_t app[16])
+{
+    char id[KR_GUID_STRLEN];
+    const char *an = kr_kms_app_name(app);
+    if (one && !an)
+        kr_guid_format(app, id);
+    if (one)
+        *status = ctl_fail(err, len, 404, "no pin for %s and application %s", cmid, an ? an : id);
+    else
+        *status = ctl_fail(err, len, 404, "no pin for %s", cmid);
+}
+
 int ctl_api_pin_show(struct ctl_call *c)
 {
     struct kr_relay *r = c->r;
-    struct kr_pin p;
-    uint8_t cmid[16];
-    int rc;
+    struct machine *m;
+    uint8_t cmid[16], app[16];
+    bool one;
+    int rc, status = 200;
 
-    if ((rc = parse_cmid(c, cmid)) != 0)
+    if ((rc = parse_cmid(c, cmid)) != 0 || (rc = parse_app(c, app, &one)) != 0)
         return rc;
-    rc = kr_store_pin_get(r->store, cmid, &p);
-    if (rc == KR_ENOENT)
-        return ctl_fail(c->err, sizeof(c->err), 404, "no pin for %s", c->param[0]);
-    if (rc != 0)
+    if (!(m = malloc(sizeof(*m))))
+        return ctl_fail(c->err, sizeof(c->err), 500, "out of memory");
+    rc = machine_get(r->store, cmid, app, one, m);
+    if (rc != 0) {
+        free(m);
         return ctl_fail(c->err, sizeof(c->err), 500, "cannot read the pin: %s", kr_strerror(rc));
-    memcpy(p.cmid, cmid, 16);
-    c->out = ctl_pin_json(&p, true);
+    }
+    if (m->n == 0) {
+        not_found(c->err, sizeof(c->err), &status, c->param[0], one, app);
+        free(m);
+        return status;
+    }
+    json_t *pins = json_array();
+    for (size_t i = 0; i < m->n; i++) {
+        json_t *o = ctl_pin_json(&m->p[i], true);
+        const struct kr_host *h = kr_relay_host_by_name(r, m->p[i].host);
+        ctl_set(o, "host_admin", h ? json_string(kr_admin_name(h->admin)) : json_null());
+        ctl_set(o, "host_health", h ? json_string(ctl_health_word(h->health)) : json_null());
+        json_array_append_new(pins, o);
+    }
+    free(m);
+    c->out = json_object();
+    ctl_set(c->out, "cmid", ctl_json_guid(cmid));
+    ctl_set(c->out, "pins", pins);
 
-    /* Where the client would go without its pin: the HRW ranking now. */
+    /* Where the machine would go without its pins: the HRW ranking now
+     * (on the CMID, the same for each of its applications). */
     struct kr_hrw_node nodes[KR_RELAY_MAX_HOSTS];
     uint16_t order[KR_RELAY_MAX_HOSTS], idx[KR_RELAY_MAX_HOSTS];
     size_t n = 0;
@@ -98,9 +190,6 @@ int ctl_api_pin_show(struct ctl_call *c)
     for (size_t i = 0; i < k; i++)
         json_array_append_new(rank, json_string(r->hosts[idx[order[i]]]->conf.name));
     ctl_set(c->out, "ranking", rank);
-    const struct kr_host *h = kr_relay_host_by_name(r, p.host);
-    ctl_set(c->out, "host_admin", h ? json_string(kr_admin_name(h->admin)) : json_null());
-    ctl_set(c->out, "host_health", h ? json_string(ctl_health_word(h->health)) : json_null());
     return 200;
 }
 
@@ -108,55 +197,97 @@ int ctl_api_pin_show(struct ctl_call *c)
 
 struct pin_ctx {
     struct kr_store *store;
-    uint8_t cmid[16];
+    uint8_t cmid[16], app[16];
+    bool one;                 /* only the pair (cmid, app) */
     char to[KR_PIN_HOST_MAX]; /* "" = forget */
 };
 
 static void pin_work(struct ctl_job *j)
 {
     struct pin_ctx *x = j->ctx;
-    struct kr_pin p;
-    char id[KR_GUID_STRLEN];
+    struct machine *m = malloc(sizeof(*m));
+    char id[KR_GUID_STRLEN], an[KR_GUID_STRLEN];
     const char *why = NULL;
+    size_t changed = 0;
     int rc;
 
     kr_guid_format(x->cmid, id);
-    rc = kr_store_pin_get(x->store, x->cmid, &p);
-    if (rc == KR_ENOENT) {
-        j->status = ctl_fail(j->err, sizeof(j->err), 404, "no pin for %s", id);
+    if (!m) {
+        j->status = ctl_fail(j->err, sizeof(j->err), 500, "out of memory");
         return;
     }
-    if (rc != 0) {
+    if ((rc = machine_get(x->store, x->cmid, x->app, x->one, m)) != 0) {
+        free(m);
         j->status =
             ctl_fail(j->err, sizeof(j->err), 500, "cannot read the pin: %s", kr_strerror(rc));
         return;
     }
-    memcpy(p.cmid, x->cmid, 16);
-    j->out = json_object();
-    ctl_set(j->out, "cmid", json_string(id));
-    if (!x->to[0]) {
-        rc = kr_store_pin_del(x->store, x->cmid);
-        ctl_set(j->out, "host", json_string(p.host));
-        ctl_set(j->out, "forgotten", json_true());
-    } else {
-        bool moved = strcmp(p.host, x->to) != 0;
-        ctl_set(j->out, "from", json_string(p.host));
-        ctl_set(j->out, "to", json_string(x->to));
-        ctl_set(j->out, "moved", json_boolean(moved));
-        snprintf(p.host, sizeof(p.host), "%s", x->to);
-        rc = moved ? kr_store_pin_put(x->store, &p) : 0;
+    if (m->n == 0) {
+        not_found(j->err, sizeof(j->err), &j->status, id, x->one, x->app);
+        free(m);
+        return;
     }
-    if (rc == 0)
+    json_t *list = json_array();
+    for (size_t i = 0; i < m->n && rc == 0; i++) {
+        struct kr_pin *p = &m->p[i];
+        const char *a = kr_kms_app_name(p->app_id);
+        json_t *e = json_object();
+        if (!a)
+            kr_guid_format(p->app_id, an);
+        ctl_set(e, "application", json_string(a ? a : an));
+        ctl_set(e, "app_id", ctl_json_guid(p->app_id));
+        if (!x->to[0]) {
+            ctl_set(e, "host", json_string(p->host));
+            rc = kr_store_pin_del(x->store, p->cmid, p->app_id);
+            changed++;
+        } else {
+            bool moved = strcmp(p->host, x->to) != 0;
+            ctl_set(e, "from", json_string(p->host));
+            ctl_set(e, "moved", json_boolean(moved));
+            snprintf(p->host, sizeof(p->host), "%s", x->to);
+            rc = moved ? kr_store_pin_put(x->store, p) : 0;
+            changed += moved;
+        }
+        json_array_append_new(list, e);
+    }
+    free(m);
+    if (rc == 0 && changed)
         rc = kr_store_flush(x->store, &why);
     if (rc != 0) {
-        json_decref(j->out);
-        j->out = NULL;
+        json_decref(list);
         j->status = ctl_fail(j->err, sizeof(j->err), 500,
                              "the change is queued but could not be written to disk: %s",
                              why ? why : kr_strerror(rc));
         return;
     }
+    j->out = json_object();
+    ctl_set(j->out, "cmid", json_string(id));
+    if (!x->to[0]) {
+        ctl_set(j->out, "forgotten", json_true());
+    } else {
+        ctl_set(j->out, "to", json_string(x->to));
+        ctl_set(j->out, "moved", json_integer((json_int_t)changed));
+    }
+    ctl_set(j->out, "pins", list);
     j->status = 200;
+}
+
+static struct pin_ctx *pin_ctx_new(struct ctl_call *c, int *status)
+{
+    uint8_t cmid[16], app[16];
+    bool one;
+    struct pin_ctx *x;
+    if ((*status = parse_cmid(c, cmid)) != 0 || (*status = parse_app(c, app, &one)) != 0)
+        return NULL;
+    if (!(x = calloc(1, sizeof(*x)))) {
+        *status = ctl_fail(c->err, sizeof(c->err), 500, "out of memory");
+        return NULL;
+    }
+    x->store = c->r->store;
+    memcpy(x->cmid, cmid, 16);
+    memcpy(x->app, app, 16);
+    x->one = one;
+    return x;
 }
 
 int ctl_api_pin_move(struct ctl_call *c)
@@ -167,19 +298,14 @@ int ctl_api_pin_move(struct ctl_call *c)
 
     if ((rc = ctl_body_parse(CTL_BODY_MOVE, c->body, c->body_len, &b, c->err, sizeof(c->err))))
         return rc;
-    uint8_t cmid[16];
-    if ((rc = parse_cmid(c, cmid)) != 0)
-        return rc;
     const struct kr_host *h = kr_relay_host_by_name(c->r, b.host);
     if (!h)
         return ctl_fail(c->err, sizeof(c->err), 404, "no host named \"%s\"", b.host);
     if (h->admin == KR_ADMIN_RETIRED)
         return ctl_fail(c->err, sizeof(c->err), 409,
                         "%s is retired: its pins move away on the next contact", b.host);
-    if (!(x = calloc(1, sizeof(*x))))
-        return ctl_fail(c->err, sizeof(c->err), 500, "out of memory");
-    x->store = c->r->store;
-    memcpy(x->cmid, cmid, 16);
+    if (!(x = pin_ctx_new(c, &rc)))
+        return rc;
     snprintf(x->to, sizeof(x->to), "%s", h->conf.name);
     return ctl_job_start(c, pin_work, NULL, x, free);
 }
@@ -187,14 +313,9 @@ int ctl_api_pin_move(struct ctl_call *c)
 int ctl_api_pin_forget(struct ctl_call *c)
 {
     struct pin_ctx *x;
-    uint8_t cmid[16];
     int rc;
 
-    if ((rc = parse_cmid(c, cmid)) != 0)
+    if (!(x = pin_ctx_new(c, &rc)))
         return rc;
-    if (!(x = calloc(1, sizeof(*x))))
-        return ctl_fail(c->err, sizeof(c->err), 500, "out of memory");
-    x->store = c->r->store;
-    memcpy(x->cmid, cmid, 16);
     return ctl_job_start(c, pin_work, NULL, x, free);
 }

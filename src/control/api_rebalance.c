@@ -4,7 +4,12 @@
  * Snapshots the hosts on the loop (name, weight in force, role for the
  * planner), then on a worker thread: walks the pins, plans (rebalance.c),
  * and unless dry_run rewrites each moved pin (re-read first: a pin whose
- * host changed meanwhile is skipped) and commits them with one flush. The
+ * host changed meanwhile is skipped) and commits them with one flush.
+ *
+ * The unit moved is a machine on a host: every pair (CMID, application) of
+ * one CMID pinned to the same host moves together, so the applications of
+ * a machine stay on one host (the walk visits a CMID's pairs one after the
+ * other). Counts and "before"/"after" are such units. The
  * answer lists every move, and per host the pins before and after and its
  * share by weight.
  */
@@ -30,6 +35,8 @@ struct rb_ctx {
     struct ctl_rb_pin *pins;
     size_t n_pins, cap;
     uint64_t walked;
+    uint8_t last_cmid[16]; /* the unit the previous pair belonged to */
+    int last_host;
 };
 
 static const char *role_word(int role)
@@ -58,6 +65,10 @@ static int collect(const struct kr_pin *p, void *arg)
     int h = host_index(x, p->host);
     if (h < 0)
         return 0;
+    if (h == x->last_host && memcmp(p->cmid, x->last_cmid, 16) == 0)
+        return 0; /* another application of the same machine on the same host */
+    x->last_host = h;
+    memcpy(x->last_cmid, p->cmid, 16);
     x->hosts[h].count++;
     if (x->hosts[h].role == CTL_RB_FIXED)
         return 0;
@@ -76,6 +87,21 @@ static int collect(const struct kr_pin *p, void *arg)
     return 0;
 }
 
+/* The pairs of one machine still on the host a move takes them from. */
+struct unit {
+    const char *from;
+    struct kr_pin p[8];
+    size_t n;
+};
+
+static int unit_cb(const struct kr_pin *p, void *arg)
+{
+    struct unit *u = arg;
+    if (u->n < sizeof(u->p) / sizeof(u->p[0]) && strcmp(p->host, u->from) == 0)
+        u->p[u->n++] = *p;
+    return 0;
+}
+
 static void rb_work(struct ctl_job *j)
 {
     struct rb_ctx *x = j->ctx;
@@ -85,6 +111,7 @@ static void rb_work(struct ctl_job *j)
     int rc;
 
     x->job = j;
+    x->last_host = -1;
     if ((rc = kr_store_pin_iter(x->store, collect, x)) != 0) {
         j->status =
             ctl_fail(j->err, sizeof(j->err), 500, "cannot walk the pins: %s", kr_strerror(rc));
@@ -101,12 +128,12 @@ static void rb_work(struct ctl_job *j)
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
         const struct ctl_rb_pin *rp = &x->pins[moves[i].pin];
-        struct kr_pin p;
-        bool ok = kr_store_pin_get(x->store, rp->cmid, &p) == 0 &&
-                  strcmp(p.host, x->names[moves[i].from]) == 0;
+        struct unit u = {.from = x->names[moves[i].from], .n = 0};
+        bool ok = kr_store_pin_iter_cmid(x->store, rp->cmid, unit_cb, &u) == 0 && u.n > 0;
         json_t *e = json_object();
         ctl_set(e, "cmid", ctl_json_guid(rp->cmid));
-        ctl_set(e, "workstation", ok ? json_string(p.workstation) : json_null());
+        ctl_set(e, "workstation", ok ? json_string(u.p[0].workstation) : json_null());
+        ctl_set(e, "applications", ok ? json_integer((json_int_t)u.n) : json_null());
         ctl_set(e, "last_seen", ctl_json_time(rp->last_seen));
         ctl_set(e, "from", json_string(x->names[moves[i].from]));
         ctl_set(e, "to", json_string(x->names[moves[i].to]));
@@ -114,9 +141,12 @@ static void rb_work(struct ctl_job *j)
             skipped++;
             ctl_set(e, "skipped", json_string("the pin changed meanwhile"));
         } else if (!x->dry_run) {
-            memcpy(p.cmid, rp->cmid, 16);
-            snprintf(p.host, sizeof(p.host), "%s", x->names[moves[i].to]);
-            if (kr_store_pin_put(x->store, &p) == 0)
+            bool all = true;
+            for (size_t k = 0; k < u.n; k++) {
+                snprintf(u.p[k].host, sizeof(u.p[k].host), "%s", x->names[moves[i].to]);
+                all &= kr_store_pin_put(x->store, &u.p[k]) == 0;
+            }
+            if (all)
                 applied++;
             else
                 skipped++;
@@ -181,7 +211,7 @@ int ctl_api_rebalance(struct ctl_call *c)
         const struct kr_host *h = r->hosts[i];
         struct ctl_rb_host *rh = &x->hosts[x->n_hosts];
         snprintf(x->names[x->n_hosts], KR_PIN_HOST_MAX, "%s", h->conf.name);
-        rh->weight = h->conf.weight;
+        rh->weight = kr_host_weight(h);
         if (h->removed || h->admin == KR_ADMIN_RETIRED)
             rh->role = CTL_RB_EVICT;
         else if (h->admin == KR_ADMIN_READY && h->health != KR_HEALTH_DOWN)

@@ -9,7 +9,6 @@
  *   job.c        worker threads for requests that walk the pins
  *   json.c       small JSON helpers (times, GUIDs, host state)
  *   api_*.c      the endpoints; rebalance.c the pure rebalance planner
- *   weights.c    operator weights persisted in the store
  *
  * Threads: everything runs on the event loop except a job's work function,
  * which may touch only the store and its own context (a snapshot taken on
@@ -62,6 +61,8 @@ struct bufferevent;
 struct kr_control {
     struct event_base *base;
     struct kr_relay *relay;
+    struct kr_dns *dns;              /* NULL: no DNS service */
+    struct kr_audit_periodic *audit; /* NULL: no periodic audit */
     struct evhttp *http;
     char path[KR_CONF_PATH_MAX]; /* the socket we created */
     dev_t dev;                   /* ... and its file, to unlink only ours */
@@ -69,15 +70,11 @@ struct kr_control {
     kr_control_reload_fn reload;
     void *reload_arg;
     uint64_t requests, errors;
+    struct kr_fd_guard *guard; /* sock.c: connection cap, header deadline */
 
     /* job.c */
-    pthread_mutex_t mu;
-    struct ctl_job *jobs; /* running or finished, not yet answered */
-    struct ctl_job *done; /* finished (guarded by mu) */
+    struct ctl_job *jobs; /* running, not yet answered */
     size_t n_jobs;
-    int notify[2]; /* worker -> loop: a job finished */
-    struct event *notify_ev;
-    atomic_bool stopping; /* workers: stop walking */
 };
 
 /* One request as a handler sees it. */
@@ -137,7 +134,7 @@ enum ctl_body_kind {
 
 #define CTL_REBALANCE_DEFAULT 100
 #define CTL_REBALANCE_MAX 100000
-#define CTL_WEIGHT_MAX 10000
+#define CTL_WEIGHT_MAX KR_HOST_WEIGHT_MAX
 
 struct ctl_body {
     int state; /* enum kr_admin */
@@ -184,6 +181,15 @@ void ctl_reply_raw(struct kr_control *ctl, struct evhttp_request *req, int statu
 
 /* ---- the socket (sock.c) ------------------------------------------------- */
 
+/* sock.c: puts the evhttp's bound control socket under the accept guard
+ * (fdguard.h): at most KR_CONTROL_MAX_CONNS connections, a request header
+ * block complete within CTL_HEADER_DEADLINE_MS of the accept (evhttp's own
+ * timeout restarts with every byte), a pause on EMFILE. Connections are
+ * made by ctl_gate_bev. 0, or KR_ENOMEM. */
+#define CTL_HEADER_DEADLINE_MS 10000
+struct evhttp_bound_socket;
+int ctl_sock_guard(struct kr_control *ctl, struct evhttp_bound_socket *bound);
+
 /* Creates the listening AF_UNIX socket at path (see control.h). Returns the
  * fd or a negative KR_E* with err; dev and ino identify the file created. */
 int ctl_sock_listen(const char *path, unsigned mode, const char *group, dev_t *dev, ino_t *ino,
@@ -207,13 +213,14 @@ struct ctl_job {
     struct evbuffer *raw; /* a body already rendered (large lists) */
     const char *raw_type; /* its Content-Type */
     char err[CTL_ERR_MAX];
-    pthread_t th;
-    struct ctl_job *next;      /* ctl->jobs */
-    struct ctl_job *next_done; /* ctl->done */
+    struct kr_offload *off;        /* loop thread: the running work (offload.h) */
+    const struct kr_offload *self; /* worker thread: the same, for cancellation */
+    struct ctl_job *next;          /* ctl->jobs */
 };
 
 int ctl_jobs_init(struct kr_control *ctl);
-/* Joins every running job (they stop early: ctl->stopping) and frees all. */
+/* Cancels every running job (walks stop early), waits for them and frees
+ * all; their requests are not answered. */
 void ctl_jobs_stop(struct kr_control *ctl);
 /* Starts work(j) on a thread for call c; the job takes ctx (ctx_free runs
  * when it is freed, also on failure). Returns CTL_ASYNC, or 503/500 with
@@ -271,7 +278,7 @@ json_t *ctl_pin_json(const struct kr_pin *p, bool full);
  * with the columns of CTL_CLIENTS_CSV_HEADER. Touch nothing but p. */
 #define CTL_CLIENTS_CSV_HEADER                                                                     \
     "cmid,workstation,host,application,app_id,first_seen,last_seen,vm,licence,protocol,"           \
-    "last_result,count,n_policy,skew_seconds,activations,previous_cmid"
+    "last_result,count,n_policy,skew_seconds,activations,previous_cmid,sku_id"
 void ctl_client_row_json(struct evbuffer *b, const struct kr_pin *p);
 void ctl_client_row_csv(struct evbuffer *b, const struct kr_pin *p);
 

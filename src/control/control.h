@@ -9,8 +9,8 @@
  * need one (hosts, clients, rebalance, report) run it on a short-lived
  * worker thread over the thread-safe store and answer when it is done.
  *
- * Ownership: the control server borrows the relay (it must be freed before
- * kr_relay_destroy) and owns its socket file: it is created at start (a
+ * Ownership: the control server borrows the relay, DNS service and audit
+ * (it must be freed before them) and owns its socket file: it is created at start (a
  * stale file nothing answers on is replaced; a live one is left alone and
  * the start fails) and unlinked by kr_control_free when it is still ours.
  */
@@ -23,6 +23,8 @@
 struct event_base;
 struct kr_relay;
 struct kr_host;
+struct kr_dns;
+struct kr_audit_periodic;
 struct kr_control;
 
 /* The daemon's reload, the same path as SIGHUP: parse, validate, apply.
@@ -30,19 +32,28 @@ struct kr_control;
  * with every problem in err, one per line (nothing changed then). */
 typedef int (*kr_control_reload_fn)(void *arg, char *err, size_t errlen);
 
-/*
- * Opens r->conf->control_socket (mode control_mode, group control_group)
- * and starts serving. `reload` may be NULL (POST /v1/reload then answers
- * 409). Returns 0, or KR_EIO / KR_EEXIST (another server answers on the
- * socket) / KR_ENOMEM with a message in err; *out is NULL then.
- */
-int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_reload_fn reload,
-                     void *reload_arg, struct kr_control **out, char *err, size_t errlen);
+/* What the control API serves, borrowed from the daemon (all must outlive
+ * the control server). dns and audit may be NULL. */
+struct kr_control_deps {
+    struct kr_relay *relay; /* hosts, pins (relay->store), config (relay->conf) */
+    struct kr_dns *dns;
+    struct kr_audit_periodic *audit;
+    kr_control_reload_fn reload; /* may be NULL: POST /v1/reload answers 409 */
+    void *reload_arg;
+};
 
-/* After a reload took effect: re-applies operator weights (they survive
- * reloads that do not change the host's configured weight) and the
- * socket's mode and group. A changed socket path takes effect at the next
- * start (logged). NULL is fine. */
+/*
+ * Opens relay->conf->control_socket (mode control_mode, group
+ * control_group) and starts serving. Returns 0, or KR_EIO / KR_EEXIST
+ * (another server answers on the socket) / KR_ENOMEM with a message in
+ * err; *out is NULL then.
+ */
+int kr_control_start(struct event_base *base, const struct kr_control_deps *deps,
+                     struct kr_control **out, char *err, size_t errlen);
+
+/* After a reload took effect: re-applies the socket's mode and group
+ * (operator weights are the relay's: it resolves them itself). A changed socket path takes effect
+ * at the next start (logged). NULL is fine. */
 void kr_control_apply(struct kr_control *c);
 
 /* Stops serving, waits for running worker threads, closes the socket and
@@ -52,27 +63,13 @@ void kr_control_free(struct kr_control *c);
 /* The socket path in use. */
 const char *kr_control_path(const struct kr_control *c);
 
-/* ---- operator weights (weights.c) ---------------------------------------- */
+/* ---- operator weights: the relay's (src/relay/weights.c) ----------------- */
 
-/*
- * Sets a host's HRW weight now (1..10000) and persists it in the store as an
- * operator override ("weight:<name>" kv entry holding the override and the
- * configured weight it replaced). Setting the configured weight again
- * removes the override. Returns 0, KR_EINVAL, or the store's error (the
- * weight is in force anyway, until the next restart).
- */
+/* kr_relay_set_weight: sets and persists a host's operator weight. */
 int kr_control_set_weight(struct kr_relay *r, struct kr_host *h, uint32_t weight);
-
-/*
- * Applies persisted overrides to the relay's hosts (at start and after each
- * reload): an override wins while the configuration still says the weight
- * it replaced; once the configured weight is edited, the configuration wins
- * and the override is dropped (the same rule as admin states, hosts.c).
- */
+/* kr_relay_weights_apply: resolves the persisted weights again. */
 void kr_control_weights_apply(struct kr_relay *r);
-
-/* The weight the configuration gives host h (its own weight for a
- * discovered host). */
+/* kr_relay_config_weight: the weight the configuration gives host h. */
 uint32_t kr_control_config_weight(const struct kr_relay *r, const struct kr_host *h);
 
 #endif

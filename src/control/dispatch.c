@@ -17,6 +17,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "control/control-internal.h"
+#include "kmsrelay/bytes.h"
 
 const struct ctl_route ctl_routes[] = {
     {CTL_GET, "/v1", "", ctl_api_index, "this list of endpoints"},
@@ -29,10 +30,12 @@ const struct ctl_route ctl_routes[] = {
      "set the admin state: {\"state\": \"ready|drain|maint|retired\"}"},
     {CTL_POST, "/v1/hosts/{name}/weight", "", ctl_api_host_weight,
      "set the weight: {\"weight\": 1..10000}"},
-    {CTL_GET, "/v1/pins/{cmid}", "", ctl_api_pin_show, "the pin of one client machine id"},
-    {CTL_DELETE, "/v1/pins/{cmid}", "", ctl_api_pin_forget, "forget a pin"},
-    {CTL_POST, "/v1/pins/{cmid}/move", "", ctl_api_pin_move,
-     "move a pin to another host: {\"host\": NAME}"},
+    {CTL_GET, "/v1/pins/{cmid}", "app", ctl_api_pin_show,
+     "the pins of one client machine id, one per application (?app= for one)"},
+    {CTL_DELETE, "/v1/pins/{cmid}", "app", ctl_api_pin_forget,
+     "forget a machine's pins (?app= for one application)"},
+    {CTL_POST, "/v1/pins/{cmid}/move", "app", ctl_api_pin_move,
+     "move a machine's pins (?app= for one application) to another host: {\"host\": NAME}"},
     {CTL_POST, "/v1/rebalance", "", ctl_api_rebalance,
      "move up to max pins toward an even spread by weight: {\"max\": N, \"dry_run\": true}"},
     {CTL_GET, "/v1/clients", "app,host,since,limit,format", ctl_api_clients,
@@ -72,17 +75,6 @@ int ctl_fail(char *err, size_t errlen, int status, const char *fmt, ...)
     return status;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes seg[0..n) into out; refuses NUL bytes and overlong
  * segments. Returns 0 or -1. */
 static int decode_segment(const char *seg, size_t n, char *out, size_t cap)
@@ -92,7 +84,8 @@ static int decode_segment(const char *seg, size_t n, char *out, size_t cap)
         int c = (unsigned char)seg[i];
         if (c == '%') {
             int hi, lo;
-            if (i + 2 >= n || (hi = hexval(seg[i + 1])) < 0 || (lo = hexval(seg[i + 2])) < 0)
+            if (i + 2 >= n || (hi = kr_hex_digit(seg[i + 1])) < 0 ||
+                (lo = kr_hex_digit(seg[i + 2])) < 0)
                 return -1;
             c = hi * 16 + lo;
             i += 2;

@@ -10,7 +10,7 @@
  *   - Content-Length within CTL_BODY_MAX: the callback removes itself and
  *     evhttp reads the request unchanged;
  *   - a larger Content-Length (413), a chunked or other Transfer-Encoding
- *     (411), or an unreadable Content-Length (400): the header block is
+ *     (411), or an unreadable or repeated Content-Length (400): the header block is
  *     rewritten to announce no body and to carry CTL_GATE_HEADER with the
  *     status; everything after it is discarded as it arrives. The request
  *     then reaches server.c, which answers with the JSON error and closes
@@ -77,7 +77,7 @@ static bool put(char *out, size_t cap, size_t *o, const char *s, size_t n)
 
 long ctl_gate_rewrite(const char *hdr, size_t len, uint64_t limit, char *out, size_t cap)
 {
-    int verdict = 0;
+    int verdict = 0, n_length = 0;
     size_t pos = 0, o = 0;
     bool first = true, dropping = false;
 
@@ -97,8 +97,10 @@ long ctl_gate_rewrite(const char *hdr, size_t len, uint64_t limit, char *out, si
         if (name_is(line, n, "content-length")) {
             uint64_t v;
             size_t k = strlen("content-length") + 1;
-            if (parse_length(line + k, n - k, &v) != 0)
-                verdict = verdict ? verdict : 400;
+            /* Two lengths (even equal ones) make the framing ambiguous: which
+             * one a proxy in front used is unknowable, so neither is trusted. */
+            if (parse_length(line + k, n - k, &v) != 0 || ++n_length > 1)
+                verdict = verdict == 411 ? verdict : 400;
             else if (v > limit)
                 verdict = verdict == 400 || verdict == 411 ? verdict : 413;
         } else if (name_is(line, n, "transfer-encoding")) {

@@ -1,5 +1,6 @@
 /*
- * rows.c - one client (pin) as a line of GET /v1/clients: a compact JSON
+ * rows.c - one client (a pair: CMID and application, with its pin) as a
+ * line of GET /v1/clients: a compact JSON
  * object or an RFC 4180 CSV row, written straight into a buffer.
  *
  * A list of 100k clients is rendered on a worker thread while walking the
@@ -110,7 +111,7 @@ static void csv_str(struct row *r, const char *s, bool guard)
 
 /* The scalar values of a pin, as text, in CSV column order. */
 struct pin_text {
-    char cmid[KR_GUID_STRLEN], app_id[KR_GUID_STRLEN], prev[KR_GUID_STRLEN];
+    char cmid[KR_GUID_STRLEN], app_id[KR_GUID_STRLEN], prev[KR_GUID_STRLEN], sku[KR_GUID_STRLEN];
     char first[32], last[32], hr[12];
     char protocol[8], count[16], n_policy[16], skew[16], activations[16];
     const char *app, *licence, *hr_name;
@@ -120,6 +121,7 @@ static void pin_text(const struct kr_pin *p, struct pin_text *t)
 {
     kr_guid_format(p->cmid, t->cmid);
     kr_guid_format(p->app_id, t->app_id);
+    kr_guid_format(p->sku_id, t->sku);
     t->prev[0] = '\0';
     if (!kr_guid_is_zero(p->prev_cmid))
         kr_guid_format(p->prev_cmid, t->prev);
@@ -162,6 +164,8 @@ void ctl_client_row_json(struct evbuffer *b, const struct kr_pin *p)
     json_str(&r, t.app);
     key(&r, "app_id", false);
     json_str(&r, t.app_id);
+    key(&r, "sku_id", false);
+    json_str(&r, t.sku);
     key(&r, "first_seen", false);
     t.first[0] ? json_str(&r, t.first) : str(&r, "null");
     key(&r, "last_seen", false);
@@ -197,7 +201,8 @@ void ctl_client_row_csv(struct evbuffer *b, const struct kr_pin *p)
     const char *f[] = {t.cmid,     p->workstation, p->host,       NULL,
                        t.app_id,   t.first,        t.last,        p->is_vm ? "true" : "false",
                        NULL,       t.protocol,     t.hr,          t.count,
-                       t.n_policy, t.skew,         t.activations, t.prev};
+                       t.n_policy, t.skew,         t.activations, t.prev,
+                       t.sku};
     r.n = 0;
     pin_text(p, &t);
     f[3] = t.app;

@@ -27,6 +27,7 @@
 
 #include "control/control-internal.h"
 #include "kmsrelay/err.h"
+#include "kmsrelay/fdguard.h"
 #include "kmsrelay/log.h"
 
 static const char *reason(int status)
@@ -123,6 +124,34 @@ static int method_of(struct evhttp_request *req)
     }
 }
 
+/* The request's own method, for messages (method_of() folds the ones no
+ * route uses into CTL_OTHER). */
+static const char *method_text(struct evhttp_request *req)
+{
+    switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "(unknown)";
+    }
+}
+
 static void log_request(const char *method, const char *path, int status)
 {
     char q[300];
@@ -161,7 +190,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         ctl_fail(c.err, sizeof(c.err), status, "%s",
                  status == 413   ? "request body too large (the limit is 64 KiB)"
                  : status == 411 ? "chunked request bodies are not accepted; send Content-Length"
-                                 : "malformed Content-Length header");
+                                 : "malformed or repeated Content-Length header");
         goto reply;
     }
     if (!path || !*path) {
@@ -176,7 +205,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (status == 405) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
         ctl_fail(c.err, sizeof(c.err), 405, "method %s not allowed on %.200s (allowed: %s)",
-                 ctl_method_name(method), path, allow);
+                 method_text(req), path, allow);
         goto reply;
     }
     if (status != 200) {
@@ -201,20 +230,20 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     status = route->fn(&c);
     if (status == CTL_ASYNC) {
-        log_request(ctl_method_name(method), path, 202);
+        log_request(method_text(req), path, 202);
         evhttp_clear_headers(&q);
         return;
     }
 reply:
-    log_request(ctl_method_name(method), path ? path : "?", status);
+    log_request(method_text(req), path ? path : "?", status);
     evhttp_clear_headers(&q);
     ctl_reply(ctl, req, status, c.out, c.err);
 }
 
-int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_reload_fn reload,
-                     void *reload_arg, struct kr_control **out, char *err, size_t errlen)
+int kr_control_start(struct event_base *base, const struct kr_control_deps *deps,
+                     struct kr_control **out, char *err, size_t errlen)
 {
-    const struct kr_conf *conf = r->conf;
+    const struct kr_conf *conf = deps->relay->conf;
     struct kr_control *ctl = calloc(1, sizeof(*ctl));
     int fd = -1;
 
@@ -224,10 +253,11 @@ int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_rel
         return KR_ENOMEM;
     }
     ctl->base = base;
-    ctl->relay = r;
-    ctl->reload = reload;
-    ctl->reload_arg = reload_arg;
-    ctl->notify[0] = ctl->notify[1] = -1;
+    ctl->relay = deps->relay;
+    ctl->dns = deps->dns;
+    ctl->audit = deps->audit;
+    ctl->reload = deps->reload;
+    ctl->reload_arg = deps->reload_arg;
     snprintf(ctl->path, sizeof(ctl->path), "%s", conf->control_socket);
     if (ctl_jobs_init(ctl) != 0 || !(ctl->http = evhttp_new(base))) {
         snprintf(err, errlen, "control API: cannot set up: %s", strerror(errno));
@@ -251,11 +281,14 @@ int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_rel
 
     fd = ctl_sock_listen(ctl->path, conf->control_mode, conf->control_group, &ctl->dev, &ctl->ino,
                          err, errlen);
-    if (fd < 0 || !evhttp_accept_socket_with_handle(ctl->http, fd)) {
+    struct evhttp_bound_socket *bound =
+        fd < 0 ? NULL : evhttp_accept_socket_with_handle(ctl->http, fd);
+    if (fd < 0 || !bound || ctl_sock_guard(ctl, bound) != 0) {
         int rc = fd < 0 ? fd : KR_EIO;
         if (fd >= 0) {
             snprintf(err, errlen, "control socket %s: cannot serve it", ctl->path);
-            close(fd);
+            if (!bound)
+                close(fd); /* else evhttp_free closes it */
             ctl_sock_unlink(ctl->path, ctl->dev, ctl->ino);
         }
         ctl_jobs_stop(ctl);
@@ -263,7 +296,6 @@ int kr_control_start(struct event_base *base, struct kr_relay *r, kr_control_rel
         free(ctl);
         return rc;
     }
-    kr_control_weights_apply(r);
     kr_log(KR_LOG_INFO, "event=control_listen socket=%s mode=%04o group=%s", ctl->path,
            conf->control_mode & 0777, conf->control_group[0] ? conf->control_group : "-");
     *out = ctl;
@@ -276,7 +308,6 @@ void kr_control_apply(struct kr_control *ctl)
     if (!ctl)
         return;
     const struct kr_conf *conf = ctl->relay->conf;
-    kr_control_weights_apply(ctl->relay);
     if (strcmp(conf->control_socket, ctl->path) != 0) {
         kr_log(KR_LOG_WARN,
                "event=reload_note setting=control.socket msg=\"takes effect at the next start; "
@@ -295,7 +326,9 @@ void kr_control_free(struct kr_control *ctl)
     if (!ctl)
         return;
     ctl_jobs_stop(ctl);
+    kr_fd_guard_stop(ctl->guard);
     evhttp_free(ctl->http); /* closes the listening socket and every connection */
+    kr_fd_guard_free(ctl->guard);
     ctl_sock_unlink(ctl->path, ctl->dev, ctl->ino);
     free(ctl);
 }
@@ -303,4 +336,21 @@ void kr_control_free(struct kr_control *ctl)
 const char *kr_control_path(const struct kr_control *ctl)
 {
     return ctl ? ctl->path : "";
+}
+
+/* Operator weights are host runtime state of the relay; these names stay
+ * for the control API's handlers and tests. */
+int kr_control_set_weight(struct kr_relay *r, struct kr_host *h, uint32_t weight)
+{
+    return kr_relay_set_weight(r, h, weight);
+}
+
+void kr_control_weights_apply(struct kr_relay *r)
+{
+    kr_relay_weights_apply(r);
+}
+
+uint32_t kr_control_config_weight(const struct kr_relay *r, const struct kr_host *h)
+{
+    return kr_relay_config_weight(r, h);
 }

@@ -24,6 +24,7 @@
 
 #include "control/control-internal.h"
 #include "kmsrelay/err.h"
+#include "kmsrelay/fdguard.h"
 
 static int fill_addr(const char *path, struct sockaddr_un *sa)
 {
@@ -158,4 +159,11 @@ void ctl_sock_unlink(const char *path, dev_t dev, ino_t ino)
     /* A newer daemon may have replaced it meanwhile: only remove ours. */
     if (lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
         unlink(path);
+}
+
+int ctl_sock_guard(struct kr_control *ctl, struct evhttp_bound_socket *bound)
+{
+    ctl->guard = kr_fd_guard_evhttp(ctl->http, bound, "control", KR_CONTROL_MAX_CONNS,
+                                    CTL_HEADER_DEADLINE_MS, ctl_gate_bev, ctl);
+    return ctl->guard ? 0 : KR_ENOMEM;
 }

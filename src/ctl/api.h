@@ -64,7 +64,8 @@ struct ctl_table;
 struct ctl_table *ctl_table_new(size_t ncols, const char *const *heads);
 /* Right-aligns column col (numbers). */
 void ctl_table_right(struct ctl_table *t, size_t col);
-/* Adds a row of ncols strings (copied; NULL prints as "-"). */
+/* Adds a row of ncols strings (copied through kr_term_safe(); NULL prints
+ * as "-"). */
 void ctl_table_add(struct ctl_table *t, const char *const *cells);
 void ctl_table_print(const struct ctl_table *t, FILE *f);
 void ctl_table_free(struct ctl_table *t);

@@ -2,18 +2,24 @@
  * cmd_audit.c - `kmsrelayctl audit`: account for every _vlmcs SRV record
  * of some zones, without a running daemon (src/audit does the work).
  *
- * This is a point-in-time view: a target that fails now is reported dead
- * now. kmsrelayd's periodic audit is the one that waits dns.dead_after
- * (24 h) of continuous failure before calling a record dead.
+ * Alone, this is a point-in-time view: a target that fails now is reported
+ * dead now, and --fix deletes nothing, because one moment is no evidence (a
+ * sanctioned host may be rebooting). Evidence over time comes from
+ * kmsrelayd's periodic audit through the control socket (--history: the
+ * daemon's dns.dead_after of continuous failure) or from repeated probes
+ * here (--dead-for DURATION).
  *
- * Exit: 0 clean, 1 problems found (and not fixed), 2 usage or DNS errors
- * (a server that did not answer, a --fix that was refused or failed).
+ * Exit: 0 clean, 1 problems found (and not fixed, skipped ones included),
+ * 2 usage or DNS errors (a server that did not answer, a --fix that was
+ * refused or failed, --history without a usable report), 3 --history could
+ * not reach the daemon.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl/api.h"
 #include "ctl/cmd_audit.h"
 #include "ctl/ctl.h"
 #include "kmsrelay/audit.h"
@@ -32,12 +38,16 @@ static const char usage_text[] =
     "Finds every _vlmcs._tcp SRV record of each ZONE on each authoritative server,\n"
     "probes its target (address, TCP connect, one DCE/RPC bind; never an activation)\n"
     "and classifies it: OURS_OK, OURS_ORPHAN, PEER_STALE, AUTHORIZED_OK, STALE_DEAD,\n"
-    "ROGUE or MISCONFIGURED, each with its evidence. This is a point-in-time view:\n"
-    "a target failing now is reported dead now (the daemon's periodic audit waits\n"
-    "dns.dead_after first).\n"
+    "ROGUE, MISCONFIGURED or UNKNOWN (the target's lookup failed: SERVFAIL, timeout,\n"
+    "REFUSED; never deleted), each with its evidence. Alone this is a point-in-time\n"
+    "view: a target failing now is reported dead now, and --fix deletes nothing.\n"
+    "--dead-for or --history give the evidence over time that --fix needs.\n"
     "\n"
     "Options:\n"
     "  --server ADDR[:PORT]     ask this server (repeatable; default: the zone's NS)\n"
+    "  --resolver ADDR[:PORT]   resolver for targets outside the zone and for finding\n"
+    "                           the NS (repeatable; default: --config's dns.resolvers,\n"
+    "                           else /etc/resolv.conf)\n"
     "  --key FILE               TSIG key file (tsig-keygen format, mode 0600) for\n"
     "                           --axfr and --fix\n"
     "  --key-name NAME          the key to use when FILE holds several\n"
@@ -51,18 +61,34 @@ static const char usage_text[] =
     "  --probe-port PORT        another port to try when a record's port fails (the\n"
     "                           wrong-port check also tries 1688; repeatable)\n"
     "  --timeout DURATION       per DNS try and per probe step (default 3s)\n"
-    "  --fix                    delete STALE_DEAD and PEER_STALE records, one UPDATE\n"
-    "                           each, with the RRset as read as prerequisite; a\n"
-    "                           concurrent change makes the server refuse (NXRRSET)\n"
+    "  --dead-for DURATION      evidence over time: probe the failing targets again\n"
+    "                           (every --probe-every) until DURATION (at least 1s)\n"
+    "                           has passed; dead = failing in every probe\n"
+    "  --probe-every DURATION   pause between those probes (default DURATION/4,\n"
+    "                           within 1s..10m)\n"
+    "  --history                evidence over time from kmsrelayd's periodic audit\n"
+    "                           (GET /v1/dns on the control socket, -s): dead = failing\n"
+    "                           in every daemon run for its dns.dead_after, and now\n"
+    "  --history-max-age DURATION  the daemon's last audit may be this old (default 1h)\n"
+    "  --fix                    delete STALE_DEAD and PEER_STALE records dead for long\n"
+    "                           enough (--dead-for or --history; without them nothing\n"
+    "                           is deleted and the output says why), one UPDATE each,\n"
+    "                           with the RRset as read as prerequisite; a concurrent\n"
+    "                           change makes the server refuse (NXRRSET)\n"
     "  --json                   JSON output\n"
     "\n"
-    "Exit: 0 clean, 1 problems found, 2 usage or DNS error (or a refused --fix).\n";
+    "Exit: 0 clean, 1 problems found (or left by --fix), 2 usage or DNS error (or a\n"
+    "refused --fix, or --history without a usable report), 3 daemon unreachable.\n";
 
 struct audit_args {
     const char *zones[MAX_ZONES];
     size_t n_zones;
     struct kr_addr servers[KR_AUDIT_MAX_SERVERS];
     size_t n_servers;
+    struct kr_addr resolvers[KR_AUDIT_MAX_SERVERS];
+    size_t n_resolvers;
+    uint64_t dead_for_ms, every_ms, history_max_age_ms;
+    int history;
     const char *key_file, *key_name, *instance, *config;
     char *sanctioned[MAX_SANCTIONED];
     size_t n_sanctioned;
@@ -142,6 +168,9 @@ static int parse_args(struct audit_args *a, int argc, char **argv)
         } else if (strcmp(o, "--fix") == 0) {
             a->fix = 1;
             takes = 0;
+        } else if (strcmp(o, "--history") == 0) {
+            a->history = 1;
+            takes = 0;
         } else if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
             fputs(usage_text, stdout);
             return 1;
@@ -160,6 +189,21 @@ static int parse_args(struct audit_args *a, int argc, char **argv)
             if (a->n_servers >= KR_AUDIT_MAX_SERVERS || parse_server(v, &a->servers[a->n_servers]))
                 return usage_error("bad or too many --server: %s", v);
             a->n_servers++;
+        } else if (strcmp(o, "--resolver") == 0) {
+            if (a->n_resolvers >= KR_AUDIT_MAX_SERVERS ||
+                parse_server(v, &a->resolvers[a->n_resolvers]))
+                return usage_error("bad or too many --resolver: %s", v);
+            a->n_resolvers++;
+        } else if (strcmp(o, "--dead-for") == 0) {
+            if (kr_parse_duration_ms(v, &a->dead_for_ms, NULL) != 0 || a->dead_for_ms < 1000)
+                return usage_error("bad --dead-for (at least 1s): %s", v);
+        } else if (strcmp(o, "--probe-every") == 0) {
+            if (kr_parse_duration_ms(v, &a->every_ms, NULL) != 0 || a->every_ms == 0)
+                return usage_error("bad --probe-every: %s", v);
+        } else if (strcmp(o, "--history-max-age") == 0) {
+            if (kr_parse_duration_ms(v, &a->history_max_age_ms, NULL) != 0 ||
+                a->history_max_age_ms < 1000)
+                return usage_error("bad --history-max-age (at least 1s): %s", v);
         } else if (strcmp(o, "--key") == 0) {
             a->key_file = v;
         } else if (strcmp(o, "--key-name") == 0) {
@@ -237,73 +281,120 @@ static int collect(struct audit_args *a, const struct kr_conf *c, struct kr_audi
     return 0;
 }
 
-static int run(struct audit_args *a)
-{
-    struct kr_conf *c = NULL;
-    struct kr_dns_key key, *keys = NULL;
-    struct kr_audit_result r = {0};
-    int rc = CTL_EXIT_USAGE;
-    char err[4096];
+/* What run() holds, freed by finish(). */
+struct run_state {
+    struct kr_conf *c;
+    struct kr_dns_key key, *keys;
+    struct kr_audit_result r;
+    struct kr_audit_opts o;
+    struct kr_audit_policy p;
+};
 
-    memset(&key, 0, sizeof(key));
+/* The config, the key and the checks of the arguments against each other. */
+static int setup(struct audit_args *a, struct run_state *st)
+{
+    char err[4096];
     if (a->config) {
-        if (kr_conf_load(a->config, &c, err, sizeof(err)) != 0) {
+        if (kr_conf_load(a->config, &st->c, err, sizeof(err)) != 0) {
             fprintf(stderr, "kmsrelayctl audit: %s", err);
-            return CTL_EXIT_USAGE;
+            return -1;
         }
-        if (!a->instance && c->instance_id[0])
-            a->instance = c->instance_id;
-        if (c->dns_sanctioned_file[0] && read_sanctioned_file(a, c->dns_sanctioned_file) != 0)
-            goto out;
+        if (!a->instance && st->c->instance_id[0])
+            a->instance = st->c->instance_id;
+        if (st->c->dns_sanctioned_file[0] &&
+            read_sanctioned_file(a, st->c->dns_sanctioned_file) != 0)
+            return -1;
+        if (!a->n_resolvers) {
+            a->n_resolvers = st->c->n_dns_resolvers;
+            memcpy(a->resolvers, st->c->dns_resolvers, a->n_resolvers * sizeof(a->resolvers[0]));
+        }
     }
-    if (a->n_zones == 0 && (!c || c->n_dns_zones == 0)) {
+    if (a->n_zones == 0 && (!st->c || st->c->n_dns_zones == 0)) {
         fprintf(stderr, "kmsrelayctl audit: no zone given (see kmsrelayctl audit --help)\n");
-        goto out;
+        return -1;
     }
-    if (a->key_file && load_key(a->key_file, a->key_name, &key) != 0)
-        goto out;
-    if ((a->fix || a->axfr) && !a->key_file && !(c && a->n_zones == 0)) {
+    if (a->history && a->dead_for_ms) {
+        fprintf(stderr, "kmsrelayctl audit: --history and --dead-for exclude each other\n");
+        return -1;
+    }
+    if (a->key_file && load_key(a->key_file, a->key_name, &st->key) != 0)
+        return -1;
+    if ((a->fix || a->axfr) && !a->key_file && !(st->c && a->n_zones == 0)) {
         fprintf(stderr, "kmsrelayctl audit: %s needs --key FILE (TSIG)\n",
                 a->fix ? "--fix" : "--axfr");
-        goto out;
+        return -1;
     }
-    keys = calloc(KR_CONF_MAX_DNS_ZONES, sizeof(*keys));
-    if (!keys)
-        goto out;
+    if (!(st->keys = calloc(KR_CONF_MAX_DNS_ZONES, sizeof(*st->keys))))
+        return -1;
+    struct kr_audit_opts *o = &st->o;
+    o->key = a->key_file ? &st->key : NULL;
+    o->axfr = a->axfr;
+    o->timeout_ms = (unsigned)a->timeout_ms;
+    o->probe_ports = a->ports;
+    o->n_probe_ports = a->n_ports;
+    o->resolvers = a->resolvers;
+    o->n_resolvers = a->n_resolvers;
+    o->test_pause_ms = env_pause();
+    return 0;
+}
 
-    struct kr_audit_opts o = {0};
-    o.key = a->key_file ? &key : NULL;
-    o.axfr = a->axfr;
-    o.timeout_ms = (unsigned)a->timeout_ms;
-    o.probe_ports = a->ports;
-    o.n_probe_ports = a->n_ports;
-    o.test_pause_ms = env_pause();
-    if (collect(a, c, &o, keys, &r) != 0) {
-        fprintf(stderr, "kmsrelayctl audit: out of memory or bad key\n");
-        goto out;
-    }
-    kr_audit_probe_all(&o, &r);
-
-    struct kr_audit_policy p = {0};
-    p.instance_id = a->instance;
+static void policy(const struct audit_args *a, const struct kr_conf *c, struct kr_audit_policy *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->instance_id = a->instance;
     if (c && c->n_dns_zones && c->dns_zones[0].target[0]) {
-        p.self_target = c->dns_zones[0].target;
-        p.self_port =
+        p->self_target = c->dns_zones[0].target;
+        p->self_port =
             (uint16_t)(c->dns_zones[0].port ? c->dns_zones[0].port
                                             : kr_addr_port((struct sockaddr *)&c->listen[0].ss));
     }
-    p.sanctioned = (const char *const *)a->sanctioned;
-    p.n_sanctioned = a->n_sanctioned;
-    p.now = kr_wall_s();
-    if (kr_audit_classify_all(&r, &p) < 0) {
-        fprintf(stderr, "kmsrelayctl audit: out of memory\n");
-        goto out;
+    p->sanctioned = (const char *const *)a->sanctioned;
+    p->n_sanctioned = a->n_sanctioned;
+    p->now = kr_wall_s();
+}
+
+/* Evidence over time: repeated probes (--dead-for) or the daemon's history
+ * (--history). Sets p->dead_after_s (0: none asked for). Returns 0, or an
+ * exit code when --history has nothing usable (the audit still reports). */
+static int evidence(const struct ctl_opts *co, const struct audit_args *a, struct run_state *st)
+{
+    if (a->dead_for_ms) {
+        uint64_t every = a->every_ms ? a->every_ms : a->dead_for_ms / 4;
+        every = every < 1000 && !a->every_ms ? 1000 : every;
+        every = every > 600000 && !a->every_ms ? 600000 : every;
+        kr_audit_watch(&st->o, &st->r, a->dead_for_ms, every, stderr);
+        st->p.now = kr_wall_s(); /* the last probe's time, not the first's */
+        st->p.dead_after_s = a->dead_for_ms / 1000;
+        return 0;
     }
-    int fix_failed = a->fix ? kr_audit_fix(&o, &r, a->json ? NULL : stdout) : 0;
-    json_t *doc = kr_audit_json(&r, &p);
+    if (!a->history)
+        return 0;
+    json_t *dns = NULL;
+    char why[400] = "";
+    int rc = ctl_call(co, "GET", "/v1/dns", NULL, &dns);
+    uint64_t max_age = a->history_max_age_ms ? a->history_max_age_ms / 1000 : 3600;
+    st->p.now = kr_wall_s();
+    if (rc != 0)
+        snprintf(why, sizeof(why),
+                 "the daemon could not be asked (GET /v1/dns): no evidence over time, nothing "
+                 "deleted (start kmsrelayd with dns.audit_interval, give -s SOCKET, or use "
+                 "--dead-for)");
+    st->p.dead_after_s = kr_audit_from_daemon(&st->r, rc ? NULL : json_object_get(dns, "audit"),
+                                              st->p.now, max_age, why, sizeof(why));
+    json_decref(dns);
+    if (st->p.dead_after_s)
+        return 0;
+    fprintf(stderr, "kmsrelayctl audit: --history: %s\n", why);
+    return rc ? rc : CTL_EXIT_USAGE;
+}
+
+/* Prints the report; returns 0 or -1 (out of memory). */
+static int output(const struct audit_args *a, struct run_state *st)
+{
+    json_t *doc = kr_audit_json(&st->r, &st->p);
     if (!doc) {
         fprintf(stderr, "kmsrelayctl audit: out of memory\n");
-        goto out;
+        return -1;
     }
     if (a->json) {
         json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -314,27 +405,63 @@ static int run(struct audit_args *a)
         kr_audit_print(stdout, doc);
     }
     json_decref(doc);
+    size_t skipped = kr_audit_skipped(&st->r);
+    if (skipped)
+        fprintf(stderr,
+                "kmsrelayctl audit: --fix left %zu dead record(s) for lack of evidence over "
+                "time (see each \"fix\"); use --dead-for DURATION or --history\n",
+                skipped);
+    return 0;
+}
 
-    /* Problems that --fix removed no longer count. */
+/* Problems that --fix removed no longer count. */
+static size_t problems_left(const struct kr_audit_result *r)
+{
     size_t left = 0;
-    for (size_t i = 0; i < r.n; i++)
-        for (size_t k = 0; k < r.e[i].n_f; k++) {
-            const json_t *fx = r.e[i].fix ? r.e[i].fix[k] : NULL;
+    for (size_t i = 0; i < r->n; i++)
+        for (size_t k = 0; k < r->e[i].n_f; k++) {
+            const json_t *fx = r->e[i].fix ? r->e[i].fix[k] : NULL;
             const char *act = json_string_value(json_object_get(fx, "action"));
-            left += kr_audit_is_problem(&r.e[i].f[k]) && !(act && strcmp(act, "deleted") == 0);
+            left += kr_audit_is_problem(&r->e[i].f[k]) && !(act && strcmp(act, "deleted") == 0);
         }
-    if (r.n_errors || fix_failed)
+    return left;
+}
+
+static int run(const struct ctl_opts *co, struct audit_args *a)
+{
+    struct run_state st;
+    int rc = CTL_EXIT_USAGE;
+    memset(&st, 0, sizeof(st));
+    if (setup(a, &st) != 0)
+        goto out;
+    if (collect(a, st.c, &st.o, st.keys, &st.r) != 0) {
+        fprintf(stderr, "kmsrelayctl audit: out of memory or bad key\n");
+        goto out;
+    }
+    kr_audit_probe_all(&st.o, &st.r);
+    policy(a, st.c, &st.p);
+    int ev = evidence(co, a, &st);
+    if (kr_audit_classify_all(&st.r, &st.p) < 0) {
+        fprintf(stderr, "kmsrelayctl audit: out of memory\n");
+        goto out;
+    }
+    int fix_failed = a->fix ? kr_audit_fix(&st.o, &st.p, &st.r, a->json ? NULL : stdout) : 0;
+    if (output(a, &st) != 0)
+        goto out;
+    if (ev)
+        rc = ev;
+    else if (st.r.n_errors || fix_failed)
         rc = CTL_EXIT_USAGE;
     else
-        rc = left ? CTL_EXIT_FINDINGS : CTL_EXIT_OK;
+        rc = problems_left(&st.r) ? CTL_EXIT_FINDINGS : CTL_EXIT_OK;
 out:
-    kr_audit_result_free(&r);
-    if (keys)
+    kr_audit_result_free(&st.r);
+    if (st.keys)
         for (size_t i = 0; i < KR_CONF_MAX_DNS_ZONES; i++)
-            kr_dns_key_clear(&keys[i]);
-    free(keys);
-    kr_dns_key_clear(&key);
-    free(c);
+            kr_dns_key_clear(&st.keys[i]);
+    free(st.keys);
+    kr_dns_key_clear(&st.key);
+    free(st.c);
     return rc;
 }
 
@@ -345,7 +472,7 @@ int ctl_cmd_audit(const struct ctl_opts *opts, int argc, char **argv)
     a.json = opts->json;
     int rc = parse_args(&a, argc, argv);
     if (rc == 0)
-        rc = run(&a);
+        rc = run(opts, &a);
     else if (rc == 1)
         rc = CTL_EXIT_OK;
     for (size_t i = 0; i < a.n_sanctioned; i++)

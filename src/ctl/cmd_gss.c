@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "ctl/ctl.h"
-#include "dns/gss.h"
+#include "dnsclient/gss.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
 

@@ -7,19 +7,22 @@
 #include <string.h>
 
 #include "ctl/api.h"
+#include "ctl/check.h"
 #include "kmsrelay/units.h"
 
-/* Leftover arguments: --json after the command, anything else positional.
- * Returns the number of positionals (at most max) or -1 on an unknown
- * option. */
+/* Leftover arguments: --json after the command, --check-exit where
+ * check_exit is given, anything else positional. Returns the number of
+ * positionals (at most max) or -1 on an unknown option. */
 static int scan(const struct ctl_opts *o, struct ctl_opts *out, int argc, char **argv,
-                const char **pos, int max)
+                const char **pos, int max, bool *check_exit)
 {
     int n = 0;
     *out = *o;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             out->json = 1;
+        } else if (check_exit && strcmp(argv[i], "--check-exit") == 0) {
+            *check_exit = true;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "kmsrelayctl: unknown option %s\n", argv[i]);
             return -1;
@@ -49,14 +52,17 @@ int ctl_cmd_status(const struct ctl_opts *o0, int argc, char **argv)
     const char *pos[1];
     json_t *s;
     char b1[32], b2[32], up[KR_DURATION_STRLEN];
+    bool check = false;
     int rc;
 
-    if (scan(o0, &o, argc, argv, pos, 0) != 0)
-        return CTL_EXIT_USAGE;
+    if (scan(o0, &o, argc, argv, pos, 0, &check) != 0)
+        return check ? CHECK_UNKNOWN : CTL_EXIT_USAGE;
     if ((rc = ctl_call(&o, "GET", "/v1/status", NULL, &s)) != 0)
-        return rc;
+        return check ? CHECK_UNKNOWN : rc;
     if (o.json) {
         ctl_print_json(s);
+        if (check)
+            return ctl_check_exit_code(&o, s, true);
         json_decref(s);
         return CTL_EXIT_OK;
     }
@@ -98,6 +104,9 @@ int ctl_cmd_status(const struct ctl_opts *o0, int argc, char **argv)
            json_is_string(le) ? json_string_value(le) : "");
     printf("control:      %s (%lld requests, %lld errors)\n", ctl_jstr(ct, "socket", b1, 32),
            ctl_jint(ct, "requests"), ctl_jint(ct, "errors"));
+    fflush(stdout);
+    if (check)
+        return ctl_check_exit_code(&o, s, true);
     json_decref(s);
     return CTL_EXIT_OK;
 }
@@ -114,84 +123,77 @@ static void latency(const json_t *chk, char *out, size_t cap)
 
 static const char *app_names[] = {"Windows", "Office 2010", "Office 2013+", "other"};
 
-static void print_hosts(const json_t *list, const json_t *unknown)
+/* Table 1: one row per host. */
+static void add_host_row(struct ctl_table *t1, const json_t *h)
 {
-    static const char *const h1[] = {"HOST",  "ADDRESS", "HEALTH", "ADMIN",    "WEIGHT",
-                                     "CHECK", "LATENCY", "PINS",   "REQUESTS", "ERRORS"};
-    static const char *const h2[] = {"HOST",      "APPLICATION", "PINNED", "COUNT",
-                                     "THRESHOLD", "AGE",         "STATUS"};
-    struct ctl_table *t1 = ctl_table_new(10, h1), *t2 = ctl_table_new(7, h2);
-    size_t i;
-    const json_t *h;
-    int warnings = 0;
+    char w[16], lat[16], pins[24], req[24], err[24], chk[40], b[32], hbuf[24];
+    char name[72], addr[72], admin[24];
+    const json_t *p = json_object_get(h, "pins"), *ck = json_object_get(h, "check");
 
-    json_array_foreach(list, i, h)
-    {
-        char w[16], lat[16], pins[24], req[24], err[24], chk[40], b[32];
-        const json_t *p = json_object_get(h, "pins"), *ck = json_object_get(h, "check");
-        const char *health = ctl_jstr(h, "health", b, sizeof(b));
-        char hbuf[24];
-        snprintf(hbuf, sizeof(hbuf), "%s", health);
-        snprintf(w, sizeof(w), "%lld", ctl_jint(h, "weight"));
-        if (ctl_jint(h, "weight") != ctl_jint(h, "config_weight"))
-            snprintf(w, sizeof(w), "%lld*", ctl_jint(h, "weight"));
-        latency(ck, lat, sizeof(lat));
-        snprintf(pins, sizeof(pins), "%lld", ctl_jint(p, "total"));
-        snprintf(req, sizeof(req), "%lld", ctl_jint(h, "requests"));
-        snprintf(err, sizeof(err), "%lld", ctl_jint(h, "errors"));
-        snprintf(chk, sizeof(chk), "%.30s", ctl_jstr(ck, "result", b, sizeof(b)));
-        char name[72], addr[72], admin[24];
-        snprintf(name, sizeof(name), "%s%s", ctl_jstr(h, "name", b, sizeof(b)),
-                 json_is_true(json_object_get(h, "removed")) ? " (removed)" : "");
-        snprintf(addr, sizeof(addr), "%s", ctl_jstr(h, "address", b, sizeof(b)));
-        snprintf(admin, sizeof(admin), "%s", ctl_jstr(h, "admin", b, sizeof(b)));
-        const char *row[] = {name, addr, hbuf, admin, w, chk[0] ? chk : "-", lat, pins, req, err};
-        ctl_table_add(t1, row);
+    snprintf(hbuf, sizeof(hbuf), "%s", ctl_jstr(h, "health", b, sizeof(b)));
+    snprintf(w, sizeof(w), "%lld", ctl_jint(h, "weight"));
+    if (ctl_jint(h, "weight") != ctl_jint(h, "config_weight"))
+        snprintf(w, sizeof(w), "%lld*", ctl_jint(h, "weight"));
+    latency(ck, lat, sizeof(lat));
+    snprintf(pins, sizeof(pins), "%lld", ctl_jint(p, "total"));
+    snprintf(req, sizeof(req), "%lld", ctl_jint(h, "requests"));
+    snprintf(err, sizeof(err), "%lld", ctl_jint(h, "errors"));
+    snprintf(chk, sizeof(chk), "%.30s", ctl_jstr(ck, "result", b, sizeof(b)));
+    snprintf(name, sizeof(name), "%s%s", ctl_jstr(h, "name", b, sizeof(b)),
+             json_is_true(json_object_get(h, "removed")) ? " (removed)" : "");
+    snprintf(addr, sizeof(addr), "%s", ctl_jstr(h, "address", b, sizeof(b)));
+    snprintf(admin, sizeof(admin), "%s", ctl_jstr(h, "admin", b, sizeof(b)));
+    const char *row[] = {name, addr, hbuf, admin, w, chk[0] ? chk : "-", lat, pins, req, err};
+    ctl_table_add(t1, row);
+}
 
-        /* Per application: pins and the host's reported count. */
-        const json_t *counts = json_object_get(h, "counts");
-        for (int a = 0; a < 4; a++) {
-            const json_t *cnt = NULL, *e;
-            size_t k;
-            json_array_foreach(counts, k, e)
-            {
-                if (strcmp(ctl_jstr(e, "application", b, sizeof(b)), app_names[a]) == 0)
-                    cnt = e;
-            }
-            long long np = ctl_jint(p, app_names[a]);
-            if (!cnt && np == 0)
-                continue;
-            char pn[24], cn[24], th[24], age[KR_DURATION_STRLEN], status[64];
-            snprintf(pn, sizeof(pn), "%lld", np);
-            snprintf(cn, sizeof(cn), "-");
-            snprintf(th, sizeof(th), "-");
-            snprintf(age, sizeof(age), "-");
-            snprintf(status, sizeof(status), "no answer yet");
-            if (cnt) {
-                snprintf(cn, sizeof(cn), "%lld", ctl_jint(cnt, "count"));
-                snprintf(th, sizeof(th), "%lld", ctl_jint(cnt, "threshold"));
-                kr_format_duration((uint64_t)ctl_jint(cnt, "age_seconds") * 1000, age, sizeof(age));
-                bool below = json_is_true(json_object_get(cnt, "below_threshold"));
-                snprintf(status, sizeof(status), "%s%s", below ? "BELOW THRESHOLD" : "ok",
-                         json_is_false(json_object_get(cnt, "fresh")) ? " (old)" : "");
-            }
-            const char *row2[] = {name, app_names[a], pn, cn, th, age, status};
-            ctl_table_add(t2, row2);
+/* Table 2: per application of one host, its pins and reported count. */
+static void add_count_rows(struct ctl_table *t2, const json_t *h)
+{
+    const json_t *p = json_object_get(h, "pins"), *counts = json_object_get(h, "counts");
+    char name[72], b[32];
+
+    snprintf(name, sizeof(name), "%s%s", ctl_jstr(h, "name", b, sizeof(b)),
+             json_is_true(json_object_get(h, "removed")) ? " (removed)" : "");
+    for (int a = 0; a < 4; a++) {
+        const json_t *cnt = NULL, *e;
+        size_t k;
+        json_array_foreach(counts, k, e)
+        {
+            if (strcmp(ctl_jstr(e, "application", b, sizeof(b)), app_names[a]) == 0)
+                cnt = e;
         }
+        long long np = ctl_jint(p, app_names[a]);
+        if (!cnt && np == 0)
+            continue;
+        char pn[24], cn[24] = "-", th[24] = "-", age[KR_DURATION_STRLEN] = "-",
+                     status[64] = "no answer yet";
+        snprintf(pn, sizeof(pn), "%lld", np);
+        if (cnt) {
+            snprintf(cn, sizeof(cn), "%lld", ctl_jint(cnt, "count"));
+            snprintf(th, sizeof(th), "%lld", ctl_jint(cnt, "threshold"));
+            kr_format_duration((uint64_t)ctl_jint(cnt, "age_seconds") * 1000, age, sizeof(age));
+            bool below = json_is_true(json_object_get(cnt, "below_threshold"));
+            snprintf(status, sizeof(status), "%s%s", below ? "BELOW THRESHOLD" : "ok",
+                     json_is_false(json_object_get(cnt, "fresh")) ? " (old)" : "");
+        }
+        const char *row2[] = {name, app_names[a], pn, cn, th, age, status};
+        ctl_table_add(t2, row2);
     }
-    for (size_t c = 4; c < 10; c++)
-        if (c != 5)
-            ctl_table_right(t1, c);
-    for (size_t c = 2; c < 5; c++)
-        ctl_table_right(t2, c);
-    ctl_table_print(t1, stdout);
-    printf("\n");
-    ctl_table_print(t2, stdout);
+}
+
+/* After the tables: warnings, pins on unknown hosts, the weight footnote. */
+static void print_notes(const json_t *list, const json_t *unknown)
+{
+    const json_t *h;
+    size_t i;
+    int warnings = 0;
+    char b[72];
+
     json_array_foreach(list, i, h)
     {
         const json_t *ws = json_object_get(h, "warnings"), *wv;
         size_t k;
-        char b[72];
         json_array_foreach(ws, k, wv)
         {
             if (!warnings++)
@@ -202,10 +204,7 @@ static void print_hosts(const json_t *list, const json_t *unknown)
     if (json_array_size(unknown)) {
         printf("\nPins on hosts that are no longer configured (they move on next contact):\n");
         json_array_foreach(unknown, i, h)
-        {
-            char b[72];
             printf("  %s: %lld\n", ctl_jstr(h, "host", b, sizeof(b)), ctl_jint(h, "pins"));
-        }
     }
     json_array_foreach(list, i, h)
     {
@@ -215,6 +214,32 @@ static void print_hosts(const json_t *list, const json_t *unknown)
             break;
         }
     }
+}
+
+static void print_hosts(const json_t *list, const json_t *unknown)
+{
+    static const char *const h1[] = {"HOST",  "ADDRESS", "HEALTH", "ADMIN",    "WEIGHT",
+                                     "CHECK", "LATENCY", "PINS",   "REQUESTS", "ERRORS"};
+    static const char *const h2[] = {"HOST",      "APPLICATION", "PINNED", "COUNT",
+                                     "THRESHOLD", "AGE",         "STATUS"};
+    struct ctl_table *t1 = ctl_table_new(10, h1), *t2 = ctl_table_new(7, h2);
+    size_t i;
+    const json_t *h;
+
+    json_array_foreach(list, i, h)
+    {
+        add_host_row(t1, h);
+        add_count_rows(t2, h);
+    }
+    for (size_t c = 4; c < 10; c++)
+        if (c != 5)
+            ctl_table_right(t1, c);
+    for (size_t c = 2; c < 5; c++)
+        ctl_table_right(t2, c);
+    ctl_table_print(t1, stdout);
+    printf("\n");
+    ctl_table_print(t2, stdout);
+    print_notes(list, unknown);
     ctl_table_free(t1);
     ctl_table_free(t2);
 }
@@ -224,16 +249,20 @@ int ctl_cmd_hosts(const struct ctl_opts *o0, int argc, char **argv)
     struct ctl_opts o;
     const char *pos[1];
     json_t *r;
+    bool check = false;
     int rc;
 
-    if (scan(o0, &o, argc, argv, pos, 0) != 0)
-        return CTL_EXIT_USAGE;
+    if (scan(o0, &o, argc, argv, pos, 0, &check) != 0)
+        return check ? CHECK_UNKNOWN : CTL_EXIT_USAGE;
     if ((rc = ctl_call(&o, "GET", "/v1/hosts", NULL, &r)) != 0)
-        return rc;
+        return check ? CHECK_UNKNOWN : rc;
     if (o.json)
         ctl_print_json(r);
     else
         print_hosts(json_object_get(r, "hosts"), json_object_get(r, "unknown_hosts"));
+    fflush(stdout);
+    if (check)
+        return ctl_check_exit_code(&o, r, false);
     json_decref(r);
     return CTL_EXIT_OK;
 }
@@ -246,7 +275,7 @@ int ctl_cmd_host(const struct ctl_opts *o0, int argc, char **argv)
     const char *pos[3] = {NULL, NULL, NULL};
     char path[512] = "/v1/hosts/", b[64];
     json_t *body, *r;
-    int n = scan(o0, &o, argc, argv, pos, 3), rc;
+    int n = scan(o0, &o, argc, argv, pos, 3, NULL), rc;
 
     if (n < 2) {
         fputs(syn, stderr);

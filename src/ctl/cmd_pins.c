@@ -6,67 +6,124 @@
 #include <string.h>
 
 #include "ctl/api.h"
+#include "kmsrelay/termsafe.h"
 
+#define KR_CTL_HOST_TEXT 80
+
+/* One application of the machine (an element of "pins"). Every value is
+ * escaped: the workstation names come from clients. */
 static void print_pin(const json_t *p)
 {
     static const char *const keys[] = {
-        "cmid",        "workstation", "host",         "host_admin",  "host_health",
-        "application", "app_id",      "kms_id",       "first_seen",  "last_seen",
-        "vm",          "licence",     "protocol",     "last_result", "last_result_name",
-        "count",       "n_policy",    "skew_seconds", "activations", "previous_cmid"};
-    char b[64];
+        "application", "app_id",   "host",         "host_admin",  "host_health",
+        "workstation", "kms_id",   "sku_id",       "first_seen",  "last_seen",
+        "vm",          "licence",  "protocol",     "last_result", "last_result_name",
+        "count",       "n_policy", "skew_seconds", "activations", "previous_cmid"};
+    char b[256], e[4 * 256 + 1];
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         const char *v = ctl_jstr(p, keys[i], b, sizeof(b));
-        printf("%-17s %s\n", keys[i], *v ? v : "-");
+        printf("  %-17s %s\n", keys[i], *v ? kr_term_safe(v, e, sizeof(e)) : "-");
     }
     const json_t *ws = json_object_get(p, "workstations"), *w;
     size_t i;
-    printf("%-17s", "workstations");
+    printf("  %-17s", "workstations");
     json_array_foreach(ws, i, w)
     {
         char b2[64];
-        printf("%s%s (%s)\n", i ? "                  " : " ", ctl_jstr(w, "name", b, sizeof(b)),
+        printf("%s%s (%s)\n", i ? "                    " : " ",
+               kr_term_safe(ctl_jstr(w, "name", b, sizeof(b)), e, sizeof(e)),
                ctl_jstr(w, "last_seen", b2, sizeof(b2)));
     }
     if (!json_array_size(ws))
         printf(" -\n");
-    const json_t *rank = json_object_get(p, "ranking");
-    printf("%-17s", "ranking");
+}
+
+/* pin show: the machine, then each of its applications. */
+static void print_machine(const json_t *r)
+{
+    char b[64], e[4 * 256 + 1];
+    const json_t *pins = json_object_get(r, "pins"), *p;
+    size_t i;
+    printf("%-19s %s\n", "cmid", ctl_jstr(r, "cmid", b, sizeof(b)));
+    printf("%-19s %zu\n", "applications", json_array_size(pins));
+    json_array_foreach(pins, i, p)
+    {
+        printf("\n");
+        print_pin(p);
+    }
+    const json_t *rank = json_object_get(r, "ranking");
+    printf("\n%-19s", "ranking");
     for (i = 0; i < json_array_size(rank); i++)
-        printf("%s%s", i ? ", " : " ", json_string_value(json_array_get(rank, i)));
-    printf("%s\n", json_array_size(rank) ? "   (where it would go without its pin)" : " -");
+        printf("%s%s", i ? ", " : " ",
+               kr_term_safe(json_string_value(json_array_get(rank, i)), e, sizeof(e)));
+    printf("%s\n", json_array_size(rank) ? "   (where it would go without its pins)" : " -");
+}
+
+/* move / forget: one line per application. */
+static void print_changes(const json_t *r, bool forget)
+{
+    char b[64], a[64], h[KR_CTL_HOST_TEXT];
+    const json_t *pins = json_object_get(r, "pins"), *p;
+    size_t i;
+    ctl_jstr(r, "cmid", b, sizeof(b));
+    json_array_foreach(pins, i, p)
+    {
+        ctl_jstr(p, "application", a, sizeof(a));
+        if (forget)
+            printf("%s %s: forgotten (was pinned to %s); its next activation is routed afresh\n", b,
+                   a, ctl_jstr(p, "host", h, sizeof(h)));
+        else if (json_is_true(json_object_get(p, "moved")))
+            printf("%s %s: %s -> %s\n", b, a, ctl_jstr(p, "from", h, sizeof(h)),
+                   json_string_value(json_object_get(r, "to")));
+        else
+            printf("%s %s: already pinned to %s\n", b, a,
+                   json_string_value(json_object_get(r, "to")));
+    }
 }
 
 int ctl_cmd_pin(const struct ctl_opts *o0, int argc, char **argv)
 {
-    static const char syn[] = "usage: kmsrelayctl pin show CMID\n"
-                              "       kmsrelayctl pin move CMID HOST\n"
-                              "       kmsrelayctl pin forget CMID\n";
+    static const char syn[] = "usage: kmsrelayctl pin show CMID [--app APP]\n"
+                              "       kmsrelayctl pin move CMID HOST [--app APP]\n"
+                              "       kmsrelayctl pin forget CMID [--app APP]\n"
+                              "A client is a CMID and an application: without --app, show\n"
+                              "lists every application of the machine and move/forget act on\n"
+                              "all of them. APP: windows, office2010, office2013 or a GUID.\n";
     struct ctl_opts o = *o0;
-    const char *pos[3] = {NULL, NULL, NULL};
-    char path[512] = "/v1/pins/", b[64], b2[64];
+    const char *pos[3] = {NULL, NULL, NULL}, *app = NULL;
+    char path[512] = "/v1/pins/";
     json_t *r = NULL, *body = NULL;
     int n = 0, rc;
 
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             o.json = 1;
-        else if (n < 3)
+        else if (strcmp(argv[i], "--app") == 0 && i + 1 < argc)
+            app = argv[++i];
+        else if (strncmp(argv[i], "--app=", 6) == 0)
+            app = argv[i] + 6;
+        else if (n < 3 && argv[i][0] != '-')
             pos[n++] = argv[i];
         else
             n = 99;
     }
-    if (n < 2 || n > 3) {
+    if (n < 2 || n > 3 || (app && !*app)) {
         fputs(syn, stderr);
         return CTL_EXIT_USAGE;
     }
     ctl_urlencode(pos[1], path, sizeof(path));
+    bool move = strcmp(pos[0], "move") == 0 && n == 3;
+    if (move)
+        strncat(path, "/move", sizeof(path) - strlen(path) - 1);
+    if (app) {
+        strncat(path, "?app=", sizeof(path) - strlen(path) - 1);
+        ctl_urlencode(app, path + strlen(path), sizeof(path) - strlen(path));
+    }
     if (strcmp(pos[0], "show") == 0 && n == 2) {
         rc = ctl_call(&o, "GET", path, NULL, &r);
     } else if (strcmp(pos[0], "forget") == 0 && n == 2) {
         rc = ctl_call(&o, "DELETE", path, NULL, &r);
-    } else if (strcmp(pos[0], "move") == 0 && n == 3) {
-        strncat(path, "/move", sizeof(path) - strlen(path) - 1);
+    } else if (move) {
         body = json_pack("{s:s}", "host", pos[2]);
         rc = ctl_call(&o, "POST", path, body, &r);
         json_decref(body);
@@ -79,17 +136,9 @@ int ctl_cmd_pin(const struct ctl_opts *o0, int argc, char **argv)
     if (o.json)
         ctl_print_json(r);
     else if (pos[0][0] == 's')
-        print_pin(r);
-    else if (pos[0][0] == 'f')
-        printf("%s: forgotten (was pinned to %s); its next activation is routed afresh\n",
-               ctl_jstr(r, "cmid", b, sizeof(b)), ctl_jstr(r, "host", b2, sizeof(b2)));
-    else if (json_is_true(json_object_get(r, "moved")))
-        printf("%s: %s -> %s\n", ctl_jstr(r, "cmid", b, sizeof(b)),
-               json_string_value(json_object_get(r, "from")),
-               json_string_value(json_object_get(r, "to")));
+        print_machine(r);
     else
-        printf("%s: already pinned to %s\n", ctl_jstr(r, "cmid", b, sizeof(b)),
-               json_string_value(json_object_get(r, "to")));
+        print_changes(r, pos[0][0] == 'f');
     json_decref(r);
     return CTL_EXIT_OK;
 }
@@ -139,6 +188,7 @@ int ctl_cmd_rebalance(const struct ctl_opts *o0, int argc, char **argv)
         json_decref(r);
         return CTL_EXIT_OK;
     }
+    /* a move is a machine's applications on one host, moved together */
     static const char *const hm[] = {"CMID", "WORKSTATION", "LAST SEEN", "FROM", "TO"};
     static const char *const hh[] = {"HOST", "WEIGHT", "ROLE", "PINS BEFORE", "AFTER", "SHARE"};
     const json_t *moves = json_object_get(r, "moves"), *hosts = json_object_get(r, "hosts"), *e;

@@ -28,5 +28,6 @@ struct ctl_cmd {
 };
 
 int ctl_cmd_decode(const struct ctl_opts *o, int argc, char **argv);
+int ctl_cmd_store(const struct ctl_opts *o, int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ctl/api.h"
+#include "ctl/check.h"
 #include "ctl/cmd_audit.h"
 #include "ctl/ctl.h"
 
@@ -17,9 +18,12 @@
 static int cmd_help(const struct ctl_opts *o, int argc, char **argv);
 
 static const struct ctl_cmd commands[] = {
-    {"status", "", "version, uptime, listeners, hosts, pins and activations", ctl_cmd_status},
-    {"hosts", "", "per host: health, admin, checks, pins and counts per application",
+    {"status", "[--check-exit]", "version, uptime, listeners, hosts, pins and activations",
+     ctl_cmd_status},
+    {"hosts", "[--check-exit]", "per host: health, admin, checks, pins and counts per application",
      ctl_cmd_hosts},
+    {"check", "[--THRESHOLD N]...", "Nagios/Icinga check: one line, exit 0-3 (check --help)",
+     ctl_cmd_check},
     {"host", "drain|ready|maint|retire NAME", "set a host's admin state (persists)", ctl_cmd_host},
     {"host", "weight NAME N", "set a host's weight (persists)", ctl_cmd_host},
     {"pin", "show|forget CMID", "show or forget the pin of a client machine id", ctl_cmd_pin},
@@ -41,6 +45,8 @@ static const struct ctl_cmd commands[] = {
      ctl_cmd_audit},
     {"decode", "[--json] FILE", "decode a recorded KMS conversation (vector JSON or hex PDUs)",
      ctl_cmd_decode},
+    {"store", "check|set-aside [--force] --state-dir DIR",
+     "offline: check the state store; move a damaged one aside (no daemon running)", ctl_cmd_store},
     {"help", "", "show this help", cmd_help},
 };
 
@@ -63,7 +69,10 @@ static void usage(FILE *out)
             "  -h, --help       this help\n"
             "  --version        print the version\n\n"
             "Exit codes: 0 ok, 1 problems found, 2 usage or input error,\n"
-            "3 daemon unreachable.\n",
+            "3 daemon unreachable. `check`, and `status` or `hosts` with --check-exit,\n"
+            "exit like a monitoring plugin instead: 0 OK; 1 WARNING (a host down, a count\n"
+            "below threshold, findings); 2 CRITICAL (no host takes new clients, not\n"
+            "published in DNS, the store failing); 3 UNKNOWN (daemon unreachable, usage).\n",
             KR_DEFAULT_SOCKET);
 }
 

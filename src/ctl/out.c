@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kmsrelay/csv.h"
+#include "kmsrelay/termsafe.h"
 #include "ctl/api.h"
 
 struct ctl_table {
@@ -53,8 +54,13 @@ void ctl_table_add(struct ctl_table *t, const char *const *cells)
         t->cells = nc;
         t->cap = cap;
     }
-    for (size_t i = 0; i < t->ncols; i++)
-        t->cells[t->nrows * t->ncols + i] = strdup(cells[i] ? cells[i] : "-");
+    /* Every cell is escaped: names in tables come from clients' requests. */
+    for (size_t i = 0; i < t->ncols; i++) {
+        const char *c = cells[i] ? cells[i] : "-";
+        size_t cap = strlen(c) * 4 + 1;
+        char *e = malloc(cap);
+        t->cells[t->nrows * t->ncols + i] = e ? (char *)kr_term_safe(c, e, cap) : NULL;
+    }
     t->nrows++;
 }
 

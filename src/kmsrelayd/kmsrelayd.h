@@ -1,6 +1,7 @@
 /*
- * kmsrelayd.h - the daemon's program files (main.c: event loop, signals,
- * reload, shutdown; options.c: command line, help, building the config).
+ * kmsrelayd.h - the daemon's program files (main.c: options, then
+ * kr_daemon_main in src/daemon; options.c: command line, help, building
+ * the config).
  *
  * Ownership: struct kd_opts borrows its strings from argv.
  */
@@ -29,6 +30,9 @@ struct kd_opts {
 /* Parses argv. Returns 0 to run, 1 when done (help/version printed: exit 0),
  * or 2 on a usage error (message printed). */
 int kd_parse_args(int argc, char **argv, struct kd_opts *o);
+
+/* The largest configuration file kd_build_conf reads (the main file). */
+#define KD_CONF_MAX_BYTES (1024 * 1024)
 
 /* The config to run: the file (or the defaults) with the command line on top,
  * validated as a whole. On failure returns KR_ECONFIG with every problem in

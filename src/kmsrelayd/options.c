@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "kmsrelay/err.h"
 #include "kmsrelayd/kmsrelayd.h"
@@ -51,6 +52,9 @@ static const char usage_text[] =
     "  SIGTERM, SIGINT  graceful stop: stop accepting, let requests in flight finish (up to\n"
     "                   shutdown_grace), write the pins to disk, exit 0. A second signal\n"
     "                   stops at once.\n"
+    "  SIGXCPU          the same graceful stop (the CPU limit was reached; SIGKILL follows\n"
+    "                   at the hard limit)\n"
+    "  SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF  ignored\n"
     "\n"
     "Logs are logfmt lines on stderr (or syslog, log.target): one per activation, plus\n"
     "host state changes and errors.\n"
@@ -145,6 +149,20 @@ static void add_err(char *errbuf, size_t errlen, const char *fmt, const char *a,
         snprintf(errbuf + n, errlen - n, fmt, a, b);
 }
 
+/* A configuration file is a few kilobytes; a huge one is a mistake (or an
+ * attack on the reload path): refuse it before parsing a byte of it. */
+static bool too_big(const char *path, char *errbuf, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= KD_CONF_MAX_BYTES)
+        return false; /* the loader reports a missing or unreadable file */
+    snprintf(errbuf, errlen,
+             "%s: the file is %lld bytes; a configuration file may have at most %d bytes "
+             "(1 MiB)\n",
+             path, (long long)st.st_size, KD_CONF_MAX_BYTES);
+    return true;
+}
+
 int kd_build_conf(const struct kd_opts *o, struct kr_conf **out, char *errbuf, size_t errlen)
 {
     struct kr_conf *c = NULL;
@@ -153,6 +171,8 @@ int kd_build_conf(const struct kd_opts *o, struct kr_conf **out, char *errbuf, s
 
     if (errlen)
         errbuf[0] = '\0';
+    if (o->config && too_big(o->config, errbuf, errlen))
+        return KR_ECONFIG;
     if (o->config) {
         if (kr_conf_load(o->config, &c, errbuf, errlen) != 0)
             return KR_ECONFIG;

@@ -95,6 +95,8 @@ struct lg_config {
     uint32_t skew_clients;
     int64_t skew_seconds;
     uint32_t clone_clients;
+    uint32_t dual_office;  /* machines activating win10 and office2016 with one CMID */
+    uint8_t prev_cmid[16]; /* --prev-cmid: previous CMID in every request, or zero */
     uint32_t timeout_ms;
     double rate;        /* 0 = closed loop */
     uint32_t *allow_hr; /* owned */

@@ -51,6 +51,13 @@ static const char help_text[] =
     "                           (default 18000)\n"
     "      --clone-clients N    the last N clients reuse the CMIDs (and products) of the\n"
     "                           first N but keep their own workstation names (default 0)\n"
+    "      --dual-office N      N machines activate Windows and Office with one CMID (as\n"
+    "                           Windows 8+ with Office 2013+ do): the first N clients are\n"
+    "                           win10 and the N clients before the clones are their\n"
+    "                           office2016 side, same CMID, name, VM flag and clock\n"
+    "                           (default 0)\n"
+    "      --prev-cmid GUID     every request names GUID as its previous CMID (a\n"
+    "                           re-imaged machine's new CMID replacing an old one)\n"
     "\n"
     "Protocol:\n"
     "      --ndr MODE           ndr32: bind offers NDR32 only (1 item);\n"
@@ -98,6 +105,8 @@ enum {
     O_LIST,
     O_SOURCE,
     O_LATFILE,
+    O_DUAL_OFFICE,
+    O_PREV_CMID,
 };
 
 static const struct option long_opts[] = {
@@ -116,6 +125,8 @@ static const struct option long_opts[] = {
     {"skew-clients", required_argument, NULL, O_SKEW_CLIENTS},
     {"skew-seconds", required_argument, NULL, O_SKEW_SECONDS},
     {"clone-clients", required_argument, NULL, O_CLONE_CLIENTS},
+    {"dual-office", required_argument, NULL, O_DUAL_OFFICE},
+    {"prev-cmid", required_argument, NULL, O_PREV_CMID},
     {"timeout-ms", required_argument, NULL, O_TIMEOUT},
     {"rate", required_argument, NULL, O_RATE},
     {"allow-hresult", required_argument, NULL, O_ALLOW},
@@ -214,6 +225,9 @@ static int validate(struct lg_config *cfg, int have_k)
         return usage_error("--skew-clients", "larger than the population (-k)");
     if ((uint64_t)cfg->clone_clients * 2 > cfg->clients)
         return usage_error("--clone-clients", "must be at most half the population (-k)");
+    if ((uint64_t)cfg->dual_office * 2 + cfg->clone_clients > cfg->clients)
+        return usage_error("--dual-office",
+                           "2 N plus --clone-clients must fit in the population (-k)");
     unsigned usable = 0;
     for (unsigned v = 0; v < 3; v++) {
         int has = 0;
@@ -229,10 +243,222 @@ static int validate(struct lg_config *cfg, int have_k)
     return 0;
 }
 
-int lg_options_parse(int argc, char **argv, struct lg_config *cfg)
+/* The option handlers below return 0 (taken), 2 (usage error, printed) or
+ * NOT_MINE (another group's option). */
+#define NOT_MINE (-1)
+
+static int add_target(struct lg_config *cfg, const char *arg)
+{
+    const char *why = NULL;
+    if (cfg->n_targets >= LG_MAX_TARGETS)
+        return usage_error("-t/--target", "at most %d targets", LG_MAX_TARGETS);
+    if (kr_addr_parse(arg, AF_INET, &cfg->targets[cfg->n_targets], &why) != 0 ||
+        strchr(arg, ':') == NULL ||
+        kr_addr_port((const struct sockaddr *)&cfg->targets[cfg->n_targets].ss) == 0)
+        return usage_error("-t/--target", "'%s' is not a numeric ADDR:PORT", arg);
+    snprintf(cfg->target_text[cfg->n_targets], KR_ADDRSTRLEN, "%s", arg);
+    cfg->n_targets++;
+    return 0;
+}
+
+static int set_source(struct lg_config *cfg, const char *arg)
+{
+    /* an address without a port: bind to port 0 (the kernel picks) */
+    char buf[KR_ADDRSTRLEN + 8];
+    const char *why = NULL;
+    snprintf(buf, sizeof(buf), strchr(arg, ':') ? "[%s]:0" : "%s:0", arg);
+    if (kr_addr_parse(buf, AF_INET, &cfg->source, &why) != 0)
+        return usage_error("--source", "'%s' is not a numeric address", arg);
+    cfg->have_source = 1;
+    return 0;
+}
+
+/* "Targets and volume" of the help text. */
+static int opt_volume(int o, const char *arg, struct lg_config *cfg, int *have_k)
 {
     uint64_t u;
+    switch (o) {
+    case 't':
+        return add_target(cfg, arg);
+    case O_SOURCE:
+        return set_source(cfg, arg);
+    case 'n':
+        if (parse_uint(arg, 1, LG_MAX_ACTIVATIONS, &u) != 0)
+            return usage_error("-n/--activations", "'%s' is not a number >= 1", arg);
+        cfg->activations = (uint32_t)u;
+        return 0;
+    case 'c':
+        if (parse_uint(arg, 1, 100000, &u) != 0)
+            return usage_error("-c/--concurrency", "'%s' is not a number from 1 to 100000", arg);
+        cfg->concurrency = (unsigned)u;
+        return 0;
+    case 'k':
+        if (parse_uint(arg, 1, LG_MAX_ACTIVATIONS, &u) != 0)
+            return usage_error("-k/--clients", "'%s' is not a number >= 1", arg);
+        cfg->clients = (uint32_t)u;
+        *have_k = 1;
+        return 0;
+    case O_PER_CONN:
+        if (parse_uint(arg, 1, 1000000, &u) != 0)
+            return usage_error("--per-conn", "'%s' is not a number from 1 to 1000000", arg);
+        cfg->per_conn = (uint32_t)u;
+        return 0;
+    case O_RATE:
+        if (parse_double(arg, 0.001, 10000000.0, &cfg->rate) != 0)
+            return usage_error("--rate", "'%s' is not a rate from 0.001 to 1e7 per second", arg);
+        return 0;
+    case O_TIMEOUT:
+        if (parse_uint(arg, 1, 3600000, &u) != 0)
+            return usage_error("--timeout-ms", "'%s' is not a number from 1 to 3600000", arg);
+        cfg->timeout_ms = (uint32_t)u;
+        return 0;
+    default:
+        return NOT_MINE;
+    }
+}
+
+static int add_cmid(struct lg_config *cfg, const char *arg)
+{
+    uint8_t g[16];
+    if (kr_guid_parse(arg, g) != 0)
+        return usage_error("--cmid", "'%s' is not a GUID", arg);
+    void *p = realloc(cfg->fixed_cmids, (cfg->n_fixed + 1) * sizeof(*cfg->fixed_cmids));
+    if (!p)
+        return usage_error("--cmid", "out of memory");
+    cfg->fixed_cmids = p;
+    memcpy(cfg->fixed_cmids[cfg->n_fixed++], g, 16);
+    return 0;
+}
+
+static int set_skew_seconds(struct lg_config *cfg, const char *arg)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (errno || *arg == '\0' || *end != '\0' || v < -3153600000LL || v > 3153600000LL)
+        return usage_error("--skew-seconds",
+                           "'%s' is not a number of seconds "
+                           "(at most 100 years either way)",
+                           arg);
+    cfg->skew_seconds = v;
+    return 0;
+}
+
+/* "Population" of the help text. */
+static int opt_population(int o, const char *arg, struct lg_config *cfg)
+{
     const char *why = NULL;
+    uint64_t u;
+    switch (o) {
+    case O_SEED:
+        if (parse_uint(arg, 0, UINT64_MAX, &u) != 0)
+            return usage_error("--seed", "'%s' is not an unsigned number", arg);
+        cfg->seed = u;
+        return 0;
+    case O_CMID:
+        return add_cmid(cfg, arg);
+    case O_MIX:
+        if (lg_mix_parse(arg, cfg->mix, &why) != 0)
+            return usage_error("--mix", "%s", why);
+        return 0;
+    case O_PRODUCTS:
+        if (lg_products_parse(arg, &cfg->product_mask, &why) != 0)
+            return usage_error("--products", "%s", why);
+        return 0;
+    case O_VM_RATIO:
+        if (parse_double(arg, 0.0, 1.0, &cfg->vm_ratio) != 0)
+            return usage_error("--vm-ratio", "'%s' is not a fraction from 0 to 1", arg);
+        return 0;
+    case O_WS_PREFIX:
+        /* 64 UTF-16 units hold prefix + 10 digits + ".example.test" + NUL. */
+        if (strlen(arg) > 40)
+            return usage_error("--ws-prefix", "'%s' is longer than 40 bytes", arg);
+        cfg->ws_prefix = arg;
+        return 0;
+    case O_SKEW_CLIENTS:
+        if (parse_uint(arg, 0, LG_MAX_ACTIVATIONS, &u) != 0)
+            return usage_error("--skew-clients", "'%s' is not a number", arg);
+        cfg->skew_clients = (uint32_t)u;
+        return 0;
+    case O_SKEW_SECONDS:
+        return set_skew_seconds(cfg, arg);
+    case O_CLONE_CLIENTS:
+        if (parse_uint(arg, 0, LG_MAX_ACTIVATIONS, &u) != 0)
+            return usage_error("--clone-clients", "'%s' is not a number", arg);
+        cfg->clone_clients = (uint32_t)u;
+        return 0;
+    case O_DUAL_OFFICE:
+        if (parse_uint(arg, 0, LG_MAX_ACTIVATIONS, &u) != 0)
+            return usage_error("--dual-office", "'%s' is not a number", arg);
+        cfg->dual_office = (uint32_t)u;
+        return 0;
+    case O_PREV_CMID:
+        if (kr_guid_parse(arg, cfg->prev_cmid) != 0)
+            return usage_error("--prev-cmid", "'%s' is not a GUID", arg);
+        return 0;
+    default:
+        return NOT_MINE;
+    }
+}
+
+static int set_ndr(struct lg_config *cfg, const char *arg)
+{
+    static const struct {
+        const char *name;
+        enum lg_ndr_mode mode;
+    } modes[] = {
+        {"ndr32", LG_NDR32}, {"win8", LG_NDR_WIN8}, {"ndr64", LG_NDR64}, {"mixed", LG_NDR_MIXED}};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+        if (strcmp(arg, modes[i].name) == 0) {
+            cfg->ndr = modes[i].mode;
+            return 0;
+        }
+    return usage_error("--ndr", "'%s' is not ndr32, win8, ndr64 or mixed", arg);
+}
+
+static int add_allow(struct lg_config *cfg, const char *arg)
+{
+    uint32_t hr;
+    if (parse_hresult(arg, &hr) != 0)
+        return usage_error("--allow-hresult", "'%s' is not a 32-bit hex HRESULT", arg);
+    void *p = realloc(cfg->allow_hr, (cfg->n_allow + 1) * sizeof(*cfg->allow_hr));
+    if (!p)
+        return usage_error("--allow-hresult", "out of memory");
+    cfg->allow_hr = p;
+    cfg->allow_hr[cfg->n_allow++] = hr;
+    return 0;
+}
+
+/* "Protocol" and "Output" of the help text. */
+static int opt_protocol_output(int o, const char *arg, struct lg_config *cfg)
+{
+    switch (o) {
+    case O_NDR:
+        return set_ndr(cfg, arg);
+    case O_ALLOW:
+        return add_allow(cfg, arg);
+    case O_JSON:
+        cfg->json_path = arg;
+        return 0;
+    case O_LATFILE:
+        cfg->latency_path = arg;
+        return 0;
+    case 'q':
+        cfg->quiet = 1;
+        return 0;
+    case 'v':
+        cfg->verbose = 1;
+        return 0;
+    case O_LIST:
+        cfg->list_products = 1;
+        return 0;
+    default:
+        return NOT_MINE;
+    }
+}
+
+int lg_options_parse(int argc, char **argv, struct lg_config *cfg)
+{
     int have_k = 0;
 
     set_defaults(cfg);
@@ -242,165 +468,27 @@ int lg_options_parse(int argc, char **argv, struct lg_config *cfg)
         int o = getopt_long(argc, argv, ":t:n:c:k:qvh", long_opts, NULL);
         if (o == -1)
             break;
-        switch (o) {
-        case 't':
-            if (cfg->n_targets >= LG_MAX_TARGETS)
-                return usage_error("-t/--target", "at most %d targets", LG_MAX_TARGETS);
-            if (kr_addr_parse(optarg, AF_INET, &cfg->targets[cfg->n_targets], &why) != 0 ||
-                strchr(optarg, ':') == NULL ||
-                kr_addr_port((const struct sockaddr *)&cfg->targets[cfg->n_targets].ss) == 0)
-                return usage_error("-t/--target", "'%s' is not a numeric ADDR:PORT", optarg);
-            snprintf(cfg->target_text[cfg->n_targets], KR_ADDRSTRLEN, "%s", optarg);
-            cfg->n_targets++;
-            break;
-        case 'n':
-            if (parse_uint(optarg, 1, LG_MAX_ACTIVATIONS, &u) != 0)
-                return usage_error("-n/--activations", "'%s' is not a number >= 1", optarg);
-            cfg->activations = (uint32_t)u;
-            break;
-        case 'c':
-            if (parse_uint(optarg, 1, 100000, &u) != 0)
-                return usage_error("-c/--concurrency", "'%s' is not a number from 1 to 100000",
-                                   optarg);
-            cfg->concurrency = (unsigned)u;
-            break;
-        case 'k':
-            if (parse_uint(optarg, 1, LG_MAX_ACTIVATIONS, &u) != 0)
-                return usage_error("-k/--clients", "'%s' is not a number >= 1", optarg);
-            cfg->clients = (uint32_t)u;
-            have_k = 1;
-            break;
-        case O_SEED:
-            if (parse_uint(optarg, 0, UINT64_MAX, &u) != 0)
-                return usage_error("--seed", "'%s' is not an unsigned number", optarg);
-            cfg->seed = u;
-            break;
-        case O_CMID: {
-            uint8_t g[16];
-            if (kr_guid_parse(optarg, g) != 0)
-                return usage_error("--cmid", "'%s' is not a GUID", optarg);
-            void *p = realloc(cfg->fixed_cmids, (cfg->n_fixed + 1) * sizeof(*cfg->fixed_cmids));
-            if (!p)
-                return usage_error("--cmid", "out of memory");
-            cfg->fixed_cmids = p;
-            memcpy(cfg->fixed_cmids[cfg->n_fixed++], g, 16);
-            break;
+        int rc = opt_volume(o, optarg, cfg, &have_k);
+        if (rc == NOT_MINE)
+            rc = opt_population(o, optarg, cfg);
+        if (rc == NOT_MINE)
+            rc = opt_protocol_output(o, optarg, cfg);
+        if (rc != NOT_MINE) {
+            if (rc != 0)
+                return rc;
+            continue;
         }
-        case O_MIX:
-            if (lg_mix_parse(optarg, cfg->mix, &why) != 0)
-                return usage_error("--mix", "%s", why);
-            break;
-        case O_PRODUCTS:
-            if (lg_products_parse(optarg, &cfg->product_mask, &why) != 0)
-                return usage_error("--products", "%s", why);
-            break;
-        case O_NDR:
-            if (strcmp(optarg, "ndr32") == 0)
-                cfg->ndr = LG_NDR32;
-            else if (strcmp(optarg, "win8") == 0)
-                cfg->ndr = LG_NDR_WIN8;
-            else if (strcmp(optarg, "ndr64") == 0)
-                cfg->ndr = LG_NDR64;
-            else if (strcmp(optarg, "mixed") == 0)
-                cfg->ndr = LG_NDR_MIXED;
-            else
-                return usage_error("--ndr", "'%s' is not ndr32, win8, ndr64 or mixed", optarg);
-            break;
-        case O_PER_CONN:
-            if (parse_uint(optarg, 1, 1000000, &u) != 0)
-                return usage_error("--per-conn", "'%s' is not a number from 1 to 1000000", optarg);
-            cfg->per_conn = (uint32_t)u;
-            break;
-        case O_VM_RATIO:
-            if (parse_double(optarg, 0.0, 1.0, &cfg->vm_ratio) != 0)
-                return usage_error("--vm-ratio", "'%s' is not a fraction from 0 to 1", optarg);
-            break;
-        case O_WS_PREFIX:
-            /* 64 UTF-16 units hold prefix + 10 digits + ".example.test" + NUL. */
-            if (strlen(optarg) > 40)
-                return usage_error("--ws-prefix", "'%s' is longer than 40 bytes", optarg);
-            cfg->ws_prefix = optarg;
-            break;
-        case O_SKEW_CLIENTS:
-            if (parse_uint(optarg, 0, LG_MAX_ACTIVATIONS, &u) != 0)
-                return usage_error("--skew-clients", "'%s' is not a number", optarg);
-            cfg->skew_clients = (uint32_t)u;
-            break;
-        case O_SKEW_SECONDS: {
-            char *end;
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (errno || *optarg == '\0' || *end != '\0' || v < -3153600000LL || v > 3153600000LL)
-                return usage_error("--skew-seconds",
-                                   "'%s' is not a number of seconds "
-                                   "(at most 100 years either way)",
-                                   optarg);
-            cfg->skew_seconds = v;
-            break;
-        }
-        case O_CLONE_CLIENTS:
-            if (parse_uint(optarg, 0, LG_MAX_ACTIVATIONS, &u) != 0)
-                return usage_error("--clone-clients", "'%s' is not a number", optarg);
-            cfg->clone_clients = (uint32_t)u;
-            break;
-        case O_TIMEOUT:
-            if (parse_uint(optarg, 1, 3600000, &u) != 0)
-                return usage_error("--timeout-ms", "'%s' is not a number from 1 to 3600000",
-                                   optarg);
-            cfg->timeout_ms = (uint32_t)u;
-            break;
-        case O_RATE:
-            if (parse_double(optarg, 0.001, 10000000.0, &cfg->rate) != 0)
-                return usage_error("--rate", "'%s' is not a rate from 0.001 to 1e7 per second",
-                                   optarg);
-            break;
-        case O_ALLOW: {
-            uint32_t hr;
-            if (parse_hresult(optarg, &hr) != 0)
-                return usage_error("--allow-hresult", "'%s' is not a 32-bit hex HRESULT", optarg);
-            void *p = realloc(cfg->allow_hr, (cfg->n_allow + 1) * sizeof(*cfg->allow_hr));
-            if (!p)
-                return usage_error("--allow-hresult", "out of memory");
-            cfg->allow_hr = p;
-            cfg->allow_hr[cfg->n_allow++] = hr;
-            break;
-        }
-        case O_JSON:
-            cfg->json_path = optarg;
-            break;
-        case O_LATFILE:
-            cfg->latency_path = optarg;
-            break;
-        case O_SOURCE: {
-            /* an address without a port: bind to port 0 (the kernel picks) */
-            char buf[KR_ADDRSTRLEN + 8];
-            snprintf(buf, sizeof(buf), strchr(optarg, ':') ? "[%s]:0" : "%s:0", optarg);
-            if (kr_addr_parse(buf, AF_INET, &cfg->source, &why) != 0)
-                return usage_error("--source", "'%s' is not a numeric address", optarg);
-            cfg->have_source = 1;
-            break;
-        }
-        case 'q':
-            cfg->quiet = 1;
-            break;
-        case 'v':
-            cfg->verbose = 1;
-            break;
-        case O_LIST:
-            cfg->list_products = 1;
-            break;
-        case 'h':
+        if (o == 'h') {
             fputs(help_text, stdout);
             return 1;
-        case ':':
-            return usage_error(argv[optind - 1], "missing value");
-        default:
-            if (optopt) {
-                char name[3] = {'-', (char)optopt, '\0'};
-                return usage_error(name, "unknown option");
-            }
-            return usage_error(argv[optind - 1], "unknown option");
         }
+        if (o == ':')
+            return usage_error(argv[optind - 1], "missing value");
+        if (optopt) {
+            char name[3] = {'-', (char)optopt, '\0'};
+            return usage_error(name, "unknown option");
+        }
+        return usage_error(argv[optind - 1], "unknown option");
     }
     if (optind < argc)
         return usage_error(argv[optind], "unexpected argument");

@@ -138,6 +138,7 @@ int lg_pdu_request(const struct lg_config *cfg, const struct lg_client *c, uint6
     memcpy(rq.sku_id, p->sku_id, 16);
     memcpy(rq.kms_id, p->kms_id, 16);
     memcpy(rq.cmid, c->cmid, 16);
+    memcpy(rq.prev_cmid, cfg->prev_cmid, 16);
     rq.n_policy = p->n_policy;
     rq.request_time = ft;
     set_workstation(&rq, cfg->ws_prefix, c->ws_index);

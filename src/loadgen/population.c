@@ -4,6 +4,14 @@
  * Every property of client i is a pure function of (seed, i): the same seed
  * gives the same CMIDs, versions and products whatever -n, -c or -k say, so
  * a later run can renew exactly the clients an earlier run activated.
+ *
+ * Layout of the k clients (--dual-office D, --clone-clients C):
+ *   [0, D)            machines that activate Windows AND Office: win10 here
+ *   [D, k-C-D)        machines with one product
+ *   [k-C-D, k-C)      the office2016 side of client i - (k-C-D): same CMID,
+ *                     workstation, VM flag and clock (one machine, two
+ *                     applications, as KMS hosts count them)
+ *   [k-C, k)          clones of clients [0, C)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +71,33 @@ struct lg_client *lg_population_new(const struct lg_config *cfg)
 {
     uint32_t k = cfg->clients;
     uint32_t first_clone = k - cfg->clone_clients;
+    uint32_t first_dual = first_clone - cfg->dual_office;
+    int win = -1, office = -1;
+    for (unsigned p = 0; p < lg_n_products; p++) {
+        if (strcmp(lg_products[p].name, "win10") == 0)
+            win = (int)p;
+        if (strcmp(lg_products[p].name, "office2016") == 0)
+            office = (int)p;
+    }
+    if (cfg->dual_office && (win < 0 || office < 0))
+        return NULL;
     struct lg_client *cl = calloc(k, sizeof(*cl));
     if (!cl)
         return NULL;
     for (uint32_t i = 0; i < k; i++) {
         struct lg_client *c = &cl[i];
+        if (i >= first_dual && i < first_clone) {
+            const struct lg_client *orig = &cl[i - first_dual];
+            memcpy(c->cmid, orig->cmid, 16);
+            c->product = (uint8_t)office;
+            c->vm = orig->vm;
+            c->ws_index = orig->ws_index;
+            c->skewed = orig->skewed;
+            c->target = orig->target;
+            c->last_epid = -1;
+            c->tally = -1;
+            continue;
+        }
         if (i >= first_clone) {
             const struct lg_client *orig = &cl[i - first_clone];
             memcpy(c->cmid, orig->cmid, 16);
@@ -78,7 +108,7 @@ struct lg_client *lg_population_new(const struct lg_config *cfg)
                 memcpy(c->cmid, cfg->fixed_cmids[i], 16);
             else
                 random_cmid(cfg->seed, i, c->cmid);
-            c->product = (uint8_t)pick_product(cfg, i);
+            c->product = (uint8_t)(i < cfg->dual_office ? (unsigned)win : pick_product(cfg, i));
             double u = (double)(lg_rand(cfg->seed, LG_RS_VM, i) >> 11) * 0x1.0p-53;
             c->vm = u < cfg->vm_ratio;
         }

@@ -1,5 +1,5 @@
 /*
- * registry.c - the counters only the metrics module keeps: activations by
+ * registry.c - the counters only the metrics registry keeps: activations by
  * (host, application, protocol version, result) in a fixed-size table, the
  * activation latency histogram, and what the DNS module reports.
  *
@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "kmsrelay/kms.h"
-#include "metrics/metrics-internal.h"
+#include "metrics/counters.h"
 
-struct mx_state mx;
+static struct mx_state mx;
 
 /* Seconds; a KMS answer takes a few ms on a LAN, a slow host seconds. */
 const double mx_bucket_le[MX_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -137,9 +137,12 @@ void kr_metrics_dns_audit(const unsigned *per_class, size_t n_classes, int64_t w
     mx.audit_when = when;
 }
 
-void kr_metrics_reset(void)
+void kr_metrics_counters_reset(void)
 {
-    mx_pins_join();
-    mx_pins_reset();
     memset(&mx, 0, sizeof(mx));
+}
+
+void kr_metrics_snapshot(struct mx_state *out)
+{
+    *out = mx;
 }

@@ -27,9 +27,11 @@
  * Ownership: the host's lists own the connections; an attempt is borrowed
  * from submit until its callback.
  */
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -243,6 +245,16 @@ static void wait_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- connections ---------------------------------------------------------- */
 
+static bool conn_unclean(struct kr_bconn *c, const char *why)
+{
+    uint64_t dropped = 0;
+    if (front_log_allowed(&dropped))
+        kr_log(KR_LOG_WARN,
+               "event=backend_desync host=%s reason=\"%s\" action=closed suppressed=%llu",
+               c->host->conf.name, why, (unsigned long long)dropped);
+    return false;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -288,6 +300,24 @@ static void pool_fill(struct kr_host *h)
         opening += c->state == BC_CONNECTING || c->state == BC_BINDING;
     while (h->n_conns < pool && h->n_waiting > opening && conn_open(h) == 0)
         opening++;
+}
+
+/* A connection may carry the next request only when nothing is pending
+ * on it: neither in our buffer nor in the socket. A byte we did not ask for
+ * (an extra reply, a late one) would otherwise be read as the next
+ * client's answer; an EOF means the host closed it meanwhile. Either way
+ * the connection is not reused. */
+static bool conn_clean(struct kr_bconn *c)
+{
+    uint8_t b;
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) != 0)
+        return conn_unclean(c, "unexpected bytes after an answer");
+    ssize_t n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return conn_unclean(c, "unexpected bytes on an idle connection");
+    if (n == 0)
+        return false; /* the host closed it: normal, not worth a line */
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
 static void conn_send(struct kr_bconn *c, struct kr_attempt *a)
@@ -411,6 +441,10 @@ static void on_bind_ack(struct kr_bconn *c, const uint8_t *p, size_t len)
         return;
     }
     evbuffer_drain(bufferevent_get_input(c->bev), len);
+    if (!conn_clean(c)) {
+        conn_fail_open(c, "unexpected bytes after the bind_ack");
+        return;
+    }
     conn_ready(c);
 }
 
@@ -435,7 +469,13 @@ static void on_response(struct kr_bconn *c, const uint8_t *p, size_t len)
     c->answered_us = kr_now_us();
     c->att = NULL;
     a->conn = NULL;
-    conn_ready(c);
+    if (conn_clean(c)) {
+        conn_ready(c);
+    } else {
+        struct kr_host *h = c->host;
+        conn_free(c);
+        pool_fill(h);
+    }
     complete(a, KR_ATT_OK, hr, mlen ? copy : NULL, mlen);
 }
 
@@ -535,9 +575,13 @@ int kr_backend_submit(struct kr_host *h, struct kr_attempt *a, const uint8_t *ms
     a->msg_len = 0;
     a->latency_us = 0;
     h->stats.requests++;
-    if (h->idle) {
-        conn_send(h->idle, a);
-        return 0;
+    while (h->idle) {
+        struct kr_bconn *c = h->idle;
+        if (conn_clean(c)) {
+            conn_send(c, a);
+            return 0;
+        }
+        conn_free(c);
     }
     wait_push(h, a, false);
     pool_fill(h);

@@ -1,5 +1,5 @@
 /*
- * discover.c - the host table's side of DNS discovery (src/dns/discover.c
+ * discover.c - the host table's side of DNS discovery (src/dnsservice/discover.c
  * decides, this file applies): discovered hosts join the table like config
  * hosts (UNKNOWN, health-checked before they take traffic), are drained
  * when DNS stops listing them, and removed like a deleted config host when
@@ -53,7 +53,8 @@ static int update(struct kr_relay *r, struct kr_host *h, const struct kr_conf_ho
                hc->weight, hc->priority);
     h->conf.weight = hc->weight;
     h->conf.priority = hc->priority;
-    h->hrw.weight = hc->weight;
+    /* The weight in force: an operator's weight wins over the SRV record's. */
+    h->hrw.weight = h->op_weight ? h->op_weight : hc->weight;
     if (moved || revived) {
         h->conf.addr = hc->addr;
         kr_addr_format((const struct sockaddr *)&hc->addr.ss, a);
@@ -88,15 +89,14 @@ int kr_relay_dyn_add(struct kr_relay *r, const struct kr_conf_host *hc)
     if (!tab)
         return KR_ENOMEM;
     r->hosts = tab;
-    if (!(h = relay_host_new(r, hc)))
+    if (!(h = relay_host_new(r, hc, true)))
         return KR_ENOMEM;
-    h->dynamic = true;
     r->hosts[r->n_hosts++] = h;
     char a[KR_ADDRSTRLEN];
     kr_addr_format((const struct sockaddr *)&hc->addr.ss, a);
     kr_log(KR_LOG_INFO,
            "event=host_added host=%s addr=%s weight=%u priority=%u admin=%s source=dns",
-           h->conf.name, a, h->conf.weight, h->conf.priority, kr_admin_name(h->admin));
+           h->conf.name, a, h->hrw.weight, h->conf.priority, kr_admin_name(h->admin));
     kr_health_start(h);
     return 0;
 }

@@ -4,11 +4,21 @@
  * request budget; then answers the client, updates the pin and logs one
  * activation line.
  *
- *   connect failure, timeout, close, garbage -> passive health failure,
+ *   connect failure, timeout                 -> passive health failure,
  *                                               next host
+ *   close, garbage                           -> next host; a passive failure
+ *                                               only once another host
+ *                                               answered the same message
+ *   close/garbage on 2+ hosts, no answer      -> the client's fault: error
+ *                                               reply 0x8007000D, no health
+ *                                               counted, no pin touched
  *   0xC004F042 (host cannot serve this KMS id) -> remember (host, KMS id),
  *                                               next host; if every host
- *                                               refuses, relay the refusal
+ *                                               refuses, relay the refusal;
+ *                                               the PAIR (CMID, app) is then
+ *                                               pinned to the host that
+ *                                               served it, the machine's
+ *                                               other pairs keep their pins
  *   any other answer                           -> that host answered
  *   budget spent, plan exhausted               -> fault rpc_s_server_unavailable
  *                                               (the client fails over as if
@@ -41,6 +51,39 @@
 
 static void attempt_cb(struct kr_attempt *a, void *arg);
 
+#define PEND_BAD_KMS 0x80 /* pending[]: an answer whose KMS message is garbage */
+
+static const char *pend_reason(uint8_t st)
+{
+    return st == PEND_BAD_KMS ? "bad KMS response" : kr_attempt_status_name(st);
+}
+
+/* A failure of the current attempt that may be the request's doing rather
+ * than the host's: remembered, judged when the request ends. */
+static void pend(struct kr_req *q, uint8_t st)
+{
+    if (q->next_try == 0 || q->next_try > KR_PLAN_MAX)
+        return;
+    if (!q->pending[q->next_try - 1])
+        q->n_pending++;
+    q->pending[q->next_try - 1] = st;
+}
+
+/* Another host answered: the remembered failures were the hosts'. */
+static void blame_pending(struct kr_req *q)
+{
+    struct kr_relay *r = q->relay;
+    for (size_t i = 0; i < KR_PLAN_MAX && q->n_pending; i++) {
+        if (!q->pending[i])
+            continue;
+        int idx = route_host_index(r, q->plan_keys[i], NULL);
+        if (idx >= 0 && !r->hosts[idx]->removed)
+            kr_health_passive_failure(r->hosts[idx], pend_reason(q->pending[i]), q->kreq.cmid);
+        q->pending[i] = 0;
+        q->n_pending--;
+    }
+}
+
 static bool is_pinned(const struct kr_req *q, const struct kr_host *h)
 {
     return q->plan.have_pin && strcmp(q->pin.host, h->conf.name) == 0;
@@ -57,15 +100,16 @@ static uint64_t next_timeout_ms(const struct kr_req *q)
     return t && t < left ? t : left;
 }
 
-/* Updates the pin after an answer from q->chosen_name (or, with none, a
- * total refusal). Returns the log word for what happened to the pin. */
+/* Updates the pin of the pair (CMID, application id) after an answer from
+ * q->chosen_name (or, with none, a total refusal). Only this pair's pin is
+ * touched. Returns the log word for what happened to the pin. */
 static const char *pin_update(struct kr_req *q, uint32_t hresult)
 {
     struct kr_relay *r = q->relay;
     struct kr_pin *p = &q->pin;
     int64_t now = kr_wall_s();
     const char *action = "kept";
-    if (!q->chosen_name[0] && !q->plan.have_pin)
+    if (q->client_fault || (!q->chosen_name[0] && !q->plan.have_pin))
         return "none"; /* nobody answered for real: nothing to pin */
     if (q->plan.pin_unread)
         return "unknown"; /* the store is in trouble (alarm raised) */
@@ -78,12 +122,17 @@ static const char *pin_update(struct kr_req *q, uint32_t hresult)
     } else if (q->chosen_name[0] && strcmp(p->host, q->chosen_name) != 0) {
         int pi = route_host_by_name(r, p->host);
         const struct kr_host *ph = pi >= 0 ? r->hosts[pi] : NULL;
-        /* maint and product refusals serve elsewhere without moving the
-         * pin; a pinned host that is down, retired, gone or failed now (or
-         * a failback) moves it */
-        bool stay = ph && !ph->removed && !q->pin_failed &&
-                    (ph->admin == KR_ADMIN_MAINT || q->pin_refused ||
-                     route_refuses(ph, q->kreq.kms_id, kr_now_us()));
+        /* maint serves elsewhere without moving the pin; a pinned host that
+         * refuses this pair's KMS id (it lacks the product key: the pair
+         * belongs where it is served), is down, retired, gone or failed now
+         * (or a failback) moves it. A failure of this request alone does not
+         * move it while the checks say the pinned host is up (health.c marks
+         * it DOWN when the requests of many clients fail there). */
+        bool stay = ph && !ph->removed &&
+                    ((q->pin_failed && ph->health == KR_HEALTH_UP &&
+                      (ph->admin == KR_ADMIN_READY || ph->admin == KR_ADMIN_DRAIN)) ||
+                     (!q->pin_failed && !q->pin_refused && ph->admin == KR_ADMIN_MAINT &&
+                      !route_refuses(ph, q->kreq.kms_id, kr_now_us())));
         r->stats.failovers++;
         if (stay) {
             action = "elsewhere";
@@ -97,6 +146,7 @@ static const char *pin_update(struct kr_req *q, uint32_t hresult)
     p->last_seen = now;
     memcpy(p->app_id, q->kreq.app_id, 16);
     memcpy(p->kms_id, q->kreq.kms_id, 16);
+    memcpy(p->sku_id, q->kreq.sku_id, 16);
     memcpy(p->prev_cmid, q->kreq.prev_cmid, 16);
     kr_pin_note_name(p, q->kreq.workstation, now);
     p->is_vm = q->kreq.vm_info ? 1 : 0;
@@ -167,6 +217,26 @@ static void finish(struct kr_req *q, uint32_t hresult, const uint8_t *msg, size_
 /* Nobody answered: relay the last refusal, or fail over the client. */
 static void finish_none(struct kr_req *q)
 {
+    if (q->n_pending >= 2 && !q->relay->stopping) {
+        /* the same message made 2+ hosts fail and none answered it: it is
+         * the message, not the hosts */
+        uint64_t dropped = 0;
+        q->client_fault = true;
+        memset(q->pending, 0, sizeof(q->pending));
+        q->n_pending = 0;
+        if (front_log_allowed(&dropped)) {
+            char cmid[KR_GUID_STRLEN];
+            kr_guid_format(q->kreq.cmid, cmid);
+            kr_log(KR_LOG_WARN,
+                   "event=request_poison cmid=%s client=%s reason=\"failed on every host tried, "
+                   "answered by none\" action=\"error 0x8007000D to the client; no host "
+                   "blamed\" suppressed=%llu",
+                   cmid, q->peer[0] ? q->peer : "-", (unsigned long long)dropped);
+        }
+        finish(q, KR_HR_INVALID_DATA, NULL, 0, 0);
+        return;
+    }
+    blame_pending(q);
     if (q->last_refusal)
         finish(q, q->last_refusal, NULL, 0, 0);
     else
@@ -238,7 +308,7 @@ static bool garbage_answer(struct kr_req *q, struct kr_host *h, const struct kr_
            why);
     h->stats.ok--; /* backend.c counted a response; it was not one */
     h->stats.errors++;
-    kr_health_passive_failure(h, "bad KMS response");
+    pend(q, PEND_BAD_KMS);
     q->relay->stats.retries++;
     q->retries++;
     if (is_pinned(q, h))
@@ -258,6 +328,7 @@ static void answered(struct kr_req *q, struct kr_host *h, const struct kr_attemp
     }
     if (a->hresult == KR_HR_OK)
         kr_health_passive_success(h);
+    blame_pending(q);
     snprintf(q->chosen_name, sizeof(q->chosen_name), "%s", h->conf.name);
     q->chosen = route_host_by_name(r, h->conf.name);
     if (decoded) {
@@ -342,8 +413,12 @@ static void attempt_cb(struct kr_attempt *a, void *arg)
     kr_log(KR_LOG_DEBUG, "event=attempt_failed host=%s status=%s latency_us=%llu assist=%d",
            h->conf.name, kr_attempt_status_name(a->status), (unsigned long long)a->latency_us,
            assisting);
-    if (!h->removed && a->blame)
-        kr_health_passive_failure(h, kr_attempt_status_name(a->status));
+    if (!h->removed && a->blame) {
+        if (!assisting && (a->status == KR_ATT_CLOSED || a->status == KR_ATT_GARBAGE))
+            pend(q, (uint8_t)a->status); /* maybe the message's doing */
+        else
+            kr_health_passive_failure(h, kr_attempt_status_name(a->status), q->kreq.cmid);
+    }
     r->stats.retries++;
     q->retries++;
     if (assisting) {

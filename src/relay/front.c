@@ -60,6 +60,7 @@ struct kr_client {
     uint64_t pdu_start_us; /* first byte of an incomplete PDU, 0 if none */
     uint64_t armed_at_us;  /* when ev fires, 0 = not armed */
     uint64_t close_at_us;  /* closing: give up flushing at */
+    uint8_t src_key[16];   /* limits.c's source key, from admission */
     uint32_t assoc_group;
     uint16_t listen_port;
     uint8_t n_ctx;
@@ -147,7 +148,7 @@ static void session_close(struct kr_client *c)
     }
     bufferevent_free(c->bev); /* safe inside its own callbacks */
     c->bev = NULL;
-    kr_limits_release(c->relay, &c->peer.sa);
+    kr_limits_release(c->relay, c->src_key);
     c->relay->stats.conns_open--;
     event_active(c->ev, EV_TIMEOUT, 1);
 }
@@ -246,6 +247,40 @@ void kr_front_reply(struct kr_req *q, uint32_t hresult, const uint8_t *msg, size
 
 /* ---- PDUs ------------------------------------------------------------------ */
 
+/* Records the contexts a bind_ack accepts in the session's table. The
+ * table holds KR_RPC_MAX_CTX contexts: one more is rejected in the ack
+ * itself (provider rejection, local limit exceeded) rather than accepted
+ * there and faulted on every request later. */
+static void ctx_table_apply(struct kr_client *c, const struct kr_rpc_bind *b,
+                            struct kr_rpc_bind_ack *ack)
+{
+    for (unsigned i = 0; i < ack->n_results; i++) {
+        struct kr_rpc_result *res = &ack->results[i];
+        int kind = kr_rpc_syntax_kind(&res->ts);
+        if (kind == KR_TS_BTFN || res->result == KR_BIND_NEGOTIATE_ACK)
+            continue; /* about the connection, not a context */
+        bool ok = res->result == KR_BIND_ACCEPT && (kind == KR_TS_NDR32 || kind == KR_TS_NDR64);
+        unsigned j = 0;
+        while (j < c->n_ctx && c->ctx[j].id != b->ctx[i].ctx_id)
+            j++;
+        if (!ok) {
+            if (j < c->n_ctx) /* renegotiated away */
+                c->ctx[j] = c->ctx[--c->n_ctx];
+            continue;
+        }
+        if (j == KR_RPC_MAX_CTX) {
+            res->result = KR_BIND_PROVIDER_REJECT;
+            res->reason = KR_REASON_LOCAL_LIMIT_EXCEEDED;
+            memset(&res->ts, 0, sizeof(res->ts));
+            continue;
+        }
+        c->ctx[j].id = b->ctx[i].ctx_id;
+        c->ctx[j].ndr = kind == KR_TS_NDR64 ? KR_NDR64 : KR_NDR32;
+        if (j == c->n_ctx)
+            c->n_ctx++;
+    }
+}
+
 static void on_bind(struct kr_client *c, const uint8_t *p, size_t len)
 {
     static const struct kr_rpc_bind_policy pol = {1, 0, 1}; /* Windows 8+ host */
@@ -257,36 +292,31 @@ static void on_bind(struct kr_client *c, const uint8_t *p, size_t len)
     int rc = kr_rpc_bind_decode(p, len, &b, &why);
     if (rc == 0)
         rc = kr_rpc_bind_answer(&b, &pol, c->listen_port, c->assoc_group, &ack);
-    if (rc == 0)
-        rc = kr_rpc_bind_ack_encode(&ack, out, sizeof(out), &out_len);
-    evbuffer_drain(bufferevent_get_input(c->bev), len);
     if (rc < 0) {
+        evbuffer_drain(bufferevent_get_input(c->bev), len);
         bad_input(c, "bind", why);
         session_finish(c);
         return;
     }
-    for (unsigned i = 0; i < ack.n_results; i++) {
-        int kind = kr_rpc_syntax_kind(&ack.results[i].ts);
-        if (kind == KR_TS_BTFN || ack.results[i].result == KR_BIND_NEGOTIATE_ACK)
-            continue; /* about the connection, not a context */
-        bool ok =
-            ack.results[i].result == KR_BIND_ACCEPT && (kind == KR_TS_NDR32 || kind == KR_TS_NDR64);
-        unsigned j = 0;
-        while (j < c->n_ctx && c->ctx[j].id != b.ctx[i].ctx_id)
-            j++;
-        if (!ok) {
-            if (j < c->n_ctx) /* renegotiated away */
-                c->ctx[j] = c->ctx[--c->n_ctx];
-            continue;
-        }
-        if (j == KR_RPC_MAX_CTX)
-            continue; /* table full: requests on it get a fault */
-        c->ctx[j].id = b.ctx[i].ctx_id;
-        c->ctx[j].ndr = kind == KR_TS_NDR64 ? KR_NDR64 : KR_NDR32;
-        if (j == c->n_ctx)
-            c->n_ctx++;
+    ctx_table_apply(c, &b, &ack);
+    rc = kr_rpc_bind_ack_encode(&ack, out, sizeof(out), &out_len);
+    evbuffer_drain(bufferevent_get_input(c->bev), len);
+    if (rc < 0) {
+        bad_input(c, "bind", "cannot encode the bind_ack");
+        session_finish(c);
+        return;
     }
     bufferevent_write(c->bev, out, out_len);
+}
+
+/* The sizes a Windows client builds: a V4 message is 252 bytes, V5/V6 260,
+ * and the stub is the message after its NDR length fields (8 bytes NDR32,
+ * 16 NDR64), with nothing after it. */
+static bool exact_size(int ndr, size_t stub_len, size_t msg_len, uint16_t ver_major)
+{
+    size_t want = ver_major == 4 ? KR_KMS_V4_REQ_LEN : KR_KMS_V5_REQ_LEN;
+    size_t head = ndr == KR_NDR64 ? 16 : 8;
+    return msg_len == want && stub_len == head + msg_len;
 }
 
 static void on_request(struct kr_client *c, const uint8_t *p, size_t len)
@@ -314,7 +344,7 @@ static void on_request(struct kr_client *c, const uint8_t *p, size_t len)
         fault = KR_NCA_S_OP_RNG_ERROR;
     else if (kr_ndr_req_decode((enum kr_ndr)ndr, rq.stub, rq.stub_len, &msg, &msg_len, &why) < 0)
         fault = KR_RPC_X_BAD_STUB_DATA;
-    else if (!kr_limits_request(r, &c->peer.sa))
+    else if (!kr_limits_request(r, c->src_key))
         fault = KR_RPC_S_SERVER_TOO_BUSY;
     if (fault) {
         evbuffer_drain(bufferevent_get_input(c->bev), len);
@@ -334,6 +364,13 @@ static void on_request(struct kr_client *c, const uint8_t *p, size_t len)
          * would only route on a CMID decrypted with a guessed key */
         kr = KR_EUNSUP;
         why = "KMS protocol version is not 4.0, 5.0 or 6.0";
+    }
+    if (kr == 0 && !exact_size(ndr, rq.stub_len, msg_len, kreq.ver_major)) {
+        /* Windows sends exactly these sizes; anything else (a padded
+         * message, bytes after it) is refused here instead of being passed
+         * on to hosts that may choke on it */
+        kr = KR_EMALF;
+        why = "KMS request size is not the one of its protocol version";
     }
     if (kr < 0) {
         evbuffer_drain(bufferevent_get_input(c->bev), len);
@@ -475,7 +512,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 void kr_front_accept(struct kr_relay *r, int fd, const struct sockaddr *sa, int salen,
                      uint16_t listen_port)
 {
-    const char *deny = r->stopping ? "stopping" : kr_limits_admit(r, sa);
+    uint8_t key[16] = {0};
+    const char *deny = r->stopping ? "stopping" : kr_limits_admit(r, sa, key);
     if (deny) {
         uint64_t dropped = 0;
         if (strcmp(deny, "not in allow-list") == 0)
@@ -505,10 +543,11 @@ void kr_front_accept(struct kr_relay *r, int fd, const struct sockaddr *sa, int 
         if (c && c->ev)
             event_free(c->ev);
         free(c);
-        kr_limits_release(r, sa);
+        kr_limits_release(r, key);
         return;
     }
     c->relay = r;
+    memcpy(c->src_key, key, 16);
     size_t plen = (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer);
     memcpy(&c->peer, sa, plen);
     c->listen_port = listen_port;
@@ -540,7 +579,7 @@ void kr_front_close_all(struct kr_relay *r)
             if (c->cur)
                 c->cur->client = NULL;
             c->cur = NULL;
-            kr_limits_release(r, &c->peer.sa);
+            kr_limits_release(r, c->src_key);
             r->stats.conns_open--;
         }
         session_free(c);

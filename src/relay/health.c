@@ -4,14 +4,30 @@
  * NDR32) and expects a bind_ack that accepts it, within check_timeout. A
  * check never sends a request, so it never inflates a host's count.
  *
- * State: UNKNOWN at start; `rise` consecutive successes make a host UP,
- * `fall` consecutive failures make it DOWN. Failed attempts of real requests
- * (passive failures, reported by forward.c) count like failed checks, so a
- * dead host under load is marked DOWN before its next check is due. While a
- * state is in question (UNKNOWN, or a streak toward the other state has
- * begun) checks run every fast_interval instead of interval.
+ * State: UNKNOWN at start; `rise` consecutive successful checks make a host
+ * UP, `fall` consecutive failed checks make it DOWN. A real answer resets
+ * the checks' failure streak except when the checks' connects fail: a
+ * host whose listener died while its pooled connections still answer goes
+ * DOWN by its failing connects.
  *
- * Each state change is logged once, with the reason:
+ * Passive failures (real requests that failed on the host for a reason of
+ * the host's: timeout, close, garbage, connect; reported by forward.c) are
+ * counted per distinct client (CMID) since the host's last real answer,
+ * within PFAIL_WINDOW_US. max(fall, 3) distinct clients make the host DOWN
+ * whatever its bind checks say: a host that binds but never answers is
+ * down. One client alone never does, so a client cannot take hosts down
+ * with requests they choke on (forward.c does not even report a failure
+ * that follows one request across two hosts). After a passive DOWN by
+ * timeouts the checks alone do not make the host UP for the passive hold
+ * (they pass on a hung host); a real answer, a failing check (then the
+ * checks see the fault and are trusted with the recovery) or the end of
+ * the hold do.
+ * While a state is in question (UNKNOWN, a streak toward the other state
+ * has begun, or passive failures are pending) checks run every
+ * fast_interval instead of interval.
+ *
+ * Each state change is logged once, with the reason, which the control
+ * API shows (h->health_reason):
  *   event=host_state host=kms-a from=UP to=DOWN admin=ready reason="..."
  *
  * Ownership: a check (struct hcheck) belongs to its host (h->check) and is
@@ -35,6 +51,9 @@
 
 #define CHECK_CALL_ID 1
 #define CHECK_MAX_FRAG 5840
+#define PFAIL_WINDOW_US (300ull * 1000000) /* older passive failures are forgotten */
+#define PFAIL_MIN 3                        /* distinct clients, at least */
+#define PASSIVE_HOLD_MIN_US (30ull * 1000000)
 
 struct hcheck {
     struct kr_host *h;
@@ -57,6 +76,7 @@ static void schedule(struct kr_host *h);
 static bool in_question(const struct kr_host *h)
 {
     return h->health == KR_HEALTH_UNKNOWN || (h->health == KR_HEALTH_UP && h->fall_cnt > 0) ||
+           (h->health == KR_HEALTH_UP && h->n_pfail > 0) ||
            (h->health == KR_HEALTH_DOWN && h->rise_cnt > 0);
 }
 
@@ -69,21 +89,32 @@ void kr_health_set(struct kr_host *h, int health, const char *why)
            "event=host_state host=%s from=%s to=%s admin=%s reason=%s", h->conf.name,
            kr_health_name(h->health), kr_health_name(health), kr_admin_name(h->admin),
            kr_logfmt_value(why ? why : "", reason, sizeof(reason)));
+    snprintf(h->health_reason, sizeof(h->health_reason), "%s", why ? why : "");
     h->health = (uint8_t)health;
 }
 
-/* One outcome, active or passive, through the rise/fall counters. */
+static uint64_t passive_hold_us(const struct kr_conf *c)
+{
+    uint64_t hold = 3 * (uint64_t)c->check_interval_ms * 1000;
+    return hold > PASSIVE_HOLD_MIN_US ? hold : PASSIVE_HOLD_MIN_US;
+}
+
+/* One active check's outcome through the rise/fall counters. */
 static void outcome(struct kr_host *h, bool ok, const char *why)
 {
     const struct kr_conf *c = h->relay->conf;
     if (ok) {
         h->rise_cnt++;
         h->fall_cnt = 0;
+        if (h->passive_hold_us && kr_now_us() < h->passive_hold_us)
+            return; /* binds work, requests did not: not UP on binds alone */
+        h->passive_hold_us = 0;
         if (h->health != KR_HEALTH_UP && h->rise_cnt >= c->rise)
             kr_health_set(h, KR_HEALTH_UP, why);
     } else {
         h->fall_cnt++;
         h->rise_cnt = 0;
+        h->passive_hold_us = 0; /* the checks see the fault: trust their recovery */
         if (h->health != KR_HEALTH_DOWN && h->fall_cnt >= c->fall)
             kr_health_set(h, KR_HEALTH_DOWN, why);
     }
@@ -274,13 +305,57 @@ void kr_health_stop(struct kr_host *h)
     }
 }
 
-void kr_health_passive_failure(struct kr_host *h, const char *why)
+/* Remembers a failing client; returns how many distinct ones are known. */
+static uint32_t pfail_note(struct kr_host *h, uint64_t client, uint64_t now)
+{
+    uint32_t w = 0, oldest = 0;
+    bool seen = false;
+    for (uint32_t i = 0; i < h->n_pfail; i++) {
+        if (now - h->pfail_us[i] > PFAIL_WINDOW_US)
+            continue; /* forgotten */
+        h->pfail_client[w] = h->pfail_client[i];
+        h->pfail_us[w] = h->pfail_us[i];
+        if (h->pfail_client[w] == client) {
+            h->pfail_us[w] = now;
+            seen = true;
+        }
+        if (h->pfail_us[w] < h->pfail_us[oldest])
+            oldest = w;
+        w++;
+    }
+    h->n_pfail = w;
+    if (!seen) {
+        uint32_t at = w < KR_HOST_PFAIL ? h->n_pfail++ : oldest;
+        h->pfail_client[at] = client;
+        h->pfail_us[at] = now;
+    }
+    return h->n_pfail;
+}
+
+void kr_health_passive_failure(struct kr_host *h, const char *why, const uint8_t client[16])
 {
     char text[96];
+    uint64_t t_us = kr_now_us(), key = 0;
+    const struct kr_conf *c = h->relay->conf;
     if (h->removed)
         return;
-    snprintf(text, sizeof(text), "request failed: %s", why ? why : "error");
-    outcome(h, false, text);
+    for (int i = 0; i < 16; i++)
+        key = (key << 8 | key >> 56) ^ client[i];
+    uint32_t n = pfail_note(h, key, t_us);
+    uint32_t need = c->fall > PFAIL_MIN ? c->fall : PFAIL_MIN;
+    if (need > KR_HOST_PFAIL)
+        need = KR_HOST_PFAIL;
+    if (n >= need && h->health != KR_HEALTH_DOWN) {
+        snprintf(text, sizeof(text), "request failed: %s (%u distinct clients)",
+                 why ? why : "error", n);
+        h->rise_cnt = 0;
+        /* a host that times out while it binds is hung: its passing bind
+         * checks prove nothing for a while. One that closes or answers
+         * garbage shows it at once: the checks may bring it back. */
+        if (why && strcmp(why, "timeout") == 0)
+            h->passive_hold_us = t_us + passive_hold_us(c);
+        kr_health_set(h, KR_HEALTH_DOWN, text);
+    }
     /* Look again soon rather than at the next slow interval. */
     if (!h->check && h->check_timer && in_question(h)) {
         struct timeval left;
@@ -304,8 +379,14 @@ void kr_health_passive_failure(struct kr_host *h, const char *why)
 
 void kr_health_passive_success(struct kr_host *h)
 {
-    /* A real answer clears a failure streak of an UP host; it does not make
-     * an UNKNOWN or DOWN host UP (only checks do that, after `rise`). */
-    if (h->health == KR_HEALTH_UP)
+    /* A real answer clears the passive failures and the hold, and a check
+     * failure streak that a loaded machine may explain (a check timing
+     * out while requests are answered). It does not clear a streak of
+     * refused connects: a dead listener whose pooled connections still
+     * answer must go DOWN. Nor does it make a host UP (only checks do
+     * that, after `rise`). */
+    h->n_pfail = 0;
+    h->passive_hold_us = 0;
+    if (h->health == KR_HEALTH_UP && strncmp(h->last_check_result, "connect", 7) != 0)
         h->fall_cnt = 0;
 }

@@ -42,13 +42,13 @@ static bool same_addr(const struct kr_addr *a, const struct kr_addr *b)
     return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
-static int persist(struct kr_relay *r, const struct kr_host *h)
+int relay_host_persist(struct kr_relay *r, const struct kr_host *h)
 {
     struct kr_host_rec rec;
     memset(&rec, 0, sizeof(rec));
     snprintf(rec.name, sizeof(rec.name), "%s", h->conf.name);
     rec.admin = h->admin;
-    rec.weight = h->conf.weight;
+    rec.weight = h->hrw.weight;
     rec.changed = kr_wall_s();
     int rc = kr_store_host_put(r->store, &rec);
     if (rc != 0)
@@ -98,23 +98,25 @@ static void resolve_admin(struct kr_relay *r, struct kr_host *h, uint8_t cfg, ui
     int from = current == ADMIN_NONE ? (have == ADMIN_NONE ? KR_ADMIN_READY : have) : current;
     h->admin = admin;
     /* Host writes are synchronous (fsync): only when something changed. */
-    if (current == ADMIN_NONE ? !rec_ok || rec.admin != admin || rec.weight != h->conf.weight
+    if (current == ADMIN_NONE ? !rec_ok || rec.admin != admin || rec.weight != h->hrw.weight
                               : current != admin)
-        persist(r, h);
+        relay_host_persist(r, h);
     if (from != admin || (current == ADMIN_NONE && admin != KR_ADMIN_READY))
         log_admin(h, from, admin, why);
 }
 
-struct kr_host *relay_host_new(struct kr_relay *r, const struct kr_conf_host *hc)
+struct kr_host *relay_host_new(struct kr_relay *r, const struct kr_conf_host *hc, bool dynamic)
 {
     struct kr_host *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
     h->conf = *hc;
+    h->dynamic = dynamic;
     h->hrw.key = kr_hrw_key(hc->name);
     h->hrw.weight = hc->weight;
     h->health = KR_HEALTH_UNKNOWN;
     h->relay = r;
+    relay_weight_resolve(r, h, dynamic ? NULL : hc);
     resolve_admin(r, h, hc->admin, ADMIN_NONE);
     return h;
 }
@@ -144,7 +146,7 @@ int kr_relay_set_admin(struct kr_relay *r, struct kr_host *h, int admin, const c
     h->admin = (uint8_t)admin;
     if (from != admin)
         log_admin(h, from, admin, why ? why : "control");
-    return persist(r, h);
+    return relay_host_persist(r, h);
 }
 
 static struct kr_host *find_any(struct kr_relay *r, const char *name)
@@ -180,7 +182,7 @@ static bool update_host(struct kr_relay *r, struct kr_host *h, const struct kr_c
         kr_log(KR_LOG_INFO, "event=host_changed host=%s weight=%u priority=%u", hc->name,
                hc->weight, hc->priority);
     h->conf = *hc;
-    h->hrw.weight = hc->weight;
+    relay_weight_resolve(r, h, hc);
     if (moved) {
         char a[KR_ADDRSTRLEN];
         kr_addr_format((const struct sockaddr *)&hc->addr.ss, a);
@@ -227,7 +229,7 @@ int relay_hosts_apply(struct kr_relay *r, const struct kr_conf *c, struct kr_hos
     if (!tab)
         goto nomem;
     for (size_t i = 0; i < c->n_hosts; i++)
-        if (!find_any(r, c->hosts[i].name) && !(fresh[i] = relay_host_new(r, &c->hosts[i])))
+        if (!find_any(r, c->hosts[i].name) && !(fresh[i] = relay_host_new(r, &c->hosts[i], false)))
             goto nomem;
 
     size_t n = 0;

@@ -4,7 +4,10 @@
  * connection cap and a per-source token bucket for requests.
  *
  * Per-source state lives in a small chained hash table keyed by the client
- * address (IPv4 folded into its v4-mapped IPv6 form, port ignored). The hash
+ * address (IPv4 folded into its v4-mapped IPv6 form, IPv6 cut to
+ * clients.ipv6_prefix bits, port ignored). The key is computed once, at
+ * admission, and the session keeps it, so a reload that changes the prefix
+ * cannot make a release miss the entry its admission counted. The hash
  * is seeded at random so that a client cannot aim many addresses at one
  * chain. An entry exists while its source has connections, and afterwards
  * only until its bucket has refilled (so a reconnecting client cannot reset
@@ -44,7 +47,10 @@ struct limits {
 
 static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-static bool make_key(const struct sockaddr *sa, uint8_t key[16])
+/* The source an address counts as: an IPv4 address itself (as its
+ * v4-mapped IPv6 form), an IPv6 address cut to its network prefix (one
+ * host usually owns a whole /64 and can pick any address in it). */
+static bool make_key(const struct sockaddr *sa, unsigned v6_prefix, uint8_t key[16])
 {
     if (sa->sa_family == AF_INET) {
         memcpy(key, v4mapped, 12);
@@ -53,9 +59,20 @@ static bool make_key(const struct sockaddr *sa, uint8_t key[16])
     }
     if (sa->sa_family == AF_INET6) {
         memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        if (memcmp(key, v4mapped, 12) == 0 || v6_prefix == 0 || v6_prefix >= 128)
+            return true; /* an IPv4 client on a dual-stack socket: whole */
+        unsigned keep = v6_prefix / 8;
+        if (v6_prefix % 8)
+            key[keep++] &= (uint8_t)(0xff00u >> (v6_prefix % 8));
+        memset(key + keep, 0, 16 - keep);
         return true;
     }
     return false;
+}
+
+bool kr_limits_source_key(const struct kr_relay *r, const struct sockaddr *sa, uint8_t key[16])
+{
+    return make_key(sa, r->conf->ipv6_prefix, key);
 }
 
 static size_t slot(const struct limits *l, const uint8_t key[16])
@@ -185,13 +202,13 @@ static bool allowed(const struct kr_conf *c, const struct sockaddr *sa)
     return false;
 }
 
-const char *kr_limits_admit(struct kr_relay *r, const struct sockaddr *sa)
+const char *kr_limits_admit(struct kr_relay *r, const struct sockaddr *sa, uint8_t key[16])
 {
     struct limits *l = r->limits;
     const struct kr_conf *c = r->conf;
-    uint8_t key[16];
 
-    if (!make_key(sa, key))
+    memset(key, 0, 16);
+    if (!make_key(sa, c->ipv6_prefix, key))
         return "not an IP client";
     if (!allowed(c, sa))
         return "not in allow-list";
@@ -207,12 +224,11 @@ const char *kr_limits_admit(struct kr_relay *r, const struct sockaddr *sa)
     return NULL;
 }
 
-void kr_limits_release(struct kr_relay *r, const struct sockaddr *sa)
+void kr_limits_release(struct kr_relay *r, const uint8_t key[16])
 {
     struct limits *l = r->limits;
-    uint8_t key[16];
 
-    if (!l || !make_key(sa, key))
+    if (!l)
         return;
     struct lim_entry *e = find(l, key, false, 0);
     if (!e || e->conns == 0)
@@ -223,13 +239,12 @@ void kr_limits_release(struct kr_relay *r, const struct sockaddr *sa)
         drop(l, e);
 }
 
-bool kr_limits_request(struct kr_relay *r, const struct sockaddr *sa)
+bool kr_limits_request(struct kr_relay *r, const uint8_t key[16])
 {
     struct limits *l = r->limits;
     const struct kr_conf *c = r->conf;
-    uint8_t key[16];
 
-    if (c->rate_per_source == 0 || !make_key(sa, key))
+    if (c->rate_per_source == 0)
         return true;
     struct lim_entry *e = find(l, key, true, c->burst_per_source);
     if (!e)

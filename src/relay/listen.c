@@ -11,6 +11,17 @@
  * Out of descriptors (EMFILE/ENFILE): the pending connection cannot be
  * accepted, so the socket stays readable and a naive loop would spin. The
  * listener is paused for a moment instead, then resumed.
+ *
+ * Descriptor budget (fdguard.h): the first apply raises the soft
+ * RLIMIT_NOFILE to the hard one; every apply sets the reserve kept for
+ * backend pools and health checks and checks that clients.max_connections
+ * fits next to it and the metrics and control caps. When it does not, the
+ * client cap in force is what fits (warned at start and reload); a limit
+ * that leaves room for fewer than LISTEN_MIN_ROOM clients gets a warning
+ * and no reserve at all (EMFILE then pauses accepting, as before). An
+ * accepted client whose descriptor reaches into the reserve, or beyond the
+ * cap in force, is closed at once (rate-limited log), so backends and
+ * checks keep working when clients exhaust descriptors.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,11 +35,18 @@
 #include <event2/listener.h>
 
 #include "kmsrelay/err.h"
+#include "kmsrelay/fdguard.h"
 #include "kmsrelay/log.h"
 #include "relay/relay-internal.h"
 
 #define LISTEN_BACKLOG 1024
 #define PAUSE_MS 250
+#define LISTEN_MIN_ROOM 16
+
+/* Client connections allowed in force (clients.max_connections, or less
+ * when the descriptor budget has no room for it). One relay per process. */
+static uint64_t client_cap = UINT64_MAX;
+static bool budget_warned;
 
 struct kr_listener {
     struct kr_listener *next;
@@ -51,10 +69,30 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
                       int salen, void *arg)
 {
     struct kr_listener *l = arg;
+    struct kr_relay *r = l->relay;
     if (l->starved) {
         kr_log(KR_LOG_INFO, "event=accept_resumed listen=%s pauses=%u", l->text, l->pauses);
         l->starved = false;
         l->pauses = 0;
+    }
+    bool fd_ok = kr_fd_within_budget(fd);
+    if (!fd_ok || r->stats.conns_open >= client_cap) {
+        uint64_t dropped = 0;
+        r->stats.conns_limited++;
+        if (kr_fd_log_allowed(&dropped)) {
+            char peer[KR_ADDRSTRLEN];
+            kr_addr_format(sa, peer);
+            kr_log(KR_LOG_WARN,
+                   "event=client_denied client=%s reason=\"%s\" open=%llu cap=%llu fd=%d "
+                   "suppressed=%llu",
+                   peer,
+                   fd_ok ? "client connection cap of the descriptor budget"
+                         : "descriptor reserve reached",
+                   (unsigned long long)r->stats.conns_open, (unsigned long long)client_cap, (int)fd,
+                   (unsigned long long)dropped);
+        }
+        close(fd);
+        return;
     }
     kr_front_accept(l->relay, fd, sa, salen, kr_addr_port((struct sockaddr *)&l->bound.ss));
 }
@@ -149,9 +187,48 @@ fail:
     return KR_EIO;
 }
 
+/* The descriptor budget for config c: reserve, client cap in force. */
+static void budget_apply(const struct kr_conf *c)
+{
+    uint64_t limit = kr_fd_raise_limit();
+    uint32_t pool = c->pool_size ? c->pool_size : 1;
+    /* each host: its pool and one health check; discovered hosts too */
+    uint64_t hosts = c->n_hosts + (c->n_discover ? KR_CONF_MAX_HOSTS : 0);
+    kr_fd_set_reserve(KR_FD_RESERVE_BASE + hosts * (pool + 1));
+    uint64_t room = kr_fd_client_room();
+    if (room < LISTEN_MIN_ROOM) {
+        /* no budget worth the name: keep the old behaviour (EMFILE pauses
+         * accepting) rather than refuse every client, and say so */
+        if (!budget_warned)
+            kr_log(KR_LOG_WARN,
+                   "event=fd_budget limit=%llu reserve=%llu other_caps=%d msg=\"the descriptor "
+                   "limit is too small for a reserve and the listeners' caps: running without "
+                   "a reserve; raise it (LimitNOFILE=) or lower backend.pool_size\"",
+                   (unsigned long long)limit, (unsigned long long)kr_fd_reserve(),
+                   KR_METRICS_MAX_CONNS + KR_CONTROL_MAX_CONNS);
+        budget_warned = true;
+        kr_fd_set_reserve(0);
+        client_cap = c->max_connections;
+        return;
+    }
+    budget_warned = false;
+    uint64_t want = c->max_connections;
+    uint64_t cap = want < room ? want : room;
+    if (cap < want && cap != client_cap)
+        kr_log(KR_LOG_WARN,
+               "event=fd_budget setting=clients.max_connections value=%llu limit=%llu "
+               "reserve=%llu in_force=%llu msg=\"the descriptor limit has no room for this many "
+               "clients; raise it (LimitNOFILE=) or lower clients.max_connections\"",
+               (unsigned long long)want, (unsigned long long)limit,
+               (unsigned long long)kr_fd_reserve(), (unsigned long long)cap);
+    client_cap = cap;
+}
+
 int relay_listen_apply(struct kr_relay *r, const struct kr_conf *c, char *err, size_t errlen)
 {
     struct kr_listener *fresh[KR_CONF_MAX_LISTEN] = {0}, *keep[KR_CONF_MAX_LISTEN] = {0};
+
+    budget_apply(c);
 
     for (size_t i = 0; i < c->n_listen; i++) {
         for (struct kr_listener *l = r->listeners; l; l = l->next)

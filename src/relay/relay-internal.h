@@ -1,6 +1,6 @@
 /*
  * relay-internal.h - shared by the relay's lifecycle files (relay.c,
- * listen.c, hosts.c) and nothing else.
+ * listen.c, hosts.c, discover.c, weights.c) and nothing else.
  *
  * Ownership: listeners and hosts belong to the relay; the functions here
  * create, link and free them.
@@ -27,9 +27,12 @@ void relay_listen_describe(const struct kr_relay *r, char *out, size_t cap);
 
 /* hosts.c */
 
-/* A new runtime host for a config entry (admin resolved against the store,
+/* A new runtime host for a config entry, or for a discovered host when
+ * `dynamic` (admin state and operator weight resolved against the store,
  * health UNKNOWN, checks not started). NULL when out of memory. */
-struct kr_host *relay_host_new(struct kr_relay *r, const struct kr_conf_host *hc);
+struct kr_host *relay_host_new(struct kr_relay *r, const struct kr_conf_host *hc, bool dynamic);
+/* Writes the host's record (admin state, weight in force) to the store. */
+int relay_host_persist(struct kr_relay *r, const struct kr_host *h);
 /* Stops checks, aborts its connections and frees it (teardown or an idle
  * removed host; never from a callback of that host). */
 void relay_host_free(struct kr_host *h);
@@ -45,5 +48,10 @@ void relay_hosts_settle(struct kr_relay *r, struct kr_host **settle, size_t n);
 int relay_hosts_check(const struct kr_relay *r, const struct kr_conf *c, char *err, size_t errlen);
 /* Frees removed hosts that have no connection and no waiting attempt. */
 void relay_hosts_reap(struct kr_relay *r);
+
+/* weights.c: the host's operator weight from the store; `hc` is its config
+ * entry (NULL for a discovered host), checked against the weight the
+ * override replaced. */
+void relay_weight_resolve(struct kr_relay *r, struct kr_host *h, const struct kr_conf_host *hc);
 
 #endif

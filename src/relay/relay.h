@@ -49,6 +49,7 @@ const char *kr_health_name(int h);
 
 #define KR_HOST_APPS 4      /* reported counts kept per host: one per application */
 #define KR_HOST_REFUSALS 16 /* (KMS id -> until) refusals kept per host */
+#define KR_HOST_PFAIL 16    /* distinct failing clients remembered per host */
 
 /* What a host last reported for one application. */
 struct kr_app_count {
@@ -74,13 +75,16 @@ struct kr_host_stats {
 
 /* Runtime state of one backend host. Config part first (copied on reload). */
 struct kr_host {
-    struct kr_conf_host conf;
-    struct kr_hrw_node hrw; /* key from conf.name, weight from conf.weight */
-    uint8_t admin;          /* enum kr_admin in force (config or control API) */
-    uint8_t health;         /* enum kr_health */
-    bool removed;           /* gone from the config; freed once idle */
-    bool dynamic;           /* from DNS discovery (discover.c), not the config file */
-    bool dyn_drained;       /* drained by discovery (not persisted; undone when back) */
+    struct kr_conf_host conf; /* written only by configuration (or, for a
+                               * discovered host, by discovery) */
+    struct kr_hrw_node hrw;   /* key from conf.name; weight: the one in force,
+                               * op_weight when set, else conf.weight */
+    uint32_t op_weight;       /* operator weight (weights.c), 0 = none */
+    uint8_t admin;            /* enum kr_admin in force (config or control API) */
+    uint8_t health;           /* enum kr_health */
+    bool removed;             /* gone from the config; freed once idle */
+    bool dynamic;             /* from DNS discovery (discover.c), not the config file */
+    bool dyn_drained;         /* drained by discovery (not persisted; undone when back) */
 
     /* health checking (health.c) */
     uint32_t rise_cnt, fall_cnt;
@@ -89,6 +93,14 @@ struct kr_host {
     char last_check_result[64];
     struct event *check_timer;
     void *check; /* health.c's in-flight check, NULL when idle */
+    /* passive failures (health.c): the distinct clients whose requests
+     * failed on this host since its last real answer */
+    uint64_t pfail_client[KR_HOST_PFAIL];
+    uint64_t pfail_us[KR_HOST_PFAIL];
+    uint32_t n_pfail;
+    uint64_t passive_hold_us; /* DOWN by passive failures: a passing bind
+                               * check alone does not make it UP before */
+    char health_reason[96];   /* why health is what it is (logged, API) */
 
     /* connection pool (backend.c) */
     struct kr_bconn *idle; /* ready, bound, no request */
@@ -176,7 +188,10 @@ void kr_backend_abort_host(struct kr_host *h);
 /* Health (health.c). */
 void kr_health_start(struct kr_host *h); /* begin periodic checks */
 void kr_health_stop(struct kr_host *h);
-void kr_health_passive_failure(struct kr_host *h, const char *why);
+/* A request of `client` (its CMID) failed on h for a reason of the host's
+ * (timeout, close, garbage, connect). Enough distinct clients make h DOWN
+ * whatever its bind checks say. */
+void kr_health_passive_failure(struct kr_host *h, const char *why, const uint8_t client[16]);
 void kr_health_passive_success(struct kr_host *h);
 /* Sets health and logs the change once, with the reason. */
 void kr_health_set(struct kr_host *h, int health, const char *why);
@@ -189,6 +204,8 @@ struct kr_plan {
     int pinned;      /* index of the pinned host, -1 when none or unknown */
     bool pin_usable; /* the pinned host is hosts[0] */
     bool have_pin;   /* a pin record exists */
+    int machine;     /* no pin for this (CMID, app): host of the machine's other
+                      * applications' pins (most recent), -1 when none */
     bool pin_unread; /* the store failed the lookup: route by HRW, and do not
                       * overwrite a pin we could not read */
 };
@@ -244,6 +261,12 @@ struct kr_req {
                           * client gets another host's answer) */
     bool pin_failed;     /* the pinned host failed during this request */
     bool pin_refused;    /* the pinned host refuses this KMS id */
+    /* failures that may follow the request rather than the host (closed,
+     * garbage), by plan position: held against the host only once another
+     * host answered the same request */
+    uint8_t pending[KR_PLAN_MAX];
+    uint8_t n_pending;
+    bool client_fault; /* 2+ hosts failed on this request and none answered */
 };
 
 /* forward.c: starts routing; calls kr_front_reply() exactly once (unless
@@ -266,11 +289,14 @@ void kr_front_accept(struct kr_relay *r, int fd, const struct sockaddr *sa, int 
 void kr_front_close_all(struct kr_relay *r);
 
 /* limits.c: per-source accounting. Returns NULL when allowed (and counts the
- * connection), else a static reason ("not in allow-list", ...). */
-const char *kr_limits_admit(struct kr_relay *r, const struct sockaddr *sa);
-void kr_limits_release(struct kr_relay *r, const struct sockaddr *sa);
+ * connection under the source key written to `key`, which the caller keeps
+ * for release and request), else a static reason ("not in allow-list", ...). */
+const char *kr_limits_admit(struct kr_relay *r, const struct sockaddr *sa, uint8_t key[16]);
+void kr_limits_release(struct kr_relay *r, const uint8_t key[16]);
 /* Token bucket per source: true when a request may proceed now. */
-bool kr_limits_request(struct kr_relay *r, const struct sockaddr *sa);
+bool kr_limits_request(struct kr_relay *r, const uint8_t key[16]);
+/* The source key of an address (IPv6 cut to clients.ipv6_prefix). */
+bool kr_limits_source_key(const struct kr_relay *r, const struct sockaddr *sa, uint8_t key[16]);
 /* limits.c, for relay.c: state lifecycle, and dropping idle entries (called
  * from the relay's housekeeping timer). init returns 0 or KR_ENOMEM. */
 int kr_limits_init(struct kr_relay *r);
@@ -289,13 +315,12 @@ struct kr_relay_stats {
 };
 
 struct kr_listener;
-struct kr_dns;
 
 struct kr_relay {
     struct event_base *base;
-    struct kr_conf *conf; /* owned; replaced on reload */
-    struct kr_store *store;
-    bool store_degraded_alarm; /* logged once per episode */
+    const struct kr_conf *conf; /* borrowed from the daemon; replaced on reload */
+    struct kr_store *store;     /* borrowed: the daemon opens and closes it */
+    bool store_degraded_alarm;  /* logged once per episode */
 
     struct kr_host **hosts; /* array of n_hosts pointers */
     size_t n_hosts;
@@ -311,33 +336,50 @@ struct kr_relay {
     size_t reqs_inflight; /* kr_req objects alive (front.c creates, forward.c
                            * frees): what kr_relay_inflight() reports */
 
-    struct event *commit_timer; /* relay.c: watches the store's background commits */
     struct event *expire_timer; /* relay.c: housekeeping every ~10 s (pin expiry,
                                  * removed hosts, limits entries) */
-    /* relay.c private */
-    bool commit_alarm;             /* background commits failing (once per episode) */
-    uint64_t commit_failures_seen; /* store stats.commit_failures already reported */
-
-    struct kr_dns *dns;              /* src/dns/dnsd.h: our SRV record and discovery (NULL = none);
-                                      * status for the control API: kr_dns_status_json(r->dns) */
-    struct kr_audit_periodic *audit; /* audit.h: the periodic _vlmcs audit (idle when off) */
 };
 
 /* relay.c */
-int kr_relay_create(struct event_base *base, struct kr_conf *conf, struct kr_relay **out, char *err,
-                    size_t errlen);
-int kr_relay_apply(struct kr_relay *r, struct kr_conf *newconf, char *err, size_t errlen);
+/* Builds the host table and opens the listeners of `conf` (borrowed, like
+ * `store`: both must outlive the relay). 0 or KR_E* with err. */
+int kr_relay_create(struct event_base *base, const struct kr_conf *conf, struct kr_store *store,
+                    struct kr_relay **out, char *err, size_t errlen);
+/* Reload: switches to `newconf` (borrowed; the caller frees the old one
+ * after this returns 0). On failure nothing changed. */
+int kr_relay_apply(struct kr_relay *r, const struct kr_conf *newconf, char *err, size_t errlen);
 void kr_relay_stop_accepting(struct kr_relay *r);
 void kr_relay_destroy(struct kr_relay *r);
 struct kr_host *kr_relay_host_by_name(struct kr_relay *r, const char *name);
+/* Host runtime state: admin state and operator weight, each set by one
+ * function and persisted in the store, resolved from it whenever a host
+ * joins the table or a configuration is applied (hosts.c, weights.c). */
 /* Sets a host's admin state and persists it (control API and config). */
 int kr_relay_set_admin(struct kr_relay *r, struct kr_host *h, int admin, const char *why);
+#define KR_HOST_WEIGHT_MAX 10000
+/* The weight in force: the operator's when set, else the configured one. */
+static inline uint32_t kr_host_weight(const struct kr_host *h)
+{
+    return h->op_weight ? h->op_weight : h->conf.weight;
+}
+/* Sets a host's operator weight now (1..KR_HOST_WEIGHT_MAX) and persists it
+ * (see weights.c); the configured weight again removes the override.
+ * Returns 0, KR_EINVAL, or the store's error (in force anyway then). */
+int kr_relay_set_weight(struct kr_relay *r, struct kr_host *h, uint32_t weight);
+/* Resolves every host's operator weight from the store again (start and
+ * reload do this themselves). */
+void kr_relay_weights_apply(struct kr_relay *r);
+/* The weight the configuration gives host h (the SRV record's for a
+ * discovered host). */
+uint32_t kr_relay_config_weight(const struct kr_relay *r, const struct kr_host *h);
 /* Pending client requests (for graceful shutdown). */
 size_t kr_relay_inflight(const struct kr_relay *r);
 /* The addresses the listeners are bound to (actual ports, also for port 0),
  * in config order; returns how many were written (at most max). */
 size_t kr_relay_listen_addrs(const struct kr_relay *r, struct kr_addr *out, size_t max);
-/* discover.c: hosts found through DNS (src/dns/discover.c). They are not
+/* The same as text, comma separated ("127.0.0.1:1688,[::1]:1688"). */
+void kr_relay_listen_describe(const struct kr_relay *r, char *out, size_t cap);
+/* discover.c: hosts found through DNS (src/dnsservice/discover.c). They are not
  * in the config file and survive reloads. Changes made here are not
  * persisted (discovery decides again after a restart); an operator's admin
  * state from the control API is. */

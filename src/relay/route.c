@@ -3,10 +3,16 @@
  * ranking of the eligible hosts by priority tier, product refusals and the
  * candidates for threshold assist.
  *
- * A plan is built in three groups, each ranked by tier then HRW:
+ * A client is the pair (CMID, application id): a machine that activates
+ * Windows and Office with one CMID has two pins. A plan is built in three
+ * groups, each ranked by tier then HRW on the CMID (so every application of
+ * a machine ranks the hosts alike):
  *   1. the pinned host, when it is usable (admin ready or drain, health UP
  *      or UNKNOWN, no refusal of this KMS id); with failback "always" only
- *      if it is also the top of the ranking;
+ *      if it is also the top of the ranking. A pair with no pin yet goes
+ *      first to the host of the machine's other pairs when that host is
+ *      eligible for a new client (and does not refuse this KMS id), so the
+ *      applications of one machine stay together where they can;
  *   2. the hosts eligible for a new CMID: admin ready, weight > 0, health UP
  *      (UNKNOWN only while no such host is UP, so a fresh start serves at
  *      once), no refusal;
@@ -16,10 +22,11 @@
  * When refusals alone leave the plan empty the refusals are ignored, so the
  * client gets a real host's answer and never one kmsrelayd remembered.
  *
- * Cost: one store get, O(hosts) work with small stack arrays, no
- * allocation. The store never fails a request: a read error routes by HRW
- * alone and raises one alarm line per episode.
+ * Cost: one store get (plus, for a pair never seen, one short walk of the
+ * machine's other pairs), O(hosts) work with small stack arrays. The store never fails a request: a
+ * read error routes by HRW alone and raises one alarm line per episode.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "kmsrelay/err.h"
@@ -203,6 +210,8 @@ static void build(struct kr_relay *r, const struct kr_kms_request *kreq, struct 
             cand[n++] = (uint16_t)i;
     size_t nr = rank(r, kreq->cmid, cand, n, ranked, ROUTE_MAX_HOSTS);
 
+    if (plan->pinned < 0 && plan->machine >= 0 && eligible(r->hosts[plan->machine], e, false))
+        plan->hosts[plan->n++] = (uint16_t)plan->machine;
     if (plan->pinned >= 0 && eligible(r->hosts[plan->pinned], e, true)) {
         bool back = r->conf->failback == KR_FAILBACK_ALWAYS && nr > 0 &&
                     ranked[0] != (uint16_t)plan->pinned;
@@ -220,14 +229,39 @@ static void build(struct kr_relay *r, const struct kr_kms_request *kreq, struct 
     }
 }
 
+struct sibling {
+    char host[KR_PIN_HOST_MAX];
+    int64_t last_seen;
+};
+
+static int sibling_cb(const struct kr_pin *p, void *ctx)
+{
+    struct sibling *sb = ctx;
+    if (!sb->host[0] || p->last_seen > sb->last_seen) {
+        snprintf(sb->host, sizeof(sb->host), "%s", p->host);
+        sb->last_seen = p->last_seen;
+    }
+    return 0;
+}
+
+/* The host of the machine's most recently seen other pair, or -1. */
+static int machine_host(struct kr_relay *r, const uint8_t cmid[16])
+{
+    struct sibling sb = {"", 0};
+    if (kr_store_pin_iter_cmid(r->store, cmid, sibling_cb, &sb) != 0 || !sb.host[0])
+        return -1;
+    return route_host_by_name(r, sb.host);
+}
+
 void kr_route_plan(struct kr_relay *r, const struct kr_kms_request *kreq, struct kr_plan *plan,
                    struct kr_pin *pin)
 {
     memset(plan, 0, sizeof(*plan));
     memset(pin, 0, sizeof(*pin));
     plan->pinned = -1;
+    plan->machine = -1;
     if (r->store) {
-        int rc = kr_store_pin_get(r->store, kreq->cmid, pin);
+        int rc = kr_store_pin_get(r->store, kreq->cmid, kreq->app_id, pin);
         if (rc == 0) {
             plan->have_pin = true;
         } else if (rc == KR_EMALF) {
@@ -248,6 +282,8 @@ void kr_route_plan(struct kr_relay *r, const struct kr_kms_request *kreq, struct
     }
     if (plan->have_pin)
         plan->pinned = route_host_by_name(r, pin->host);
+    else if (r->store && !plan->pin_unread)
+        plan->machine = machine_host(r, kreq->cmid);
 
     struct elig_ctx e = {kreq->kms_id, kr_now_us(), false, false};
     build(r, kreq, plan, &e);

@@ -1,14 +1,15 @@
 /*
  * build.c - kr_report_build(): two walks over the pins.
  *
- *   walk 1  adds up clients per application and host, VM/physical and
- *           licence states, and collects the per-client findings (clock
- *           skew, cloned images, stale clients) and the CMID links;
+ *   walk 1  adds up clients (pairs: CMID, application) per application and
+ *           host, VM/physical and licence states, the per-machine findings
+ *           (clock skew, cloned images; machine.c) and the CMID links;
  *   then    every (host, application) cell gets its count and threshold
  *           (tally.c), which needs all of walk 1;
- *   walk 2  (only when a cell is below its threshold or some client
- *           changed its CMID) lists the clients that cannot activate on
- *           such a host, and one item per CMID chain.
+ *   walk 2  (only when a cell is below its threshold, some client changed
+ *           its CMID or some machine is idle) lists the clients that cannot
+ *           activate on such a host, one item per CMID chain, and the idle
+ *           machines that no newer CMID replaced.
  *
  * A second walk is cheaper than keeping every pin in memory: a report on a
  * million pins needs a few kilobytes, not a gigabyte.
@@ -55,13 +56,8 @@ static int walk1(const struct kr_pin *p, void *ctx)
             c->latest_seen = p->last_seen;
             c->latest_count = p->last_count;
         }
-        if ((p->skew_s > x->o.skew_s || p->skew_s < -x->o.skew_s) && rp_list_room(x, RP_SKEW))
-            rp_list_add(x, RP_SKEW, rp_item_skew(x, p));
-        if (kr_pin_names_since(p, x->window_start) >= 2 && rp_list_room(x, RP_CLONED))
-            rp_list_add(x, RP_CLONED, rp_item_cloned(x, p));
     }
-    if (p->last_seen < x->stale_before && rp_list_room(x, RP_STALE))
-        rp_list_add(x, RP_STALE, rp_item_stale(x, p));
+    rp_mach_add(x, p, rp_mach_end1);
     if (!kr_guid_is_zero(p->prev_cmid))
         rp_link_add(x, p);
     return x->err;
@@ -82,9 +78,7 @@ static int walk2(const struct kr_pin *p, void *ctx)
                 x->err = KR_ENOMEM;
         }
     }
-    if (!kr_guid_is_zero(p->prev_cmid) && rp_link_is_head(x, p->cmid) &&
-        rp_list_room(x, RP_CHANGED))
-        rp_list_add(x, RP_CHANGED, rp_item_changed(x, p));
+    rp_mach_add(x, p, rp_mach_end2);
     return x->err;
 }
 
@@ -100,12 +94,18 @@ int kr_report_build(struct kr_store *s, const struct kr_report_host *hosts, size
     rc = rp_init(&x, hosts, n_hosts, now, o);
     if (rc == 0)
         rc = kr_store_pin_iter(s, walk1, &x);
+    if (rc == 0)
+        rp_mach_end1(&x); /* the last machine */
     if (rc == 0 && x.err == 0) {
         rp_resolve(&x);
         rp_links_index(&x);
     }
-    if (rc == 0 && x.err == 0 && x.second_walk)
+    if (rc == 0 && x.err == 0 && x.second_walk) {
+        x.m.have = false;
         rc = kr_store_pin_iter(s, walk2, &x);
+        if (rc == 0)
+            rp_mach_end2(&x);
+    }
     if (rc == 0)
         rc = x.err;
     if (rc == 0) {

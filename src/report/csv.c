@@ -22,6 +22,7 @@ struct row {
     char ws[2048];
     char value[32], threshold[32];
     char detail[2048];
+    char apps[256]; /* a machine finding's applications, "Windows; Office 2013+" */
 };
 
 static void field(FILE *f, const char *s, bool first, bool guard)
@@ -68,6 +69,13 @@ static void join(const json_t *arr, const char *key, const char *sep, char *out,
     }
 }
 
+/* A machine finding's applications (one machine, several pools). */
+static const char *machine_apps(const json_t *it, struct row *r)
+{
+    join(json_object_get(it, "applications"), NULL, "; ", r->apps, sizeof(r->apps));
+    return r->apps[0] ? r->apps : rp_str(it, "application");
+}
+
 static void summary(FILE *f, const json_t *rep)
 {
     struct row r;
@@ -80,6 +88,12 @@ static void summary(FILE *f, const json_t *rep)
     r.app = "all";
     num(r.value, rp_int(rep, "clients", 0));
     snprintf(r.detail, sizeof(r.detail), "seen within %lld days", rp_int(rep, "window_days", 30));
+    emit(f, &r);
+    row_init(&r, "machines");
+    r.app = "all";
+    num(r.value, rp_int(rep, "machines", 0));
+    snprintf(r.detail, sizeof(r.detail), "distinct CMIDs seen within %lld days",
+             rp_int(rep, "window_days", 30));
     emit(f, &r);
     json_array_foreach(json_object_get(rep, "applications"), i, a)
     {
@@ -158,7 +172,7 @@ static void findings(FILE *f, const json_t *rep)
     json_array_foreach(json_object_get(fd, "clock_skew"), i, it)
     {
         row_init(&r, "clock_skew");
-        r.app = rp_str(it, "application");
+        r.app = machine_apps(it, &r);
         r.host = rp_str(it, "host");
         r.cmid = rp_str(it, "cmid");
         snprintf(r.ws, sizeof(r.ws), "%s", rp_str(it, "workstation"));
@@ -171,7 +185,7 @@ static void findings(FILE *f, const json_t *rep)
     {
         const json_t *ws = json_object_get(it, "workstations");
         row_init(&r, "cloned_image");
-        r.app = rp_str(it, "application");
+        r.app = machine_apps(it, &r);
         r.host = rp_str(it, "host");
         r.cmid = rp_str(it, "cmid");
         join(ws, "name", "; ", r.ws, sizeof(r.ws));
@@ -182,7 +196,7 @@ static void findings(FILE *f, const json_t *rep)
     json_array_foreach(json_object_get(fd, "cmid_changed"), i, it)
     {
         row_init(&r, "cmid_changed");
-        r.app = rp_str(it, "application");
+        r.app = machine_apps(it, &r);
         r.host = rp_str(it, "host");
         r.cmid = rp_str(it, "cmid");
         snprintf(r.ws, sizeof(r.ws), "%s", rp_str(it, "workstation"));
@@ -193,7 +207,7 @@ static void findings(FILE *f, const json_t *rep)
     json_array_foreach(json_object_get(fd, "stale"), i, it)
     {
         row_init(&r, "stale");
-        r.app = rp_str(it, "application");
+        r.app = machine_apps(it, &r);
         r.host = rp_str(it, "host");
         r.cmid = rp_str(it, "cmid");
         snprintf(r.ws, sizeof(r.ws), "%s", rp_str(it, "workstation"));

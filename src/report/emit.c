@@ -108,6 +108,24 @@ static void name_list(const json_t *arr, const char *key, size_t total, char *ou
                  total - shown);
 }
 
+/* "PC-1 (+5h00m), PC-2 (-6h30m) and 3 more": who is skewed, and by how much. */
+static void skew_list(const json_t *arr, size_t total, char *out, size_t cap)
+{
+    size_t n = json_array_size(arr), shown = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && shown < NAMES_IN_WARNING; i++) {
+        const json_t *it = json_array_get(arr, i);
+        const char *s = rp_str(it, "workstation");
+        long long sk = rp_int(it, "skew_seconds", 0), a = sk < 0 ? -sk : sk;
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s (%c%lldh%02lldm)", shown ? ", " : "",
+                 *s ? s : rp_str(it, "cmid"), sk < 0 ? '-' : '+', a / 3600, a % 3600 / 60);
+        shown++;
+    }
+    if (total > shown)
+        snprintf(out + strlen(out), cap - strlen(out), "%sand %zu more", shown ? " " : "",
+                 total - shown);
+}
+
 static void warn(json_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(json_t *w, const char *fmt, ...)
 {
@@ -139,9 +157,9 @@ static json_t *warnings(const struct rp *x)
     }
     const struct rp_list *l = &x->lists[RP_SKEW];
     if (l->total) {
-        name_list(l->items, "workstation", l->total, names, sizeof(names));
+        skew_list(l->items, l->total, names, sizeof(names));
         warn(w,
-             "%zu client%s with a clock more than %lld h off the proxy's (hosts refuse them "
+             "%zu machine%s with a clock more than %lld h off the proxy's (hosts refuse them "
              "with 0xC004F06C): %s",
              l->total, l->total == 1 ? "" : "s", (long long)(x->o.skew_s / 3600), names);
     }
@@ -160,13 +178,13 @@ static json_t *warnings(const struct rp *x)
     l = &x->lists[RP_CHANGED];
     if (l->total) {
         name_list(l->items, "workstation", l->total, names, sizeof(names));
-        warn(w, "%zu client%s changed CMID (previous CMID set): %s", l->total,
+        warn(w, "%zu machine%s changed CMID (previous CMID set): %s", l->total,
              l->total == 1 ? "" : "s", names);
     }
     l = &x->lists[RP_STALE];
     if (l->total) {
         name_list(l->items, "workstation", l->total, names, sizeof(names));
-        warn(w, "%zu client%s not seen for more than %lld days (gone, or failing to renew): %s",
+        warn(w, "%zu machine%s not seen for more than %lld days (gone, or failing to renew): %s",
              l->total, l->total == 1 ? "" : "s", (long long)(x->o.stale_s / 86400), names);
     }
     return w;
@@ -185,6 +203,7 @@ json_t *rp_emit(struct rp *x)
     below_items(x);
     rp_iso(x->now, iso);
     json_object_set_new(r, "schema", json_string(KR_REPORT_SCHEMA));
+    json_object_set_new(r, "schema_changes", json_string(KR_REPORT_SCHEMA_CHANGES));
     json_object_set_new(r, "generated_at", json_string(iso));
     json_object_set_new(r, "now", json_integer(x->now));
     json_object_set_new(r, "window_days", json_integer(x->o.window_s / 86400));
@@ -192,6 +211,7 @@ json_t *rp_emit(struct rp *x)
     json_object_set_new(r, "skew_limit_seconds", json_integer(x->o.skew_s));
     json_object_set_new(r, "pins", json_integer((json_int_t)x->pins));
     json_object_set_new(r, "clients", json_integer((json_int_t)x->clients));
+    json_object_set_new(r, "machines", json_integer((json_int_t)x->machines));
     json_object_set_new(r, "vm", json_integer((json_int_t)x->vm));
     json_object_set_new(r, "physical", json_integer((json_int_t)x->physical));
 
@@ -207,6 +227,7 @@ json_t *rp_emit(struct rp *x)
         json_t *o = json_object();
         json_object_set_new(o, "host", json_string(x->hosts[i].name));
         json_object_set_new(o, "admin", in && in->admin[0] ? json_string(in->admin) : json_null());
+        json_object_set_new(o, "weight", in && in->weight ? json_integer(in->weight) : json_null());
         json_object_set_new(o, "health",
                             in && in->health[0] ? json_string(in->health) : json_null());
         json_object_set_new(o, "clients", json_integer((json_int_t)x->hosts[i].clients));

@@ -41,9 +41,30 @@ static json_t *client_base(const struct kr_pin *p)
     return o;
 }
 
-json_t *rp_item_skew(const struct rp *x, const struct kr_pin *p)
+/* The applications of a machine, by name, in report order. */
+static json_t *apps_json(const struct rp *x, uint8_t mask)
+{
+    char buf[40];
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < x->n_apps; i++)
+        if (mask & (1u << i))
+            json_array_append_new(a, json_string(rp_app_text(x->apps[i].id, buf)));
+    return a;
+}
+
+/* A machine's item: client_base of the pair shown, plus its applications. */
+static json_t *machine_base(const struct rp *x, const struct rp_mach *m, const struct kr_pin *p)
 {
     json_t *o = client_base(p);
+    if (o)
+        json_object_set_new(o, "applications", apps_json(x, m->app_mask));
+    return o;
+}
+
+json_t *rp_item_skew(const struct rp *x, const struct rp_mach *m)
+{
+    const struct kr_pin *p = &m->skew;
+    json_t *o = machine_base(x, m, p);
     if (o) {
         json_object_set_new(o, "skew_seconds", json_integer(p->skew_s));
         json_object_set_new(o, "last_seen", rp_iso_json(p->last_seen));
@@ -51,39 +72,38 @@ json_t *rp_item_skew(const struct rp *x, const struct kr_pin *p)
     return o;
 }
 
-json_t *rp_item_cloned(const struct rp *x, const struct kr_pin *p)
+json_t *rp_item_cloned(const struct rp *x, const struct rp_mach *m)
 {
-    char buf[40];
-    json_t *o = json_object(), *names = json_array();
+    json_t *o = machine_base(x, m, &m->latest), *names = json_array();
     if (!o || !names) {
         json_decref(o);
         json_decref(names);
         return NULL;
     }
-    json_object_set_new(o, "cmid", rp_guid_json(p->cmid));
-    json_object_set_new(o, "host", json_string(p->host));
-    json_object_set_new(o, "application", json_string(rp_app_text(p->app_id, buf)));
-    /* Names are kept most recent first; list those inside the window. */
-    for (unsigned i = 0; i < p->n_names && i < KR_PIN_NAMES; i++) {
-        if (p->names[i].last_seen < x->window_start)
-            continue;
+    /* Distinct names (DNS comparison) inside the window, most recent first. */
+    bool used[RP_MACH_NAMES] = {false};
+    for (unsigned k = 0; k < m->n_names; k++) {
+        unsigned best = RP_MACH_NAMES;
+        for (unsigned i = 0; i < m->n_names; i++)
+            if (!used[i] &&
+                (best == RP_MACH_NAMES || m->names[i].last_seen > m->names[best].last_seen))
+                best = i;
+        used[best] = true;
         json_t *n = json_object();
-        json_object_set_new(n, "name", json_string(p->names[i].name));
-        json_object_set_new(n, "last_seen", rp_iso_json(p->names[i].last_seen));
+        json_object_set_new(n, "name", json_string(m->names[best].name));
+        json_object_set_new(n, "last_seen", rp_iso_json(m->names[best].last_seen));
         json_array_append_new(names, n);
     }
     json_object_set_new(o, "workstations", names);
-    /* for sorting like the other lists */
-    json_object_set_new(o, "workstation", json_string(p->workstation));
     return o;
 }
 
-json_t *rp_item_stale(const struct rp *x, const struct kr_pin *p)
+json_t *rp_item_stale(const struct rp *x, const struct rp_mach *m)
 {
-    json_t *o = client_base(p);
+    json_t *o = machine_base(x, m, &m->latest);
     if (o) {
-        json_object_set_new(o, "last_seen", rp_iso_json(p->last_seen));
-        json_object_set_new(o, "days_idle", json_integer((x->now - p->last_seen) / 86400));
+        json_object_set_new(o, "last_seen", rp_iso_json(m->last_seen));
+        json_object_set_new(o, "days_idle", json_integer((x->now - m->last_seen) / 86400));
     }
     return o;
 }
@@ -144,8 +164,14 @@ bool rp_link_is_head(const struct rp *x, const uint8_t cmid[16])
     return x->prevs && !bsearch(cmid, x->prevs, x->n_links, 16, cmp16);
 }
 
-json_t *rp_item_changed(const struct rp *x, const struct kr_pin *p)
+bool rp_is_replaced(const struct rp *x, const uint8_t cmid[16])
 {
+    return x->prevs && bsearch(cmid, x->prevs, x->n_links, 16, cmp16);
+}
+
+json_t *rp_item_changed(const struct rp *x, const struct rp_mach *m)
+{
+    const struct kr_pin *p = &m->link;
     uint8_t chain[RP_CHAIN_MAX][16];
     size_t n = 0;
     const uint8_t *cur = p->cmid;
@@ -165,7 +191,7 @@ json_t *rp_item_changed(const struct rp *x, const struct kr_pin *p)
         if (loop)
             break;
     }
-    json_t *o = client_base(p), *arr = json_array();
+    json_t *o = machine_base(x, m, p), *arr = json_array();
     if (!o || !arr) {
         json_decref(o);
         json_decref(arr);

@@ -3,6 +3,9 @@
  * files:
  *
  *   build.c   kr_report_build(): the two walks over the pins
+ *   machine.c one machine (CMID) at a time: its pairs come one after the
+ *             other in a walk, so per-machine findings (cloned image, clock
+ *             skew, stale, CMID chain) are decided once per CMID
  *   tally.c   host and application tables, thresholds per host and app
  *   items.c   one JSON item per finding, the CMID chains, sorting
  *   emit.c    the final document and its warning sentences
@@ -30,6 +33,7 @@
 #define RP_LICENCE 8    /* licence states 0..6, then "other" */
 #define RP_CHAIN_MAX 16 /* CMIDs followed back in one chain */
 #define RP_ISO_LEN 24   /* "2026-11-21T07:44:30Z" + NUL */
+#define RP_MACH_NAMES 8 /* distinct workstation names kept per machine */
 
 enum rp_list_kind { RP_BELOW, RP_SKEW, RP_CLONED, RP_CHANGED, RP_STALE, RP_NLISTS };
 
@@ -68,6 +72,21 @@ struct rp_list {
     size_t total;  /* before the cap */
 };
 
+/* The pairs of one CMID, added up while a walk passes them. */
+struct rp_mach {
+    bool have;
+    uint8_t cmid[16];
+    uint8_t app_mask;     /* bit per rp_app index */
+    int64_t last_seen;    /* the most recent of its pairs */
+    struct kr_pin latest; /* the pair seen last (host, workstation shown) */
+    bool skewed;
+    struct kr_pin skew;                      /* the in-window pair with the largest |skew| */
+    bool chained;                            /* some pair names a previous CMID */
+    struct kr_pin link;                      /* the latest such pair */
+    struct kr_pin_name names[RP_MACH_NAMES]; /* distinct (DNS) names in the window */
+    unsigned n_names;
+};
+
 /* A pin whose request carried a previous CMID. */
 struct rp_link {
     uint8_t cmid[16], prev[16];
@@ -91,9 +110,11 @@ struct rp {
     size_t n_links, cap_links;
     uint8_t (*prevs)[16]; /* every links[].prev, sorted */
 
-    uint64_t pins, clients, vm, physical;
-    bool second_walk; /* some cell is below threshold or there are chains */
-    int err;          /* first allocation failure */
+    struct rp_mach m; /* the machine the walk is in */
+    uint64_t pins, clients, vm, physical, machines;
+    uint64_t stale_candidates; /* machines idle > stale_s, before chains are known */
+    bool second_walk;          /* some cell is below threshold or there are chains */
+    int err;                   /* first allocation failure */
 };
 
 /* tally.c */
@@ -118,16 +139,27 @@ uint32_t rp_default_threshold(const uint8_t app_id[16]);
  * JSON objects). */
 bool rp_list_room(struct rp *x, int kind);
 void rp_list_add(struct rp *x, int kind, json_t *item); /* steals item */
-json_t *rp_item_skew(const struct rp *x, const struct kr_pin *p);
-json_t *rp_item_cloned(const struct rp *x, const struct kr_pin *p);
-json_t *rp_item_stale(const struct rp *x, const struct kr_pin *p);
+json_t *rp_item_skew(const struct rp *x, const struct rp_mach *m);
+json_t *rp_item_cloned(const struct rp *x, const struct rp_mach *m);
+json_t *rp_item_stale(const struct rp *x, const struct rp_mach *m);
 json_t *rp_item_affected(const struct kr_pin *p);
 int rp_link_add(struct rp *x, const struct kr_pin *p);
 /* Sorts the links and the prev set; false on allocation failure. */
 bool rp_links_index(struct rp *x);
 /* True when p heads a chain (it has a prev, and no pin names it as prev). */
 bool rp_link_is_head(const struct rp *x, const uint8_t cmid[16]);
-json_t *rp_item_changed(const struct rp *x, const struct kr_pin *p);
+/* True when some pin names cmid as its previous CMID (it was replaced). */
+bool rp_is_replaced(const struct rp *x, const uint8_t cmid[16]);
+json_t *rp_item_changed(const struct rp *x, const struct rp_mach *m);
+
+/* machine.c */
+/* Adds a pair to x->m; when it starts a new CMID, the previous machine is
+ * finished first with `end` (walk 1 or walk 2's findings). */
+void rp_mach_add(struct rp *x, const struct kr_pin *p, void (*end)(struct rp *x));
+/* Walk 1's per-machine findings: cloned image, clock skew, stale count. */
+void rp_mach_end1(struct rp *x);
+/* Walk 2's: stale (unless replaced by a newer CMID), CMID chain. */
+void rp_mach_end2(struct rp *x);
 /* Sorts each list by host, workstation, cmid. */
 void rp_lists_sort(struct rp *x);
 

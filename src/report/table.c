@@ -1,7 +1,9 @@
 /*
  * table.c - the report for a terminal: a summary, one table per
  * application and host, then the findings. Every line fits `width`
- * columns: the widest text column shrinks and long names end in "~".
+ * columns: the widest text column shrinks and long names end in "~";
+ * figures that must never be cut (licence states, notably notification
+ * and extended grace) are wrapped lines of their own, not a column.
  * Widths count UTF-8 characters, not bytes (workstation names may be
  * non-ASCII), and control characters from the wire are shown as '?'.
  */
@@ -161,10 +163,10 @@ static const char *skew_text(char *buf, long long s)
 
 static void overview(FILE *f, const json_t *rep, unsigned width)
 {
-    struct tbl t = {.head = {"APPLICATION", "CLIENTS", "VM", "PHYSICAL", "LICENCE STATES"},
-                    .right = {false, true, true, true, false},
-                    .flex = 4,
-                    .ncols = 5};
+    struct tbl t = {.head = {"APPLICATION", "CLIENTS", "VM", "PHYSICAL"},
+                    .right = {false, true, true, true},
+                    .flex = 0,
+                    .ncols = 4};
     char a[24], b[24], c[24], lic[CELL];
     size_t i, j;
     const json_t *ap, *cell;
@@ -172,22 +174,33 @@ static void overview(FILE *f, const json_t *rep, unsigned width)
     const json_t *v;
 
     fprintf(f, "kmsrelay activation report, %s\n", rp_str(rep, "generated_at"));
-    fprintf(f, "%lld clients seen within %lld days (%lld VM, %lld physical), %lld pins\n\n",
-            rp_int(rep, "clients", 0), rp_int(rep, "window_days", 30), rp_int(rep, "vm", 0),
-            rp_int(rep, "physical", 0), rp_int(rep, "pins", 0));
+    snprintf(lic, sizeof(lic),
+             "%lld clients (machine and application, as KMS hosts count them) on %lld machines "
+             "seen within %lld days (%lld VM, %lld physical), %lld pins",
+             rp_int(rep, "clients", 0), rp_int(rep, "machines", 0), rp_int(rep, "window_days", 30),
+             rp_int(rep, "vm", 0), rp_int(rep, "physical", 0), rp_int(rep, "pins", 0));
+    wrap(f, "", 0, lic, width);
+    fputc('\n', f);
     json_array_foreach(json_object_get(rep, "applications"), i, ap)
     {
+        tbl_row(&t, rp_str(ap, "application"), num(a, rp_int(ap, "clients", 0)),
+                num(b, rp_int(ap, "vm", 0)), num(c, rp_int(ap, "physical", 0)));
+    }
+    tbl_print(&t, f, width, "");
+    fprintf(f, "\nLicence states:\n");
+    json_array_foreach(json_object_get(rep, "applications"), i, ap)
+    {
+        char lead[64];
         lic[0] = '\0';
         json_object_foreach((json_t *)json_object_get(ap, "licence"), k, v)
         {
             if (json_integer_value(v) > 0)
-                snprintf(lic + strlen(lic), sizeof(lic) - strlen(lic), "%s%s %lld",
+                snprintf(lic + strlen(lic), sizeof(lic) - strlen(lic), "%s%s=%lld",
                          lic[0] ? ", " : "", k, (long long)json_integer_value(v));
         }
-        tbl_row(&t, rp_str(ap, "application"), num(a, rp_int(ap, "clients", 0)),
-                num(b, rp_int(ap, "vm", 0)), num(c, rp_int(ap, "physical", 0)), lic[0] ? lic : "-");
+        snprintf(lead, sizeof(lead), "  %s: ", rp_str(ap, "application"));
+        wrap(f, lead, 4, lic[0] ? lic : "-", width);
     }
-    tbl_print(&t, f, width, "");
     fputc('\n', f);
 
     struct tbl h = {.head = {"HOST", "APPLICATION", "CLIENTS", "COUNT", "NEEDED", "STATE"},
@@ -222,9 +235,32 @@ static const char *days(char *buf, const json_t *it)
     return buf;
 }
 
+/* A machine's applications, short ("Win+O2013+"), from "applications"
+ * (or the item's one "application"). */
+static const char *apps_short(const json_t *it, char *out, size_t cap)
+{
+    static const char *const names[][2] = {
+        {"Windows", "Win"}, {"Office 2010", "O2010"}, {"Office 2013+", "O2013+"}};
+    const json_t *arr = json_object_get(it, "applications"), *a;
+    size_t i;
+    out[0] = '\0';
+    json_array_foreach(arr, i, a)
+    {
+        const char *s = json_string_value(a) ? json_string_value(a) : "?";
+        for (size_t k = 0; k < 3; k++)
+            if (strcmp(s, names[k][0]) == 0)
+                s = names[k][1];
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? "+" : "", s);
+    }
+    if (!out[0])
+        snprintf(out, cap, "%s", rp_str(it, "application"));
+    return out;
+}
+
 static void client_list(FILE *f, const json_t *arr, const char *title, bool skew, unsigned width)
 {
-    struct tbl t = {.head = {"WORKSTATION", skew ? "SKEW" : "IDLE", "HOST", "APPLICATION", "CMID"},
+    char apps[CELL];
+    struct tbl t = {.head = {"WORKSTATION", skew ? "SKEW" : "IDLE", "HOST", "APPS", "CMID"},
                     .right = {false, true, false, false, false},
                     .flex = 0,
                     .ncols = 5};
@@ -238,7 +274,7 @@ static void client_list(FILE *f, const json_t *arr, const char *title, bool skew
     {
         tbl_row(&t, rp_str(it, "workstation"),
                 skew ? skew_text(a, rp_int(it, "skew_seconds", 0)) : days(a, it),
-                rp_str(it, "host"), rp_str(it, "application"), rp_str(it, "cmid"));
+                rp_str(it, "host"), apps_short(it, apps, sizeof(apps)), rp_str(it, "cmid"));
     }
     tbl_print(&t, f, width, "  ");
 }
@@ -268,7 +304,9 @@ static void findings(FILE *f, const json_t *rep, unsigned width)
     {
         const json_t *ws = json_object_get(it, "workstations"), *nm;
         size_t j;
-        snprintf(line, sizeof(line), "%s on %s:", rp_str(it, "cmid"), rp_str(it, "host"));
+        char apps[CELL];
+        snprintf(line, sizeof(line), "%s (%s) on %s:", rp_str(it, "cmid"),
+                 apps_short(it, apps, sizeof(apps)), rp_str(it, "host"));
         json_array_foreach(ws, j, nm)
         {
             snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s %s", j ? "," : "",

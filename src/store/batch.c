@@ -1,8 +1,8 @@
 /*
- * batch.c - the group-commit queue: a bounded ring plus a CMID hash
- * (see batch.h). Linear probing with backward-shift deletion keeps the hash
- * free of tombstones, so dropping the oldest entry over and over (a store
- * that stays full for hours) never degrades lookups.
+ * batch.c - the group-commit queue: a bounded ring plus a hash of the pin key (CMID, application
+ * id) (see batch.h). Linear probing with backward-shift deletion keeps the hash free of tombstones,
+ * so dropping the oldest entry over and over (a store that stays full for hours) never degrades
+ * lookups.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +12,17 @@
 
 #define BATCH_CAP_MAX ((size_t)1 << 26)
 
-static size_t home(const struct batch *b, const uint8_t k[16])
+static size_t home(const struct batch *b, const uint8_t k[PEND_KEY_LEN])
 {
-    uint64_t a, c;
+    uint64_t a, c, d, e;
     memcpy(&a, k, 8);
     memcpy(&c, k + 8, 8);
+    memcpy(&d, k + 16, 8); /* the application id: the pair is the key */
+    memcpy(&e, k + 24, 8);
     uint64_t h = (a ^ b->seed) * 0x9E3779B97F4A7C15ull;
     h ^= c + (h >> 29);
+    h = (h ^ d) * 0x94D049BB133111EBull;
+    h ^= e + (h >> 31);
     h *= 0xBF58476D1CE4E5B9ull;
     h ^= h >> 32;
     return (size_t)h & b->mask;
@@ -59,19 +63,19 @@ struct pend *batch_at(const struct batch *b, size_t i)
 }
 
 /* Hash slot holding the CMID, or the empty slot where it would go. */
-static size_t probe(const struct batch *b, const uint8_t cmid[16])
+static size_t probe(const struct batch *b, const uint8_t key[PEND_KEY_LEN])
 {
-    size_t i = home(b, cmid);
-    while (b->idx[i] && memcmp(b->ring[b->idx[i] - 1].cmid, cmid, 16) != 0)
+    size_t i = home(b, key);
+    while (b->idx[i] && memcmp(b->ring[b->idx[i] - 1].key, key, PEND_KEY_LEN) != 0)
         i = (i + 1) & b->mask;
     return i;
 }
 
-struct pend *batch_find(const struct batch *b, const uint8_t cmid[16])
+struct pend *batch_find(const struct batch *b, const uint8_t key[PEND_KEY_LEN])
 {
     if (b->n == 0)
         return NULL;
-    size_t i = probe(b, cmid);
+    size_t i = probe(b, key);
     return b->idx[i] ? &b->ring[b->idx[i] - 1] : NULL;
 }
 
@@ -83,7 +87,7 @@ static void unhash(struct batch *b, size_t i)
         j = (j + 1) & b->mask;
         if (!b->idx[j])
             break;
-        size_t k = home(b, b->ring[b->idx[j] - 1].cmid);
+        size_t k = home(b, b->ring[b->idx[j] - 1].key);
         /* Entry j may move to i only if its home is not in (i, j]. */
         bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
@@ -103,7 +107,7 @@ static void free_entry(struct pend *e)
 static void drop_oldest(struct batch *b, uint64_t *dropped)
 {
     struct pend *e = &b->ring[b->head];
-    unhash(b, probe(b, e->cmid));
+    unhash(b, probe(b, e->key));
     free_entry(e);
     b->head = (b->head + 1) % b->cap;
     b->n--;
@@ -117,16 +121,16 @@ static void push(struct batch *b, const struct pend *e, uint64_t *dropped)
         drop_oldest(b, dropped);
     size_t r = (b->head + b->n) % b->cap;
     b->ring[r] = *e;
-    b->idx[probe(b, e->cmid)] = (uint32_t)(r + 1);
+    b->idx[probe(b, e->key)] = (uint32_t)(r + 1);
     b->n++;
 }
 
-int batch_set(struct batch *b, const uint8_t cmid[16], enum pend_op op, const uint8_t *val,
+int batch_set(struct batch *b, const uint8_t key[PEND_KEY_LEN], enum pend_op op, const uint8_t *val,
               size_t len, int64_t idle_before, uint64_t *dropped)
 {
     struct pend e;
     memset(&e, 0, sizeof(e));
-    memcpy(e.cmid, cmid, 16);
+    memcpy(e.key, key, PEND_KEY_LEN);
     e.op = (uint8_t)op;
     e.idle_before = idle_before;
     if (op == PEND_PUT) {
@@ -137,7 +141,7 @@ int batch_set(struct batch *b, const uint8_t cmid[16], enum pend_op op, const ui
         memcpy(e.val, val, len);
         e.len = (uint16_t)len;
     }
-    struct pend *old = batch_find(b, cmid);
+    struct pend *old = batch_find(b, key);
     if (old) {
         /* Coalesce: the newest write wins, at the old position. */
         free(old->val);
@@ -173,7 +177,7 @@ void batch_merge(struct batch *older, struct batch *newer, uint64_t *dropped)
     size_t w = 0;
     for (size_t r = 0; r < older->n; r++) {
         struct pend *e = batch_at(older, r);
-        if (batch_find(newer, e->cmid)) {
+        if (batch_find(newer, e->key)) {
             free(e->val);
             continue;
         }
@@ -188,7 +192,7 @@ void batch_merge(struct batch *older, struct batch *newer, uint64_t *dropped)
     older->n = 0;
     for (size_t i = 0; i < kept; i++) {
         size_t r = (older->head + i) % older->cap;
-        older->idx[probe(older, older->ring[r].cmid)] = (uint32_t)(r + 1);
+        older->idx[probe(older, older->ring[r].key)] = (uint32_t)(r + 1);
         older->n++;
     }
     for (size_t i = 0; i < newer->n; i++)

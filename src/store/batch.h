@@ -3,7 +3,7 @@
  * (private to src/store/).
  *
  * A batch is a ring of at most `cap` writes in arrival order plus an
- * open-addressing hash on the CMID, so that a repeated write of one CMID
+ * open-addressing hash on the key (CMID, application id), so that a repeated write of one pair
  * replaces the queued one in place (coalescing) and lookups are O(1). When
  * the ring is full, adding a new CMID discards the oldest write: memory stays
  * bounded however long the disk refuses commits.
@@ -18,6 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A queued write's key: the pins DBI key, CMID then application id (the
+ * same as KR_PIN_KEY_LEN in kmsrelay/store.h). */
+#define PEND_KEY_LEN 32
+
 enum pend_op {
     PEND_PUT = 1,    /* write `val` */
     PEND_DEL = 2,    /* delete */
@@ -25,11 +29,11 @@ enum pend_op {
 };
 
 struct pend {
-    uint8_t cmid[16];
-    uint8_t op;          /* enum pend_op */
-    uint16_t len;        /* PEND_PUT: bytes in val */
-    int64_t idle_before; /* PEND_EXPIRE */
-    uint8_t *val;        /* PEND_PUT: owned, encoded pin record */
+    uint8_t key[PEND_KEY_LEN]; /* CMID, application id */
+    uint8_t op;                /* enum pend_op */
+    uint16_t len;              /* PEND_PUT: bytes in val */
+    int64_t idle_before;       /* PEND_EXPIRE */
+    uint8_t *val;              /* PEND_PUT: owned, encoded pin record */
 };
 
 struct batch {
@@ -47,19 +51,19 @@ int batch_init(struct batch *b, size_t cap, uint64_t seed);
 /* Frees everything (the struct itself is the caller's). */
 void batch_deinit(struct batch *b);
 
-/* The queued write of a CMID, or NULL. The pointer is valid until the batch
+/* The queued write of a key, or NULL. The pointer is valid until the batch
  * is next modified. */
-struct pend *batch_find(const struct batch *b, const uint8_t cmid[16]);
+struct pend *batch_find(const struct batch *b, const uint8_t key[PEND_KEY_LEN]);
 
 /* The i-th oldest entry (i < n). */
 struct pend *batch_at(const struct batch *b, size_t i);
 
 /*
- * Queues or replaces the write of a CMID. For PEND_PUT, `val`/`len` are
+ * Queues or replaces the write of a key. For PEND_PUT, `val`/`len` are
  * copied. Adds 1 to *dropped when the oldest entry had to go. 0 or
  * KR_ENOMEM (then the batch is unchanged).
  */
-int batch_set(struct batch *b, const uint8_t cmid[16], enum pend_op op, const uint8_t *val,
+int batch_set(struct batch *b, const uint8_t key[PEND_KEY_LEN], enum pend_op op, const uint8_t *val,
               size_t len, int64_t idle_before, uint64_t *dropped);
 
 /* Frees every entry; the batch is empty and reusable. */

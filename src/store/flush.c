@@ -5,7 +5,7 @@
  * A flush swaps the queue for the empty spare under the mutex, then commits
  * the swapped-out batch ("inflight") with no lock held, so puts and lookups
  * go on during the fsync: lookups consult the inflight batch too until the
- * commit is over. Writes are applied in CMID order, which keeps the pages an
+ * commit is over. Writes are applied in key (CMID, application) order, which keeps the pages an
  * LMDB commit touches (and copies) to a minimum for random keys.
  *
  * On a failed commit nothing of the batch reached the database (LMDB aborts
@@ -29,12 +29,12 @@ static int cmp_pend(const void *a, const void *b)
 {
     const struct pend *x = *(const struct pend *const *)a;
     const struct pend *y = *(const struct pend *const *)b;
-    return memcmp(x->cmid, y->cmid, 16);
+    return memcmp(x->key, y->key, PEND_KEY_LEN);
 }
 
 static int apply(struct kr_store *s, MDB_txn *txn, const struct pend *e, struct apply_count *c)
 {
-    MDB_val k = store_val(e->cmid, 16), v;
+    MDB_val k = store_val(e->key, PEND_KEY_LEN), v;
     int rc;
     switch (e->op) {
     case PEND_PUT:
@@ -77,13 +77,16 @@ static int commit_batch(struct kr_store *s, const struct batch *b, struct apply_
     if (rc == 0) {
         for (size_t i = 0; rc == 0 && i < b->n; i++)
             rc = apply(s, txn, v[i], c);
+        rc = store_note_rc(s, rc); /* read zero pages: never commit what they led to */
         if (rc == 0)
             rc = mdb_txn_commit(txn); /* on failure LMDB aborts the txn itself */
         else
             mdb_txn_abort(txn);
     }
     free(v);
-    return rc;
+    /* A commit that read the guard's zero pages counts as failed: its pins
+     * stay queued (the file is not used again anyway). */
+    return store_note_rc(s, rc);
 }
 
 int kr_store_flush(struct kr_store *s, const char **why)
@@ -109,6 +112,10 @@ int kr_store_flush(struct kr_store *s, const char **why)
     uint64_t dt = store_now_us() - t0;
     const char *mwhy = "";
     int rc = store_err_from_mdb(mrc, &mwhy);
+    if (rc != 0 && atomic_load(&s->damaged)) {
+        rc = KR_EIO;
+        mwhy = s->damage_why;
+    }
 
     pthread_mutex_lock(&s->mu);
     s->committing = false; /* from here on no reader looks at inflight */
@@ -198,15 +205,16 @@ void store_thread_stop(struct kr_store *s)
 
 /* Queues a conditional delete unless the CMID already has a queued write.
  * Returns false when the queue is full (the sweep must stop). */
-static bool queue_expiry(struct kr_store *s, const uint8_t cmid[16], int64_t idle_before, size_t *q)
+static bool queue_expiry(struct kr_store *s, const uint8_t key[KR_PIN_KEY_LEN], int64_t idle_before,
+                         size_t *q)
 {
     bool ok = true;
     pthread_mutex_lock(&s->mu);
-    if (batch_find(s->pending, cmid) || (s->committing && batch_find(s->inflight, cmid))) {
+    if (batch_find(s->pending, key) || (s->committing && batch_find(s->inflight, key))) {
         /* a fresher write is on its way */
     } else if (s->pending->n >= s->pending->cap) {
         ok = false; /* never evict real writes for an expiry */
-    } else if (batch_set(s->pending, cmid, PEND_EXPIRE, NULL, 0, idle_before, &s->st.drops) == 0) {
+    } else if (batch_set(s->pending, key, PEND_EXPIRE, NULL, 0, idle_before, &s->st.drops) == 0) {
         (*q)++;
         store_queued_update(s);
     }
@@ -219,10 +227,10 @@ int kr_store_expire(struct kr_store *s, int64_t idle_before, size_t max_scan, si
 {
     size_t q = 0;
     bool wr = false, full = false;
-    uint8_t start[16], last[16] = {0};
+    uint8_t start[KR_PIN_KEY_LEN], last[KR_PIN_KEY_LEN] = {0};
     pthread_mutex_lock(&s->mu);
     bool have = s->sweep_valid;
-    memcpy(start, s->sweep_key, 16);
+    memcpy(start, s->sweep_key, KR_PIN_KEY_LEN);
     pthread_mutex_unlock(&s->mu);
     bool moved = false;
 
@@ -231,21 +239,23 @@ int kr_store_expire(struct kr_store *s, int64_t idle_before, size_t max_scan, si
     int rc = store_txn_begin(s, MDB_RDONLY, &txn);
     if (rc == 0)
         rc = mdb_cursor_open(txn, s->dbi_pins, &cur);
-    MDB_val k = {16, start}, v;
+    MDB_val k = {KR_PIN_KEY_LEN, start}, v;
     if (rc == 0 && max_scan > 0) {
         rc = mdb_cursor_get(cur, &k, &v, have ? MDB_SET_RANGE : MDB_FIRST);
-        if (rc == 0 && have && k.mv_size == 16 && memcmp(k.mv_data, start, 16) == 0)
+        if (rc == 0 && have && k.mv_size == KR_PIN_KEY_LEN &&
+            memcmp(k.mv_data, start, KR_PIN_KEY_LEN) == 0)
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* resume after it */
     }
     for (size_t n = 0; rc == 0 && n < max_scan; n++) {
         int64_t ls;
-        if (k.mv_size == 16 && store_pin_rec_last_seen(v.mv_data, v.mv_size, &ls) == 0 &&
-            ls < idle_before && !queue_expiry(s, k.mv_data, idle_before, &q)) {
+        if (k.mv_size == KR_PIN_KEY_LEN &&
+            store_pin_rec_last_seen(v.mv_data, v.mv_size, &ls) == 0 && ls < idle_before &&
+            !queue_expiry(s, k.mv_data, idle_before, &q)) {
             full = true;
             break;
         }
-        if (k.mv_size == 16) {
-            memcpy(last, k.mv_data, 16);
+        if (k.mv_size == KR_PIN_KEY_LEN) {
+            memcpy(last, k.mv_data, KR_PIN_KEY_LEN);
             moved = true;
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -258,12 +268,13 @@ int kr_store_expire(struct kr_store *s, int64_t idle_before, size_t max_scan, si
         mdb_cursor_close(cur);
     if (txn)
         mdb_txn_abort(txn);
+    rc = store_note_rc(s, rc);
     if (rc == 0) {
         pthread_mutex_lock(&s->mu);
         if (wr && !full) {
             s->sweep_valid = false;
         } else if (moved) {
-            memcpy(s->sweep_key, last, 16);
+            memcpy(s->sweep_key, last, KR_PIN_KEY_LEN);
             s->sweep_valid = true;
         }
         pthread_mutex_unlock(&s->mu);

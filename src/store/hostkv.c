@@ -88,6 +88,7 @@ static int sync_write(struct kr_store *s, MDB_dbi dbi, MDB_val *k, MDB_val *v)
     int rc = store_txn_begin(s, 0, &txn);
     if (rc == 0) {
         rc = v ? mdb_put(txn, dbi, k, v, 0) : mdb_del(txn, dbi, k, NULL);
+        rc = store_note_rc(s, rc);
         if (rc == 0)
             rc = mdb_txn_commit(txn);
         else
@@ -108,12 +109,16 @@ static int read_one(struct kr_store *s, MDB_dbi dbi, MDB_val *k,
                     int (*copy)(const MDB_val *v, void *arg), void *arg)
 {
     pthread_mutex_lock(&s->rd_mu);
-    int rc = mdb_txn_renew(s->rtxn);
+    int rc = store_guard(s);
+    if (rc == 0)
+        rc = mdb_txn_renew(s->rtxn);
     if (rc == 0) {
         MDB_val v;
-        rc = mdb_get(s->rtxn, dbi, k, &v);
+        rc = store_note_rc(s, mdb_get(s->rtxn, dbi, k, &v));
         rc = rc ? store_err_from_mdb(rc, NULL) : copy(&v, arg);
         mdb_txn_reset(s->rtxn);
+        if (store_guard_tripped(s))
+            rc = KR_EIO;
     } else {
         rc = store_err_from_mdb(rc, NULL);
     }

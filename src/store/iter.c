@@ -2,15 +2,17 @@
  * iter.c - walking every pin (reports, rebalancing) with the write queue
  * merged in.
  *
- * The queue is copied (one allocation for all values) and sorted by CMID
+ * The queue is copied (one allocation for all values) and sorted by key
  * BEFORE the first read transaction starts: a write that is queued at that
  * moment is either in the copy or, if it commits meanwhile, in the copy AND
  * in the database, so no write falls between the two. The database is then
- * walked in CMID order in chunks, each in its own short read transaction
+ * walked in key order (CMID, then application id) in chunks, each in its own short read transaction
  * (re-positioned with MDB_SET_RANGE after the last key), because one long
  * read txn over a million pins would keep LMDB from reusing freed pages for
- * its whole duration.
+ * its whole duration. A walk of one machine (kr_store_pin_iter_cmid) is
+ * the same walk restricted to the keys that start with its CMID.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +23,7 @@
 #define ITER_CHUNK 4096 /* records per read transaction */
 
 struct snap {
-    uint8_t cmid[16];
+    uint8_t key[KR_PIN_KEY_LEN];
     uint8_t op;
     uint16_t len;
     int64_t idle_before;
@@ -32,6 +34,7 @@ struct walk {
     struct kr_store *s;
     int (*cb)(const struct kr_pin *, void *);
     void *ctx;
+    const uint8_t *prefix; /* 16 CMID bytes, or NULL for every pin */
     struct snap *sn;
     size_t ns, j;
     uint64_t bad;
@@ -40,12 +43,17 @@ struct walk {
 
 static int cmp_snap(const void *a, const void *b)
 {
-    return memcmp(((const struct snap *)a)->cmid, ((const struct snap *)b)->cmid, 16);
+    return memcmp(((const struct snap *)a)->key, ((const struct snap *)b)->key, KR_PIN_KEY_LEN);
+}
+
+static bool wanted(const struct walk *w, const uint8_t key[KR_PIN_KEY_LEN])
+{
+    return !w->prefix || memcmp(key, w->prefix, 16) == 0;
 }
 
 static void snap_one(struct snap *d, const struct pend *e, uint8_t **arena)
 {
-    memcpy(d->cmid, e->cmid, 16);
+    memcpy(d->key, e->key, KR_PIN_KEY_LEN);
     d->op = e->op;
     d->len = e->len;
     d->idle_before = e->idle_before;
@@ -77,9 +85,10 @@ static int snapshot(struct kr_store *s, struct walk *w, uint8_t **arena_out)
     *arena_out = arena;
     size_t k = 0;
     for (size_t i = 0; i < p->n; i++)
-        snap_one(&w->sn[k++], batch_at(p, i), &arena);
+        if (wanted(w, batch_at(p, i)->key))
+            snap_one(&w->sn[k++], batch_at(p, i), &arena);
     for (size_t i = 0; f && i < f->n; i++)
-        if (!batch_find(p, batch_at(f, i)->cmid))
+        if (wanted(w, batch_at(f, i)->key) && !batch_find(p, batch_at(f, i)->key))
             snap_one(&w->sn[k++], batch_at(f, i), &arena);
     pthread_mutex_unlock(&s->mu);
     w->ns = k;
@@ -87,24 +96,24 @@ static int snapshot(struct kr_store *s, struct walk *w, uint8_t **arena_out)
     return 0;
 }
 
-static int emit(struct walk *w, const uint8_t *cmid, const void *val, size_t len)
+static int emit(struct walk *w, const uint8_t *key, const void *val, size_t len)
 {
     if (kr_pin_decode(val, len, &w->pin, NULL) != 0) {
         w->bad++;
         return 0;
     }
-    memcpy(w->pin.cmid, cmid, 16);
+    store_pin_set_key(&w->pin, key);
     return w->cb(&w->pin, w->ctx);
 }
 
-/* Emits queued puts of CMIDs ordered before `key` (all when key is NULL). */
+/* Emits queued puts of keys ordered before `key` (all when key is NULL). */
 static int emit_queued_before(struct walk *w, const uint8_t *key)
 {
     int rc = 0;
-    while (rc == 0 && w->j < w->ns && (!key || memcmp(w->sn[w->j].cmid, key, 16) < 0)) {
+    while (rc == 0 && w->j < w->ns && (!key || memcmp(w->sn[w->j].key, key, KR_PIN_KEY_LEN) < 0)) {
         const struct snap *q = &w->sn[w->j++];
         if (q->op == PEND_PUT)
-            rc = emit(w, q->cmid, q->val, q->len);
+            rc = emit(w, q->key, q->val, q->len);
     }
     return rc;
 }
@@ -115,7 +124,7 @@ static int visit(struct walk *w, const uint8_t *key, const MDB_val *v)
     int rc = emit_queued_before(w, key);
     if (rc)
         return rc;
-    if (w->j < w->ns && memcmp(w->sn[w->j].cmid, key, 16) == 0) {
+    if (w->j < w->ns && memcmp(w->sn[w->j].key, key, KR_PIN_KEY_LEN) == 0) {
         const struct snap *q = &w->sn[w->j++];
         int64_t ls;
         if (q->op == PEND_PUT)
@@ -131,7 +140,7 @@ static int visit(struct walk *w, const uint8_t *key, const MDB_val *v)
 /* Walks up to ITER_CHUNK stored pins after *last (or from the start).
  * Returns an LMDB code (MDB_NOTFOUND at the end) and the callback's
  * result in *cbrc. */
-static int walk_chunk(struct walk *w, uint8_t last[16], bool *have, int *cbrc)
+static int walk_chunk(struct walk *w, uint8_t last[KR_PIN_KEY_LEN], bool *have, int *cbrc)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -142,13 +151,23 @@ static int walk_chunk(struct walk *w, uint8_t last[16], bool *have, int *cbrc)
         mdb_txn_abort(txn);
         return rc;
     }
-    MDB_val k = {16, last}, v;
-    rc = mdb_cursor_get(cur, &k, &v, *have ? MDB_SET_RANGE : MDB_FIRST);
-    if (rc == 0 && *have && k.mv_size == 16 && memcmp(k.mv_data, last, 16) == 0)
+    MDB_val k = {KR_PIN_KEY_LEN, last}, v;
+    if (!*have && w->prefix) {
+        /* a machine's pairs: from (CMID, zero app id) on */
+        memset(last, 0, KR_PIN_KEY_LEN);
+        memcpy(last, w->prefix, 16);
+    }
+    rc = mdb_cursor_get(cur, &k, &v, *have || w->prefix ? MDB_SET_RANGE : MDB_FIRST);
+    if (rc == 0 && *have && k.mv_size == KR_PIN_KEY_LEN &&
+        memcmp(k.mv_data, last, KR_PIN_KEY_LEN) == 0)
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     for (size_t n = 0; rc == 0 && n < ITER_CHUNK; n++) {
-        if (k.mv_size == 16) {
-            memcpy(last, k.mv_data, 16);
+        if (w->prefix && (k.mv_size < 16 || memcmp(k.mv_data, w->prefix, 16) != 0)) {
+            rc = MDB_NOTFOUND; /* past the machine's pairs */
+            break;
+        }
+        if (k.mv_size == KR_PIN_KEY_LEN) {
+            memcpy(last, k.mv_data, KR_PIN_KEY_LEN);
             *have = true;
             if ((*cbrc = visit(w, last, &v)) != 0)
                 break;
@@ -157,10 +176,11 @@ static int walk_chunk(struct walk *w, uint8_t last[16], bool *have, int *cbrc)
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    return rc;
+    return store_note_rc(w->s, rc);
 }
 
-int kr_store_pin_iter(struct kr_store *s, int (*cb)(const struct kr_pin *, void *), void *ctx)
+static int iter(struct kr_store *s, const uint8_t *prefix, int (*cb)(const struct kr_pin *, void *),
+                void *ctx)
 {
     struct walk *w = calloc(1, sizeof(*w));
     if (!w)
@@ -168,11 +188,12 @@ int kr_store_pin_iter(struct kr_store *s, int (*cb)(const struct kr_pin *, void 
     w->s = s;
     w->cb = cb;
     w->ctx = ctx;
+    w->prefix = prefix;
     uint8_t *arena = NULL;
     int rc = snapshot(s, w, &arena);
     if (rc)
         goto out;
-    uint8_t last[16];
+    uint8_t last[KR_PIN_KEY_LEN];
     bool have = false;
     int cbrc = 0, mrc = 0;
     while (cbrc == 0 && mrc == 0)
@@ -193,4 +214,15 @@ out:
     free(w->sn);
     free(w);
     return rc;
+}
+
+int kr_store_pin_iter(struct kr_store *s, int (*cb)(const struct kr_pin *, void *), void *ctx)
+{
+    return iter(s, NULL, cb, ctx);
+}
+
+int kr_store_pin_iter_cmid(struct kr_store *s, const uint8_t cmid[16],
+                           int (*cb)(const struct kr_pin *, void *), void *ctx)
+{
+    return iter(s, cmid, cb, ctx);
 }

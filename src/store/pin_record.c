@@ -2,16 +2,17 @@
  * pin_record.c - the on-disk value of a pin (LMDB "pins" DBI), and the
  * workstation-name bookkeeping that goes with it.
  *
- * Key: the 16 raw CMID bytes (so the CMID is not repeated in the value).
+ * Key: the pair, 16 raw CMID bytes then 16 application id bytes (format 1
+ * stores keyed by the CMID alone; see migrate.c).
  * Value: a versioned TLV record, all integers little-endian:
  *
- *   u8  format version (1)
+ *   u8  format version (2; 1 is still read)
  *   TLV*                 type u8; if type & 0x80 a u16 length, else a u8
  *                        length; then `length` value bytes
  *   END                  type 0, length 0: must be the LAST bytes
  *
- * Types of version 1 (fixed lengths unless noted; a field equal to zero is
- * omitted and decodes as zero, to keep the typical record ~120 bytes):
+ * Types (fixed lengths unless noted; a field equal to zero is omitted and
+ * decodes as zero, to keep the typical record ~120 bytes):
  *
  *   1 HOST        1..63   backend host name (required, no NUL)
  *   2 FIRST_SEEN  8       i64
@@ -30,6 +31,12 @@
  *  14 SKEW        4       i32
  *  15 PREV_CMID   16
  *  16 ACTIVATIONS 4
+ *  17 SKU_ID      16      (version 2)
+ *
+ * Versions: 1 was written while a pin was per CMID (its APP_ID was the
+ * application of the latest request); 2 is per pair, APP_ID equals the
+ * key's, and adds SKU_ID. The TLV layout is the same, so one decoder reads
+ * both; the version byte is what tells an old build "not yours".
  *
  * WORKSTATION rule: the encoder omits it when n_names > 0 and it equals
  * names[0].name (the usual case), and otherwise writes it even when empty;
@@ -46,7 +53,7 @@
  * Example, host "kms-a", first/last seen 1700000000 (0x6553F100), VM,
  * one name "PC1" seen at 1700000000:
  *
- *   01                                   version 1
+ *   02                                   version 2
  *   01 05 6b 6d 73 2d 61                 HOST "kms-a"
  *   02 08 00 f1 53 65 00 00 00 00        FIRST_SEEN
  *   03 08 00 f1 53 65 00 00 00 00        LAST_SEEN
@@ -81,7 +88,8 @@ enum {
     T_SKEW = 14,
     T_PREV_CMID = 15,
     T_ACTIVATIONS = 16,
-    T_KNOWN_MAX = 16,
+    T_SKU_ID = 17,
+    T_KNOWN_MAX = 17,
 };
 
 #define WS_LEN_MAX (KR_PIN_WS_MAX - 1)
@@ -173,6 +181,7 @@ int kr_pin_encode(const struct kr_pin *p, uint8_t *out, size_t cap, size_t *outl
     tlv_u32(&w, T_SKEW, (uint32_t)p->skew_s);
     tlv_id(&w, T_PREV_CMID, p->prev_cmid);
     tlv_u32(&w, T_ACTIVATIONS, p->activations);
+    tlv_id(&w, T_SKU_ID, p->sku_id);
     kr_wr_u8(&w, T_END);
     kr_wr_u8(&w, 0);
     if (w.err)
@@ -203,6 +212,7 @@ static int fixed_len(unsigned type)
     case T_APP_ID:
     case T_KMS_ID:
     case T_PREV_CMID:
+    case T_SKU_ID:
         return 16;
     case T_VM:
     case T_LICENSE:
@@ -245,6 +255,9 @@ static int decode_field(unsigned type, const uint8_t *v, size_t len, struct kr_p
         break;
     case T_PREV_CMID:
         memcpy(p->prev_cmid, v, 16);
+        break;
+    case T_SKU_ID:
+        memcpy(p->sku_id, v, 16);
         break;
     case T_WORKSTATION:
         return get_str(v, len, p->workstation, sizeof(p->workstation), why);
@@ -294,7 +307,7 @@ int kr_pin_decode(const uint8_t *buf, size_t len, struct kr_pin *out, const char
     if (len == 0)
         return kr_fail(why, KR_EMALF, "pin record: empty");
     uint8_t ver = kr_rd_u8(&r);
-    if (ver != KR_PIN_FORMAT)
+    if (ver < KR_PIN_FORMAT_MIN || ver > KR_PIN_FORMAT)
         return kr_fail(why, KR_EUNSUP, "pin record: unknown format version");
     uint32_t seen = 0; /* bit per known type, to reject repeats */
     bool have_ws = false, ended = false;
@@ -356,6 +369,31 @@ int store_pin_rec_last_seen(const uint8_t *buf, size_t len, int64_t *last_seen)
     return rc;
 }
 
+/* Length of a DNS name without its one trailing dot. */
+static size_t dns_len(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && s[n - 1] == '.' ? n - 1 : n;
+}
+
+bool kr_pin_name_eq(const char *a, const char *b)
+{
+    size_t n = dns_len(a);
+    if (n != dns_len(b))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        /* ASCII only, like DNS: a locale must not fold UTF-8 bytes */
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y - 'A' + 'a');
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
 bool kr_pin_note_name(struct kr_pin *pin, const char *name, int64_t now)
 {
     size_t len = strnlen(name, WS_LEN_MAX);
@@ -367,7 +405,7 @@ bool kr_pin_note_name(struct kr_pin *pin, const char *name, int64_t now)
     /* `at` is the slot that disappears when names[0..at-1] shift down one. */
     unsigned at = n;
     for (unsigned i = 0; i < n; i++)
-        if (strcmp(pin->names[i].name, pin->workstation) == 0)
+        if (kr_pin_name_eq(pin->names[i].name, pin->workstation))
             at = i;
     bool fresh = at == n;
     if (fresh && n < KR_PIN_NAMES) {
@@ -388,9 +426,17 @@ bool kr_pin_note_name(struct kr_pin *pin, const char *name, int64_t now)
 
 unsigned kr_pin_names_since(const struct kr_pin *pin, int64_t since)
 {
-    unsigned c = 0;
-    for (unsigned i = 0; i < pin->n_names && i < KR_PIN_NAMES; i++)
-        if (pin->names[i].last_seen >= since)
-            c++;
+    unsigned c = 0, n = pin->n_names < KR_PIN_NAMES ? pin->n_names : KR_PIN_NAMES;
+    for (unsigned i = 0; i < n; i++) {
+        if (pin->names[i].last_seen < since)
+            continue;
+        /* records written before names were compared as DNS names may
+         * hold two spellings of one name: count it once */
+        bool dup = false;
+        for (unsigned j = 0; j < i && !dup; j++)
+            dup = pin->names[j].last_seen >= since &&
+                  kr_pin_name_eq(pin->names[j].name, pin->names[i].name);
+        c += !dup;
+    }
     return c;
 }

@@ -11,7 +11,7 @@ void kr_hex_encode(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int nibble(char c)
+int kr_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -32,7 +32,7 @@ long kr_hex_decode(const char *in, uint8_t *out, size_t cap)
                 return KR_EMALF; /* a separator inside a byte */
             continue;
         }
-        int v = nibble(*p);
+        int v = kr_hex_digit(*p);
         if (v < 0)
             return KR_EMALF;
         if (hi < 0) {

@@ -201,7 +201,9 @@ int main(int argc, char **argv)
         cmid_of(id, cmid);
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
-        int rc = kr_store_pin_get(s, cmid, &q);
+        uint8_t app[16];
+        memset(app, 0x55, 16); /* the application of every benchmark pin */
+        int rc = kr_store_pin_get(s, cmid, app, &q);
         clock_gettime(CLOCK_MONOTONIC, &b);
         hits += rc == 0;
         lat[i] = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)(b.tv_nsec - a.tv_nsec);

@@ -1,33 +1,49 @@
 """benchlib - processes, /proc readings and statistics for tests/bench/bench.py.
 
-Every process the benchmark starts goes through Procs.start() and is
-stopped by PID (SIGTERM, then SIGKILL after a grace period) in
-Procs.stop_all(), which bench.py calls on every exit path. Every command
-line is recorded (Procs.commands) for RESULTS.md, with the work and binary
-directories written as $W and $B so that the list reads the same on every
-machine.
+Processes are krtest's (tests/integration/krtest.py): Procs is a
+krtest.Harness over the benchmark's work directory, so starting, stopping by
+PID (SIGTERM, then SIGKILL after a grace period) and waiting for port files
+are the integration tests' own code. bench.py calls Procs.stop_all() on every
+exit path. What Procs adds: every command line is recorded (Procs.commands)
+for RESULTS.md, with the work and binary directories written as $W and $B so
+that the list reads the same on every machine, and the caller chooses where
+a process's output goes.
 """
 import os
 import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import krtest  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-class BenchError(Exception):
+class BenchError(krtest.Failure):
     pass
 
 
-class Procs:
+class Procs(krtest.Harness):
     def __init__(self, workdir, bindir):
+        # Not Harness.__init__: the work directory is bench.py's, which
+        # removes it (or keeps it with --keep).
+        self.name = "bench"
+        self.dir = workdir
+        self.procs = []  # Popen objects we started (Harness.cleanup stops them)
         self.workdir = workdir
         self.bindir = bindir
-        self.live = []  # Popen objects we started and have not reaped
         self.commands = []  # (phase, command text)
         self.phase = "setup"
+
+    @property
+    def live(self):
+        """The processes we started and have not handed back (bench.py
+        removes the ones it reaped itself)."""
+        return self.procs
 
     def _text(self, args):
         t = " ".join(str(a) for a in args)
@@ -40,7 +56,11 @@ class Procs:
         self.note(args)
         p = subprocess.Popen([str(a) for a in args], stdin=stdin, stdout=stdout, stderr=stderr,
                              text=True)
-        self.live.append(p)
+        # What krtest.Harness reads in its messages (wait_port, tail).
+        p.kr_name = os.path.basename(str(args[0]))
+        p.kr_log = getattr(stderr, "name", os.devnull)
+        p.kr_harness = self
+        self.procs.append(p)
         return p
 
     def run(self, args, timeout, stdout=subprocess.PIPE):
@@ -51,46 +71,24 @@ class Procs:
         except subprocess.TimeoutExpired:
             self.stop(p)
             raise BenchError("timed out after %d s: %s" % (timeout, self._text(args)))
-        self.live.remove(p)
+        self.procs.remove(p)
         return p.returncode, out or "", err or ""
 
-    def stop(self, p, sig=signal.SIGTERM, grace=10):
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait(timeout=grace)
-        if p in self.live:
-            self.live.remove(p)
-        return p.returncode
+    def stop(self, p, sig=signal.SIGTERM, timeout=10):
+        """krtest.Harness.stop: by PID, SIGKILL after timeout; the exit status."""
+        return krtest.Harness.stop(self, p, sig, timeout)
 
     def stop_all(self):
-        for p in list(reversed(self.live)):
-            try:
-                self.stop(p, grace=5)
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                pass
+        # Newest first: load generators before the relay, the relay before
+        # the hosts behind it. The work directory stays (bench.py's).
+        self.procs.reverse()
+        krtest.Harness.cleanup(self, keep=True)
 
 
 def wait_file(path, proc, timeout=15.0):
-    """Waits for a port file; returns its integer content."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if os.path.exists(path):
-            with open(path) as f:
-                t = f.read().strip()
-            if t:
-                return int(t)
-        if proc.poll() is not None:
-            raise BenchError("process %d exited with %s before writing %s"
-                             % (proc.pid, proc.returncode, path))
-        time.sleep(0.01)
-    raise BenchError("no %s after %.0f s" % (path, timeout))
+    """Waits (bounded) for a port file of a process started by Procs.start;
+    returns its integer content (krtest.Harness.wait_port)."""
+    return proc.kr_harness.wait_port(proc, proc.kr_name, path, seconds=timeout)
 
 
 def wait_listening(port, proc, timeout=15.0):

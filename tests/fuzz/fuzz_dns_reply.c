@@ -1,5 +1,5 @@
 /*
- * fuzz_dns_reply.c - the DNS client's reply judge (src/dns/reply.c and
+ * fuzz_dns_reply.c - the DNS client's reply judge (src/dnsclient/reply.c and
  * precheck.c, ldns's wire parser below them) on arbitrary bytes, for every
  * reply kind kmsrelay reads: UPDATE replies, SRV and A answers, and AXFR
  * message streams, each with and without TSIG checking.
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns/dns-internal.h"
+#include "dnsclient/message.h"
 #include "kmsrelay/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -42,7 +42,7 @@ static void check_rr(const struct kr_dns_rr *rr)
         kr_dns_marker_parse(rr->txt, &m, NULL);
     bool plain = rr->type == KR_DNS_SRV || rr->type == KR_DNS_TXT || rr->type == KR_DNS_A ||
                  rr->type == KR_DNS_AAAA || rr->type == KR_DNS_CNAME;
-    if (!plain || rr->truncated || rr->rclass != 1 || kr_dnsn_abs(rr->owner, abs) != 0)
+    if (!plain || rr->truncated || rr->rclass != 1 || kr_dns_name_absolute(rr->owner, abs) != 0)
         return;
     const char *why = NULL;
     if (kr_dns_rr_from_text(&back, line, &why) != 0 || !kr_dns_rr_same(rr, &back)) {
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct kr_dns_key key;
     static bool have_key;
-    struct kr_dnsw_req rq;
+    struct kr_dns_msg rq;
     struct kr_dns_result res;
     char err[256];
     int rc;
@@ -74,11 +74,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct kr_dns_rr add;
         kr_dns_rr_srv(&add, "_vlmcs._tcp.example.test", 300, 0, 100, 1688, "relay.example.test");
         struct kr_dns_update u = {"example.test", NULL, 0, NULL, 0, &add, 1};
-        rc = kr_dnsw_build_update(&rq, &u, &key, 0, err, sizeof(err));
+        rc = kr_dns_msg_build_update(&rq, &u, &key, 0, err, sizeof(err));
     } else {
         static const uint16_t types[] = {0, KR_DNS_SRV, KR_DNS_AXFR, KR_DNS_A};
-        rc = kr_dnsw_build_query(&rq, kind == 2 ? "example.test" : "_vlmcs._tcp.example.test",
-                                 types[kind], false, &key, 0, err, sizeof(err));
+        rc = kr_dns_msg_build_query(&rq, kind == 2 ? "example.test" : "_vlmcs._tcp.example.test",
+                                    types[kind], false, &key, 0, err, sizeof(err));
     }
     if (rc != 0)
         abort();
@@ -89,13 +89,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rq.req_mac[1] = 32;
     rq.req_mac_len = 34;
     rq.is_signed = sign;
-    kr_dnsw_restart(&rq);
+    kr_dns_msg_restart(&rq);
 
     memset(&res, 0, sizeof(res));
     const uint8_t *p = data + 1;
     size_t left = size - 1;
-    int v = KR_DNSW_MORE;
-    while (v == KR_DNSW_MORE) {
+    int v = KR_DNS_REPLY_MORE;
+    while (v == KR_DNS_REPLY_MORE) {
         size_t n = left;
         if (kind == 2) {
             if (left < 2)
@@ -110,13 +110,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!msg)
             abort();
         memcpy(msg, p, n);
-        v = kr_dnsw_reply(&rq, msg, n, FUZZ_NOW, "192.0.2.1:53", &res);
+        v = kr_dns_msg_judge(&rq, msg, n, FUZZ_NOW, "192.0.2.1:53", &res);
         free(msg);
         p += n;
         left -= n;
-        if (v != KR_DNSW_DONE && v != KR_DNSW_NEXT && v != KR_DNSW_MORE)
+        if (v != KR_DNS_REPLY_DONE && v != KR_DNS_REPLY_NEXT && v != KR_DNS_REPLY_MORE)
             abort();
-        if (v != KR_DNSW_MORE && res.status != KR_DNS_OK && res.message[0] == '\0')
+        if (v != KR_DNS_REPLY_MORE && res.status != KR_DNS_OK && res.message[0] == '\0')
             abort();
         if (kind != 2 || left == 0)
             break;
@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_rr(&res.rrs[i]);
     for (size_t i = 0; i < res.n_auth; i++)
         check_rr(&res.auth[i]);
-    kr_dnsr_clear_rrs(&res);
-    kr_dnsw_req_reset(&rq);
+    kr_dns_result_clear_rrs(&res);
+    kr_dns_msg_reset(&rq);
     return 0;
 }

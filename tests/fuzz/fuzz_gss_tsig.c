@@ -1,5 +1,5 @@
 /*
- * fuzz_gss_tsig.c - replies as the GSS-TSIG verifier sees them (src/dns/
+ * fuzz_gss_tsig.c - replies as the GSS-TSIG verifier sees them (src/dnsclient/
  * gss_tsig.c): any bytes must give a verified body or a clear error with a
  * reason, never a crash or an overread. The MIC is a stand-in that accepts
  * a MAC equal to the first bytes of the digest, so the fuzzer can also
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns/gss_tsig.h"
+#include "dnsclient/gss_tsig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

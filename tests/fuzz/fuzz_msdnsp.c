@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "dns/msdnsp.h"
+#include "dnsclient/msdnsp.h"
 #include "kmsrelay/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 BIN = os.environ.get("KR_BIN_DIR") or os.path.join(os.path.dirname(__file__), "../../build/src")
-VECTORS = os.environ.get("KR_VECTORS_DIR") or os.path.join(os.path.dirname(__file__), "../../../shared/vectors")
+VECTORS = os.environ.get("KR_VECTORS_DIR") or os.path.join(os.path.dirname(__file__), "../vectors")
 SRC = os.environ.get("KR_SRC_DIR") or os.path.join(os.path.dirname(__file__), "../..")
 
 

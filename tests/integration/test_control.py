@@ -225,8 +225,15 @@ def t_commands_and_persistence(h):
     _, out, _ = ctl(h, "pin", "show", cm_move)
     check(cm_move in out and "ranking" in out, "pin show:\n" + out)
     p = ctl_json(h, "pin", "show", cm_move)
-    check(p["cmid"] == cm_move and p["host"] == pins[cm_move] and p["workstations"],
+    # one machine, one application here: "pins" has its one pair
+    check(p["cmid"] == cm_move and len(p["pins"]) == 1 and
+          p["pins"][0]["host"] == pins[cm_move] and p["pins"][0]["workstations"],
           "pin show --json %r" % p)
+    app = p["pins"][0]["app_id"]
+    one = ctl_json(h, "pin", "show", cm_move, "--app", app)
+    check(len(one["pins"]) == 1 and one["pins"][0]["app_id"] == app, "pin show --app %r" % one)
+    other = "windows" if p["pins"][0]["application"] != "Windows" else "office2013"
+    ctl(h, "pin", "show", cm_move, "--app", other, expect=(2,))
     target = "kms-b" if pins[cm_move] == "kms-a" else "kms-a"
     mv = ctl_json(h, "pin", "move", cm_move, target)
     check(mv["moved"] and mv["to"] == target, "pin move %r" % mv)
@@ -270,7 +277,7 @@ def t_commands_and_persistence(h):
 
     # report (findings make rc 1), dns, reload
     rep = ctl_json(h, "report", expect=(0, 1))
-    check(rep["schema"] == "kmsrelay.report/1" and rep["pins"] == N_CLIENTS - 1,
+    check(rep["schema"] == "kmsrelay.report/2" and rep["pins"] == N_CLIENTS - 1,
           "report schema %r pins %r" % (rep.get("schema"), rep.get("pins")))
     _, out, _ = ctl(h, "report", "--format", "csv", expect=(0, 1))
     rows = list(csv.reader(io.StringIO(out, newline="")))
@@ -309,7 +316,7 @@ def t_commands_and_persistence(h):
     check(hd["kms-b"]["weight"] == 3 and hd["kms-a"]["weight"] == 1,
           "weights after restart: a %d b %d" % (hd["kms-a"]["weight"], hd["kms-b"]["weight"]))
     ctl(h, "pin", "show", cm_forget, expect=(2,))
-    check(ctl_json(h, "pin", "show", cm_move)["host"] == after[cm_move], "moved pin")
+    check(ctl_json(h, "pin", "show", cm_move)["pins"][0]["host"] == after[cm_move], "moved pin")
     # ... and a reload that leaves the hosts alone keeps them too.
     ctl(h, "reload")
     hd = {x["name"]: x for x in ctl_json(h, "hosts")["hosts"]}

@@ -30,6 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bindlib  # noqa: E402
 import krtest  # noqa: E402
+import relaylib as rl  # noqa: E402
 from krtest import check  # noqa: E402
 
 INSTANCE = "relay-a"
@@ -44,8 +45,10 @@ def free_port(addr):
 
 
 def stub(h, name, addr):
+    """A stub KMS host on addr (port 0: any) or addr:port; returns its port."""
     pf = h.path(name + ".port")
-    _, port = h.start([krtest.binpath("kms-stubhost"), "-l", addr + ":0", "--port-file", pf,
+    listen = addr if ":" in addr else addr + ":0"
+    _, port = h.start([krtest.binpath("kms-stubhost"), "-l", listen, "--port-file", pf,
                        "-N", name], name, port_file=pf)
     return port
 
@@ -170,7 +173,7 @@ def test_fix_removes_only_the_dead_record(h):
     zn = Zone(h)
     before = zn.targets()
     serial = zn.b.soa_serial()
-    code, doc, _ = zn.audit("--fix", "--key", zn.b.key, rc=1)  # ROGUE etc. remain
+    code, doc, _ = zn.audit("--fix", "--dead-for", "1s", "--key", zn.b.key, rc=1)  # ROGUE etc. remain
     f = by_target(doc)
     fix = f["kms-dead"].get("fix")
     check(fix and fix["action"] == "deleted", "dead record fix: %s" % fix)
@@ -185,13 +188,13 @@ def test_fix_removes_only_the_dead_record(h):
     check(len(zn.b.txt()) == 1, "our marker must stay: %s" % zn.b.txt())
 
     # Clean (but for the unfixable classes) and idempotent: nothing left to fix.
-    code, doc, _ = zn.audit("--fix", "--key", zn.b.key, rc=1)
+    code, doc, _ = zn.audit("--fix", "--dead-for", "1s", "--key", zn.b.key, rc=1)
     check(all("fix" not in fi for fi in doc["findings"]), "second --fix touched something")
     check(zn.b.soa_serial() == serial + 1, "second --fix changed the zone")
 
     # The table run prints the RRset before and after.
     zn.b.add(zn.srv(0, 0, zn.p_dead, "kms-dead"))
-    code, out, err = h.run(zn.args("--fix", "--key", zn.b.key), timeout=120)
+    code, out, err = h.run(zn.args("--fix", "--dead-for", "1s", "--key", zn.b.key), timeout=120)
     check(code == 1, "table --fix exited %d: %s %s" % (code, out, err))
     check("RRset before:" in out and "RRset after:" in out and "result: deleted" in out,
           "table --fix output:\n%s" % out)
@@ -200,8 +203,8 @@ def test_fix_removes_only_the_dead_record(h):
 def test_fix_refuses_a_concurrent_change(h):
     zn = Zone(h)
     env = dict(os.environ, KMSRELAY_AUDIT_TEST_PAUSE_MS="4000")
-    p = subprocess.Popen(zn.args("--json", "--fix", "--key", zn.b.key), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(zn.args("--json", "--fix", "--dead-for", "1s", "--key", zn.b.key),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         # Wait (bounded) until the audit has read the RRset and is about to update.
         err, deadline = b"", time.time() + 60
@@ -236,7 +239,7 @@ def test_peer_stale_goes_with_its_marker(h):
     peer = by_target(doc)["kms-peer"]
     check(peer["class"] == "PEER_STALE" and peer["marker"]["owner"] == "relay-b",
           "peer: %s" % peer)
-    code, doc, _ = zn.audit("--fix", "--key", zn.b.key, rc=1)
+    code, doc, _ = zn.audit("--fix", "--dead-for", "1s", "--key", zn.b.key, rc=1)
     f = by_target(doc)
     check(f["kms-peer"]["fix"]["action"] == "deleted", "peer fix: %s" % f["kms-peer"].get("fix"))
     check(len(f["kms-peer"]["fix"]["delete_marker"]) == 1, "marker delete: %s" % f["kms-peer"]["fix"])
@@ -272,7 +275,7 @@ def test_errors_are_clear(h):
     check(any("BADSIG" in e or "key" in e.lower() for e in doc["errors"]),
           "wrong key error: %s" % doc["errors"])
     # A key the policy does not allow to delete: REFUSED, nothing deleted.
-    code, doc, _ = zn.audit("--fix", "--key", zn.b.other_key, rc=2)
+    code, doc, _ = zn.audit("--fix", "--dead-for", "1s", "--key", zn.b.other_key, rc=2)
     fix = by_target(doc)["kms-dead"]["fix"]
     check(fix["action"] == "failed" and fix["status"] == "refused", "refused fix: %s" % fix)
     check(len(zn.b.srv()) == 6, "a refused fix deleted something")
@@ -328,7 +331,7 @@ def test_delegated_zone(h):
           "%s. 3600 IN SRV 0 0 %d kms-dead.%s." % (apex, dead, parent), zone=apex)
     args = [krtest.binpath("kmsrelayctl"), "audit", "--json", "--server", "127.0.0.1:%d" % b.port,
             "--sanctioned", "kms-ok.%s" % parent, apex]
-    code, out, err = h.run(args + ["--fix", "--key", b.admin_key], timeout=120)
+    code, out, err = h.run(args + ["--fix", "--dead-for", "1s", "--key", b.admin_key], timeout=120)
     check(code == 0, "delegated audit --fix exited %d: %s %s" % (code, out[-2000:], err))
     doc = json.loads(out)
     f = by_target(doc)
@@ -341,6 +344,131 @@ k: v["class"] for k, v in f.items()})
           "left: %s" % b.dig(apex + ".", "SRV"))
 
 
+def test_lookup_failure_is_unknown(h):
+    """Issue 11 item 10: only proof of absence (NXDOMAIN / NODATA) counts
+    against a target. A sanctioned target in a zone that answers SERVFAIL
+    (a zone that never loads; a delegation whose servers are dead, through a
+    real resolver) and a target whose resolver is down are UNKNOWN, and
+    --fix, even with evidence over time, leaves them; an NXDOMAIN target in
+    the same RRset is still deleted."""
+    zn = Zone(h, secondaries=["child.example.test"])
+    z, b = zn.z, zn.b
+    b.add("deleg.%s. 3600 IN NS ns.deleg.%s." % (z, z), "ns.deleg.%s. 3600 IN A 127.0.0.254" % z)
+    b.add(zn.srv(0, 0, zn.p_ok, "kms.child"),  # SERVFAIL from the zone's own server
+          zn.srv(0, 0, zn.p_ok, "kms.deleg"),  # referral, then SERVFAIL from the resolver
+          zn.srv(0, 0, zn.p_ok, "kms-gone"))   # NXDOMAIN: proof of absence
+    res = bindlib.start_resolver(h, b)
+    sanc = ["--sanctioned", "kms.child.%s,kms.deleg.%s" % (z, z)]
+    before = sorted(r["target"] for r in b.srv())
+    code, doc, err = zn.audit("--resolver", "127.0.0.1:%d" % res.port, "--fix", "--dead-for",
+                              "1s", "--key", b.key, *sanc, rc=1)
+    f = {fi["record"]["target"]: fi for fi in doc["findings"] if fi["record"]}
+    for t in ("kms.child.%s." % z, "kms.deleg.%s." % z):
+        check(f[t]["class"] == "UNKNOWN", "%s: %s" % (t, f[t]))
+        check("SERVFAIL" in f[t]["reason"] and "never deleted" in f[t]["reason"] and
+              "sanctioned" in f[t]["reason"], "%s reason: %s" % (t, f[t]["reason"]))
+        check(f[t]["evidence"]["target"]["lookup_failed"] is True, "%s evidence" % t)
+        check("fix" not in f[t], "%s was touched: %s" % (t, f[t].get("fix")))
+    gone = f["kms-gone.%s." % z]
+    check(gone["class"] == "STALE_DEAD" and "NXDOMAIN" in gone["reason"], "gone: %s" % gone)
+    check(gone["fix"]["action"] == "deleted", "gone fix: %s" % gone.get("fix"))
+    names = sorted(r["target"] for r in b.srv())
+    want = [t for t in before if t not in ("kms-gone.%s." % z, "kms-dead.%s." % z)]
+    check(names == want, "left: %s, want %s" % (names, want))
+
+    # The auditing machine's resolver is down: the delegated target is
+    # UNKNOWN too, and stays.
+    dead = free_port("127.0.0.1")
+    code, doc, err = zn.audit("--resolver", "127.0.0.1:%d" % dead, "--fix", "--dead-for", "1s",
+                              "--key", b.key, *sanc, rc=1)
+    f = {fi["record"]["target"]: fi for fi in doc["findings"] if fi["record"]}
+    t = f["kms.deleg.%s." % z]
+    check(t["class"] == "UNKNOWN" and "127.0.0.1:%d" % dead in t["reason"], "resolver down: %s" % t)
+    check("fix" not in t, "touched with the resolver down: %s" % t.get("fix"))
+    check("kms.deleg.%s." % z in [r["target"] for r in b.srv()], "deleted with the resolver down")
+
+
+def test_fix_needs_evidence_over_time(h):
+    """Issue 11 item 11: --fix acts only on evidence over time. Dead at one
+    moment: nothing deleted and a message says which evidence is missing;
+    a host that comes back during --dead-for (a reboot) stays; dead in every
+    probe across --dead-for: deleted."""
+    zn = Zone(h)
+    code, doc, err = zn.audit("--fix", "--key", zn.b.key, rc=1)
+    fix = by_target(doc)["kms-dead"]["fix"]
+    check(fix["action"] == "skipped", "one moment must not delete: %s" % fix)
+    check("--dead-for" in fix["error"] and "--history" in fix["error"], "message: %s" % fix)
+    check("--dead-for" in err and "evidence over time" in err, "stderr: %s" % err)
+    check(len(zn.b.srv()) == 6, "deleted on one moment's probe: %s" % zn.b.srv())
+
+    # The dead host comes back half-way through --dead-for: it stays.
+    p = subprocess.Popen(zn.args("--json", "--fix", "--dead-for", "6s", "--probe-every", "1s",
+                                 "--key", zn.b.key), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        err, deadline = b"", time.time() + 60
+        while b"probing again" not in err and time.time() < deadline and p.poll() is None:
+            r, _, _ = select.select([p.stderr], [], [], 0.5)
+            if r:
+                err += os.read(p.stderr.fileno(), 4096)
+        check(b"probing again" in err, "no second probe announced: %r" % err)
+        stub(h, "kms-dead", "127.0.0.9:%d" % zn.p_dead)
+        out, _ = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    f = by_target(json.loads(out))["kms-dead"]
+    check(f["class"] != "STALE_DEAD" and "fix" not in f, "rebooted host: %s" % f)
+    check(len(zn.b.srv()) == 6, "a host back within --dead-for lost its record")
+
+
+def test_fix_from_daemon_history(h):
+    """Issue 11 item 11: --fix --history takes the evidence from kmsrelayd's
+    periodic audit (GET /v1/dns): deleted only once the daemon has seen the
+    target failing for its dns.dead_after."""
+    zn = Zone(h)
+    sock = h.path("control.sock")
+    conf = h.path("relay.conf")
+    a = rl.start_stub(h, "kms-a")
+    rl.write(conf, rl.conf_text(h, [a], extra=(
+        'control: { socket = "%s"; mode = "0600"; };\n'
+        'dns: { zones = ( { name = "%s"; servers = [ "127.0.0.1:%d" ]; key = "%s";\n'
+        '                   target = "relay-h.%s"; } );\n'
+        '       audit_interval = "1s"; dead_after = "4s"; timeout = "1s"; };\n'
+        % (sock, zn.z, zn.b.port, zn.b.key, zn.z))))
+    rl.start_relay(h, conf)
+    ctl = [krtest.binpath("kmsrelayctl"), "--socket", sock]
+
+    def daemon_dead():
+        code, out, _ = h.run(ctl + ["--json", "dns"], timeout=30)
+        rep = json.loads(out).get("audit") if code == 0 else None
+        return [f for f in (rep or {}).get("findings", [])
+                if f["record"] and f["record"]["target"].startswith("kms-dead.")]
+
+    first = rl.wait_for(daemon_dead, 30, "the daemon's audit to see kms-dead", poll=0.5)[0]
+    check(first["class"] == "STALE_DEAD", "daemon: %s" % first)
+    args = ctl + ["audit", "--json", "--server", "127.0.0.1:%d" % zn.b.port, "--instance",
+                  INSTANCE, "--sanctioned", "kms-ok.%s" % zn.z, "--timeout", "2s", "--history",
+                  "--fix", "--key", zn.b.key, zn.z]
+    if not first["confirmed"]:  # too early: the daemon has not seen it dead for 4 s yet
+        code, out, err = h.run(args, timeout=120)
+        fix = by_target(json.loads(out))["kms-dead"].get("fix")
+        check(fix and fix["action"] == "skipped", "deleted before dead_after: %s" % fix)
+        check(len(zn.b.srv()) >= 6, "deleted before dead_after")
+    rl.wait_for(lambda: daemon_dead()[0]["confirmed"], 30, "the daemon to confirm kms-dead",
+                poll=0.5)
+    code, out, err = h.run(args, timeout=120)
+    fix = by_target(json.loads(out))["kms-dead"].get("fix")
+    check(fix and fix["action"] == "deleted", "with the daemon's evidence: %s %s" % (fix, err))
+    check("kms-dead.%s." % zn.z not in [r["target"] for r in zn.b.srv()], "still there")
+    # Without a daemon: exit 3, nothing deleted, and it says so.
+    zn.b.add(zn.srv(0, 0, zn.p_dead, "kms-dead"))
+    code, out, err = h.run([krtest.binpath("kmsrelayctl"), "--socket", h.path("nothing.sock")] +
+                           args[3:], timeout=120)
+    check(code == 3 and "--history" in err, "no daemon: %d %s" % (code, err))
+    check("kms-dead.%s." % zn.z in [r["target"] for r in zn.b.srv()], "deleted without history")
+
+
 if __name__ == "__main__":
     krtest.run_tests("dns_audit", [test_every_record_in_its_class,
                                    test_fix_removes_only_the_dead_record,
@@ -349,4 +477,7 @@ if __name__ == "__main__":
                                    test_axfr_finds_other_names,
                                    test_errors_are_clear,
                                    test_config_file,
-                                   test_delegated_zone])
+                                   test_delegated_zone,
+                                   test_lookup_failure_is_unknown,
+                                   test_fix_needs_evidence_over_time,
+                                   test_fix_from_daemon_history])

@@ -185,7 +185,7 @@ def b_windows(docs, stubs):
 
 def check_report(rep, docs, source, b_win):
     n_cmids, clones, skewed = expected(docs)
-    check(rep["schema"] == "kmsrelay.report/1", "%s: schema %r" % (source, rep.get("schema")))
+    check(rep["schema"] == "kmsrelay.report/2", "%s: schema %r" % (source, rep.get("schema")))
     check(rep["clients"] == n_cmids == 29, "%s: %s clients, expected 29" % (source, rep["clients"]))
     f, t = rep["findings"], rep["totals"]
     # cloned: exactly the injected pair, both names

@@ -496,6 +496,159 @@ static void test_periodic(void)
     free(c);
 }
 
+/* Issue 11 item 10: a failed lookup is no evidence; only proof of absence is. */
+static void test_lookup_failed_is_unknown(void)
+{
+    struct kr_audit_rrset *s = new_set();
+    struct kr_audit_srv_in in[] = {
+        {300, 0, 0, 1688, "kms-ok.example.test."},     /* 0 sanctioned, SERVFAIL */
+        {300, 0, 0, 1688, "kms-x.example.test."},      /* 1 A found and refused, AAAA timed out */
+        {300, 0, 0, 1689, "kms-peer.example.test."},   /* 2 a peer's, resolver down */
+        {300, 0, 0, 1688, "kms-gone.example.test."},   /* 3 NXDOMAIN: proof */
+        {300, 0, 0, 1690, "kms-back.example.test."},   /* 4 AAAA failed, A answers */
+        {300, 0, 0, 1691, "kms-relay.example.test."}}; /* 5 ours, SERVFAIL */
+    kr_audit_add_view(s, "127.0.0.1:53", 1, NULL, in, 6);
+    kr_audit_add_marker(s, "kmsrelay=1 owner=relay-b target=kms-peer.example.test. port=1689", 300);
+    kr_audit_add_marker(s, "kmsrelay=1 owner=relay-a target=kms-relay.example.test. port=1691",
+                        300);
+    for (unsigned i = 0; i < 6; i++)
+        s->probe[i].done = 1;
+    s->probe[0].lookup_failed = 1;
+    strcpy(s->probe[0].resolve_error, "lookup failed: SERVFAIL from 127.0.0.1:53");
+    probe(s, 1, "127.0.0.9", KR_PROBE_CONNECT);
+    s->probe[1].lookup_failed = 1;
+    strcpy(s->probe[1].resolve_error, "lookup failed: timeout");
+    s->probe[2].lookup_failed = 1;
+    strcpy(s->probe[2].resolve_error, "lookup failed: connection refused by 127.0.0.1:9");
+    strcpy(s->probe[3].resolve_error, "NXDOMAIN from 127.0.0.1:53");
+    probe(s, 4, "127.0.0.2", KR_PROBE_OK);
+    s->probe[4].lookup_failed = 1;
+    s->probe[5].lookup_failed = 1;
+    CU_ASSERT_EQUAL(kr_audit_liveness(&s->probe[0]), KR_AUDIT_UNDECIDED);
+    CU_ASSERT_EQUAL(kr_audit_liveness(&s->probe[1]), KR_AUDIT_UNDECIDED);
+    CU_ASSERT_EQUAL(kr_audit_liveness(&s->probe[3]), KR_AUDIT_DEAD);
+    CU_ASSERT_EQUAL(kr_audit_liveness(&s->probe[4]), KR_AUDIT_LIVE);
+
+    struct kr_audit_policy p = policy();
+    struct kr_audit_finding f[16];
+    CU_ASSERT_EQUAL_FATAL(classify(s, &p, f), 6);
+    static const int want[] = {KR_AUDIT_UNKNOWN,    KR_AUDIT_UNKNOWN, KR_AUDIT_UNKNOWN,
+                               KR_AUDIT_STALE_DEAD, KR_AUDIT_ROGUE,   KR_AUDIT_UNKNOWN};
+    for (unsigned i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL(f[i].cls, want[i]);
+        if (f[i].cls != want[i])
+            fprintf(stderr, "record %u: %s (%s)\n", i, kr_audit_class_name(f[i].cls), f[i].reason);
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(f[0].reason, "SERVFAIL"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(f[0].reason, "sanctioned"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(f[0].reason, "never deleted"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(f[3].reason, "NXDOMAIN"));
+    CU_ASSERT_TRUE(kr_audit_is_problem(&f[0])); /* reported */
+    CU_ASSERT_STRING_EQUAL(kr_audit_class_name(KR_AUDIT_UNKNOWN), "UNKNOWN");
+    free(s);
+}
+
+/* The daemon's clock only runs for DEAD targets: a failed lookup resets it. */
+static void test_history_undecided(void)
+{
+    struct kr_audit_entry e = {0};
+    struct kr_audit_result r = {1, &e, 0, NULL};
+    e.set = new_set();
+    struct kr_audit_srv_in in[] = {{300, 0, 0, 1688, "kms-dead.example.test."}};
+    kr_audit_add_view(e.set, "127.0.0.1:53", 1, NULL, in, 1);
+    probe(e.set, 0, "127.0.0.9", KR_PROBE_CONNECT);
+    kr_audit_history(NULL, &r, 1000);
+    CU_ASSERT_EQUAL(e.set->probe[0].failing_since, 1000);
+    e.set->probe[0].lookup_failed = 1;
+    e.set->probe[0].failing_since = 0;
+    kr_audit_history(NULL, &r, 2000);
+    CU_ASSERT_EQUAL(e.set->probe[0].failing_since, 0);
+    free(e.set);
+}
+
+/* Issue 11 item 11: --fix deletes only with evidence over time. The gate
+ * comes before any DNS traffic: an entry without servers shows whether a
+ * record got past it ("failed: no server answered") or not ("skipped"). */
+static const char *fix_action(struct kr_audit_result *r, const struct kr_audit_policy *p,
+                              const char **err)
+{
+    CU_ASSERT_FATAL(kr_audit_classify_all(r, p) >= 0);
+    struct kr_audit_opts o = {0};
+    kr_audit_fix(&o, p, r, NULL);
+    json_t *fx = r->e[0].fix[0];
+    *err = json_string_value(json_object_get(fx, "error"));
+    return json_string_value(json_object_get(fx, "action"));
+}
+
+static void test_fix_needs_evidence(void)
+{
+    struct kr_audit_result r = {0};
+    struct kr_audit_entry *e = kr_audit_new_entry(&r, "example.test", OWNER);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    struct kr_audit_srv_in in[] = {{300, 0, 0, 1688, "kms-dead.example.test."}};
+    kr_audit_add_view(e->set, "127.0.0.1:53", 1, NULL, in, 1);
+    probe(e->set, 0, "127.0.0.9", KR_PROBE_CONNECT);
+    struct kr_audit_policy p = policy();
+    const char *err = NULL;
+
+    /* One moment (point in time): dead now, but nothing is deleted. */
+    CU_ASSERT_STRING_EQUAL(fix_action(&r, &p, &err), "skipped");
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "--dead-for"));
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "--history"));
+    CU_ASSERT_EQUAL(kr_audit_skipped(&r), 1);
+    /* Failing, but not for long enough. */
+    p.dead_after_s = 60;
+    e->set->probe[0].failing_since = p.now - 10;
+    CU_ASSERT_STRING_EQUAL(fix_action(&r, &p, &err), "skipped");
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "failing for 10 s only"));
+    /* Long enough: past the gate (and then no server to send to). */
+    e->set->probe[0].failing_since = p.now - 60;
+    CU_ASSERT_STRING_EQUAL(fix_action(&r, &p, &err), "failed");
+    CU_ASSERT_EQUAL(kr_audit_skipped(&r), 0);
+    /* Never for a record whose lookup failed, whatever its history. */
+    e->set->probe[0].lookup_failed = 1;
+    CU_ASSERT_FATAL(kr_audit_classify_all(&r, &p) >= 0);
+    CU_ASSERT_EQUAL(r.e[0].f[0].cls, KR_AUDIT_UNKNOWN);
+    struct kr_audit_opts o = {0};
+    CU_ASSERT_EQUAL(kr_audit_fix(&o, &p, &r, NULL), 0);
+    CU_ASSERT_PTR_NULL(r.e[0].fix[0]);
+    kr_audit_result_free(&r);
+}
+
+/* --history: the daemon's report gives failing_since per record. */
+static void test_from_daemon(void)
+{
+    struct kr_audit_entry e = {0};
+    struct kr_audit_result r = {1, &e, 0, NULL};
+    e.set = new_set();
+    struct kr_audit_srv_in in[] = {{300, 0, 0, 1688, "kms-dead.example.test."},
+                                   {300, 0, 0, 1688, "kms-new.example.test."}};
+    kr_audit_add_view(e.set, "127.0.0.1:53", 1, NULL, in, 2);
+    probe(e.set, 0, "127.0.0.9", KR_PROBE_CONNECT);
+    probe(e.set, 1, "127.0.0.8", KR_PROBE_CONNECT);
+    json_t *rep =
+        json_pack("{s:I, s:I, s:[{s:s, s:s, s:{s:s, s:i}, s:{s:I}}]}", "time", (json_int_t)1000000,
+                  "dead_after_s", (json_int_t)86400, "findings", "owner", OWNER, "class",
+                  "STALE_DEAD", "record", "target", "kms-dead.example.test.", "port", 1688,
+                  "evidence", "failing_since", (json_int_t)900000);
+    char why[400] = "";
+    CU_ASSERT_EQUAL(kr_audit_from_daemon(&r, rep, 1000060, 3600, why, sizeof(why)), 86400);
+    CU_ASSERT_EQUAL(e.set->probe[0].failing_since, 900000);
+    CU_ASSERT_EQUAL(e.set->probe[1].failing_since, 0); /* the daemon has not seen it */
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.set->probe[1].over_time, "did not find"));
+    /* Too old a report gives nothing. */
+    why[0] = '\0';
+    CU_ASSERT_EQUAL(kr_audit_from_daemon(&r, rep, 1000000 + 7200, 3600, why, sizeof(why)), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "old"));
+    CU_ASSERT_EQUAL(e.set->probe[0].failing_since, 0);
+    /* No report (the periodic audit is off). */
+    why[0] = '\0';
+    CU_ASSERT_EQUAL(kr_audit_from_daemon(&r, NULL, 1000060, 3600, why, sizeof(why)), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "dns.audit_interval"));
+    json_decref(rep);
+    free(e.set);
+}
+
 KR_SUITE(audit)
 {
     CU_pSuite s = CU_add_suite("audit", NULL, NULL);
@@ -509,4 +662,8 @@ KR_SUITE(audit)
     CU_add_test(s, "probe against local sockets", test_probe_socket);
     CU_add_test(s, "daemon: failing-since memory in the store", test_history);
     CU_add_test(s, "daemon: periodic runs on an event loop", test_periodic);
+    CU_add_test(s, "a failed lookup is UNKNOWN, never dead", test_lookup_failed_is_unknown);
+    CU_add_test(s, "daemon: a failed lookup resets the clock", test_history_undecided);
+    CU_add_test(s, "--fix needs evidence over time", test_fix_needs_evidence);
+    CU_add_test(s, "--history: the daemon's failing_since", test_from_daemon);
 }

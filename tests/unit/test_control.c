@@ -259,6 +259,30 @@ static void test_gate(void)
     CU_ASSERT_EQUAL(gate("POST / HTTP/1.1\r\nContent-Length: 70000\r\n\r\n", out, 20), -1);
 }
 
+/* A repeated Content-Length (even with equal values) is refused: which one a
+ * proxy in front used cannot be known (issue 11 item 15). */
+static void test_gate_duplicate_length(void)
+{
+    char out[1024];
+    long n = gate("POST /v1/rebalance HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n",
+                  out, sizeof(out));
+    CU_ASSERT(n > 0);
+    out[n > 0 ? n : 0] = '\0';
+    CU_ASSERT_STRING_EQUAL(out, "POST /v1/rebalance HTTP/1.1\r\nContent-Length: 0\r\n"
+                                "X-Kmsrelay-Rejected: 400\r\n\r\n");
+    n = gate("POST / HTTP/1.1\r\ncontent-length: 2\r\nHost: x\r\nCONTENT-LENGTH: 2\r\n\r\n", out,
+             sizeof(out));
+    CU_ASSERT(n > 0);
+    out[n > 0 ? n : 0] = '\0';
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "X-Kmsrelay-Rejected: 400"));
+    /* with a Transfer-Encoding as well, 411 still wins */
+    n = gate("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n"
+             "Content-Length: 2\r\n\r\n",
+             out, sizeof(out));
+    out[n > 0 ? n : 0] = '\0';
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "X-Kmsrelay-Rejected: 411"));
+}
+
 /* ---- rebalance ------------------------------------------------------------------ */
 
 static void mkpin(struct ctl_rb_pin *p, int id, int64_t seen, uint32_t host)
@@ -533,7 +557,8 @@ static void test_weights(void)
 
     mini_init(&m, s, 1);
     CU_ASSERT_EQUAL(kr_control_set_weight(&m.r, &m.h, 3), 0);
-    CU_ASSERT_EQUAL(m.h.conf.weight, 3);
+    CU_ASSERT_EQUAL(kr_host_weight(&m.h), 3);
+    CU_ASSERT_EQUAL(m.h.conf.weight, 1); /* the configuration half stays the config's */
     CU_ASSERT_EQUAL(m.h.hrw.weight, 3);
     CU_ASSERT_EQUAL(kr_control_config_weight(&m.r, &m.h), 1);
     CU_ASSERT_EQUAL(kr_store_kv_get(s, "weight:kms-a", val, sizeof(val), &len), 0);
@@ -546,24 +571,24 @@ static void test_weights(void)
     /* "Restart" with the same configuration: the operator's weight wins. */
     mini_init(&m, s, 1);
     kr_control_weights_apply(&m.r);
-    CU_ASSERT_EQUAL(m.h.conf.weight, 3);
+    CU_ASSERT_EQUAL(kr_host_weight(&m.h), 3);
     CU_ASSERT_EQUAL(m.h.hrw.weight, 3);
 
     /* The configured weight edited since: the configuration wins for good. */
     mini_init(&m, s, 2);
     kr_control_weights_apply(&m.r);
-    CU_ASSERT_EQUAL(m.h.conf.weight, 2);
+    CU_ASSERT_EQUAL(kr_host_weight(&m.h), 2);
     CU_ASSERT_EQUAL(kr_store_kv_get(s, "weight:kms-a", val, sizeof(val), &len), KR_ENOENT);
     mini_init(&m, s, 1);
     kr_control_weights_apply(&m.r);
-    CU_ASSERT_EQUAL(m.h.conf.weight, 1);
+    CU_ASSERT_EQUAL(kr_host_weight(&m.h), 1);
 
     /* Setting the configured weight again removes the override. */
     mini_init(&m, s, 5);
     CU_ASSERT_EQUAL(kr_control_set_weight(&m.r, &m.h, 7), 0);
     CU_ASSERT_EQUAL(kr_control_set_weight(&m.r, &m.h, 5), 0);
     CU_ASSERT_EQUAL(kr_store_kv_get(s, "weight:kms-a", val, sizeof(val), &len), KR_ENOENT);
-    CU_ASSERT_EQUAL(m.h.conf.weight, 5);
+    CU_ASSERT_EQUAL(kr_host_weight(&m.h), 5);
 
     kr_store_close(s);
     rm_rf(dir);
@@ -701,6 +726,7 @@ KR_SUITE(control)
     CU_add_test(s, "query parameters", test_query);
     CU_add_test(s, "bodies", test_bodies);
     CU_add_test(s, "body gate", test_gate);
+    CU_add_test(s, "body gate: repeated Content-Length", test_gate_duplicate_length);
     CU_add_test(s, "rebalance plan", test_rebalance);
     CU_add_test(s, "helpers", test_helpers);
     CU_add_test(s, "client rows", test_rows);

@@ -22,11 +22,10 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "dns/dns-internal.h"
-#include "dns/dnsd.h"
+#include "dns_forge.h"
+#include "dnsservice/dnsservice.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/store.h"
-#include "relay/relay.h"
 #include "testutil.h"
 
 #define SECRET "t41f/LggFK+03OF7k6cTwWplqIR1UBV5+3jBDdJSwwI="
@@ -246,7 +245,7 @@ static void t_build_update(void)
 {
     struct kr_dns_key k = test_key();
     struct kr_dns_rr pre[2], del[2], add[2], *rrs = NULL;
-    struct kr_dnsw_req rq;
+    struct kr_dns_msg rq;
     char err[256];
     size_t counts[4];
     int opcode;
@@ -259,11 +258,11 @@ static void t_build_update(void)
     add[0] = del[0];
     add[1] = del[1];
     struct kr_dns_update u = {"example.test", pre, 2, del, 2, add, 2};
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_build_update(&rq, &u, &k, 0, err, sizeof(err)), 0);
-    CU_ASSERT_EQUAL(rq.opcode, KR_DNSW_OP_UPDATE);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_msg_build_update(&rq, &u, &k, 0, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(rq.opcode, KR_DNS_OP_UPDATE);
     CU_ASSERT(rq.is_signed);
     CU_ASSERT_EQUAL(rq.req_mac_len, 34); /* 2 + 32 (hmac-sha256) */
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_sections(rq.wire, rq.len, &rrs, counts, &opcode, &rd), 0);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_sections(rq.wire, rq.len, &rrs, counts, &opcode, &rd), 0);
     CU_ASSERT_EQUAL(opcode, 5);
     CU_ASSERT(!rd); /* ldns_update_pkt_new sets RD: cleared */
     CU_ASSERT_EQUAL(counts[0], 1);
@@ -285,60 +284,61 @@ static void t_build_update(void)
     CU_ASSERT_STRING_EQUAL(rrs[7].owner, "kms-proxy-key.");
     CU_ASSERT_PTR_NOT_NULL(strstr(rrs[7].rdata, "hmac-sha256."));
     free(rrs);
-    kr_dnsw_req_reset(&rq);
+    kr_dns_msg_reset(&rq);
 
     /* refusals before anything is sent */
-    CU_ASSERT_EQUAL(kr_dnsw_build_update(&rq, &u, NULL, 0, err, sizeof(err)), KR_EINVAL);
+    CU_ASSERT_EQUAL(kr_dns_msg_build_update(&rq, &u, NULL, 0, err, sizeof(err)), KR_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "no TSIG key"));
     struct kr_dns_update none = {"example.test", NULL, 0, NULL, 0, NULL, 0};
-    CU_ASSERT_EQUAL(kr_dnsw_build_update(&rq, &none, &k, 0, err, sizeof(err)), KR_EINVAL);
+    CU_ASSERT_EQUAL(kr_dns_msg_build_update(&rq, &none, &k, 0, err, sizeof(err)), KR_EINVAL);
     struct kr_dns_rr bad = add[0];
     snprintf(bad.rdata, sizeof(bad.rdata), "not an srv");
     struct kr_dns_update ub = {"example.test", NULL, 0, NULL, 0, &bad, 1};
-    CU_ASSERT_EQUAL(kr_dnsw_build_update(&rq, &ub, &k, 0, err, sizeof(err)), KR_EINVAL);
+    CU_ASSERT_EQUAL(kr_dns_msg_build_update(&rq, &ub, &k, 0, err, sizeof(err)), KR_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "add[0]"));
     struct kr_dns_key k384 = k;
     snprintf(k384.algorithm, sizeof(k384.algorithm), "hmac-sha384.");
-    CU_ASSERT_EQUAL(kr_dnsw_build_update(&rq, &u, &k384, 0, err, sizeof(err)), KR_EUNSUP);
+    CU_ASSERT_EQUAL(kr_dns_msg_build_update(&rq, &u, &k384, 0, err, sizeof(err)), KR_EUNSUP);
     CU_ASSERT_PTR_NULL(strstr(err, SECRET));
 }
 
 static void t_build_query(void)
 {
-    struct kr_dnsw_req rq;
+    struct kr_dns_msg rq;
     struct kr_dns_rr *rrs = NULL;
     size_t counts[4];
     int opcode;
     bool rd;
     char err[256];
 
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_build_query(&rq, "_vlmcs._tcp.example.test", KR_DNS_SRV, true,
-                                              NULL, 0, err, sizeof(err)),
+    CU_ASSERT_EQUAL_FATAL(kr_dns_msg_build_query(&rq, "_vlmcs._tcp.example.test", KR_DNS_SRV, true,
+                                                 NULL, 0, err, sizeof(err)),
                           0);
     CU_ASSERT(!rq.is_signed);
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_sections(rq.wire, rq.len, &rrs, counts, &opcode, &rd), 0);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_sections(rq.wire, rq.len, &rrs, counts, &opcode, &rd), 0);
     CU_ASSERT_EQUAL(opcode, 0);
     CU_ASSERT(rd);
     CU_ASSERT_EQUAL(counts[0], 1);
     CU_ASSERT_EQUAL(counts[3], 0);
     CU_ASSERT_EQUAL(rrs[0].type, KR_DNS_SRV);
     free(rrs);
-    kr_dnsw_req_reset(&rq);
+    kr_dns_msg_reset(&rq);
     CU_ASSERT_EQUAL(
-        kr_dnsw_build_query(&rq, "bad..name", KR_DNS_A, false, NULL, 0, err, sizeof(err)),
+        kr_dns_msg_build_query(&rq, "bad..name", KR_DNS_A, false, NULL, 0, err, sizeof(err)),
         KR_EINVAL);
     CU_ASSERT_EQUAL(
-        kr_dnsw_build_query(&rq, "example.test", KR_DNS_AXFR, true, NULL, 0, err, sizeof(err)), 0);
+        kr_dns_msg_build_query(&rq, "example.test", KR_DNS_AXFR, true, NULL, 0, err, sizeof(err)),
+        0);
     CU_ASSERT(rq.axfr);
     CU_ASSERT_EQUAL(rq.wire[2] & 1, 0); /* no RD on AXFR */
-    kr_dnsw_req_reset(&rq);
+    kr_dns_msg_reset(&rq);
 }
 
 /* ---- judging replies --------------------------------------------------- */
 
 struct fixture {
     struct kr_dns_key key;
-    struct kr_dnsw_req rq;
+    struct kr_dns_msg rq;
     struct kr_dns_result res;
     int64_t now;
 };
@@ -351,7 +351,7 @@ static void fx_update(struct fixture *fx)
     fx->key = test_key();
     kr_dns_rr_srv(&add, "_vlmcs._tcp.example.test", 300, 0, 100, 1688, "relay.example.test");
     struct kr_dns_update u = {"example.test", NULL, 0, NULL, 0, &add, 1};
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_build_update(&fx->rq, &u, &fx->key, 0, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_msg_build_update(&fx->rq, &u, &fx->key, 0, err, sizeof(err)), 0);
     fx->now = kr_wall_s();
 }
 
@@ -361,35 +361,35 @@ static void fx_query(struct fixture *fx, uint16_t type, bool sign)
     memset(fx, 0, sizeof(*fx));
     fx->key = test_key();
     CU_ASSERT_EQUAL_FATAL(
-        kr_dnsw_build_query(&fx->rq,
-                            type == KR_DNS_AXFR ? "example.test" : "_vlmcs._tcp.example.test", type,
-                            false, sign ? &fx->key : NULL, 0, err, sizeof(err)),
+        kr_dns_msg_build_query(&fx->rq,
+                               type == KR_DNS_AXFR ? "example.test" : "_vlmcs._tcp.example.test",
+                               type, false, sign ? &fx->key : NULL, 0, err, sizeof(err)),
         0);
     fx->now = kr_wall_s();
 }
 
 static void fx_done(struct fixture *fx)
 {
-    kr_dnsr_clear_rrs(&fx->res);
-    kr_dnsw_req_reset(&fx->rq);
+    kr_dns_result_clear_rrs(&fx->res);
+    kr_dns_msg_reset(&fx->rq);
 }
 
 /* Forges a reply, judges it at `now`; returns the verdict. */
-static int judge(struct fixture *fx, struct kr_dnsw_fake *f, int64_t now)
+static int judge(struct fixture *fx, struct kr_dns_forge *f, int64_t now)
 {
     uint8_t *w = NULL;
     size_t n = 0;
     if (!f->time)
         f->time = fx->now;
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&fx->rq, f, &w, &n, NULL, NULL), 0);
-    int v = kr_dnsw_reply(&fx->rq, w, n, now, "192.0.2.1:53", &fx->res);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&fx->rq, f, &w, &n, NULL, NULL), 0);
+    int v = kr_dns_msg_judge(&fx->rq, w, n, now, "192.0.2.1:53", &fx->res);
     free(w);
     return v;
 }
 
-static struct kr_dnsw_fake signed_reply(int rcode)
+static struct kr_dns_forge signed_reply(int rcode)
 {
-    struct kr_dnsw_fake f;
+    struct kr_dns_forge f;
     memset(&f, 0, sizeof(f));
     f.rcode = rcode;
     f.sign = true;
@@ -400,11 +400,11 @@ static struct kr_dnsw_fake signed_reply(int rcode)
 static void t_tsig(void)
 {
     struct fixture fx;
-    struct kr_dnsw_fake f;
+    struct kr_dns_forge f;
 
     fx_update(&fx);
     f = signed_reply(0);
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_OK);
     CU_ASSERT(fx.res.verified);
     CU_ASSERT_EQUAL(fx.res.server_time, fx.now);
@@ -418,7 +418,7 @@ static void t_tsig(void)
     for (size_t i = 0; i < sizeof(win) / sizeof(win[0]); i++) {
         f = signed_reply(0);
         f.time = 1700000000;
-        CU_ASSERT_EQUAL(judge(&fx, &f, 1700000000 + win[i].skew), KR_DNSW_DONE);
+        CU_ASSERT_EQUAL(judge(&fx, &f, 1700000000 + win[i].skew), KR_DNS_REPLY_DONE);
         CU_ASSERT_EQUAL(fx.res.status, win[i].status);
         if (win[i].status == KR_DNS_E_TIME) {
             CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "clock skew"));
@@ -428,19 +428,19 @@ static void t_tsig(void)
 
     f = signed_reply(0);
     f.corrupt_mac = true;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_KEY);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "fails TSIG verification"));
 
     f = signed_reply(0);
     f.key_name = "other-key.";
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_KEY);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "another key"));
 
     f = signed_reply(0);
     f.sign = false; /* NOERROR without a TSIG to a signed request: not trusted */
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_KEY);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "not signed"));
 
@@ -448,7 +448,7 @@ static void t_tsig(void)
     f = signed_reply(9);
     f.tsig_error = 16;
     f.empty_mac = true;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_KEY);
     CU_ASSERT_EQUAL(fx.res.tsig_error, 16);
     CU_ASSERT_EQUAL(fx.res.rcode, 9);
@@ -459,7 +459,7 @@ static void t_tsig(void)
     f = signed_reply(9);
     f.tsig_error = 17;
     f.empty_mac = true;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_KEY);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "TSIG BADKEY"));
 
@@ -467,7 +467,7 @@ static void t_tsig(void)
     f = signed_reply(9);
     f.tsig_error = 18;
     f.other_time = fx.now + 3600;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_TIME);
     CU_ASSERT_EQUAL(fx.res.server_time, fx.now + 3600);
     CU_ASSERT(fx.res.verified == false);
@@ -476,7 +476,7 @@ static void t_tsig(void)
     /* a BADTIME that does not verify is a key problem, not a clock */
     f.corrupt_mac = true;
     f.time = 0;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_KEY);
     fx_done(&fx);
 }
@@ -484,22 +484,22 @@ static void t_tsig(void)
 static void t_rcodes(void)
 {
     struct fixture fx;
-    struct kr_dnsw_fake f;
+    struct kr_dns_forge f;
     static const struct {
         int rcode, status, verdict;
         const char *text;
     } up[] = {
-        {1, KR_DNS_E_FORMERR, KR_DNSW_DONE, "FORMERR"},
-        {2, KR_DNS_E_SERVFAIL, KR_DNSW_NEXT, "next server"},
-        {3, KR_DNS_E_PREREQ, KR_DNSW_DONE, "NXDOMAIN"},
-        {4, KR_DNS_E_SERVFAIL, KR_DNSW_NEXT, "NOTIMP"},
-        {5, KR_DNS_E_REFUSED, KR_DNSW_DONE, "policy"},
-        {6, KR_DNS_E_PREREQ, KR_DNSW_DONE, "YXDOMAIN"},
-        {7, KR_DNS_E_PREREQ, KR_DNSW_DONE, "YXRRSET"},
-        {8, KR_DNS_E_PREREQ, KR_DNSW_DONE, "re-read"},
-        {9, KR_DNS_E_ZONE, KR_DNSW_NEXT, "not authoritative"},
-        {10, KR_DNS_E_ZONE, KR_DNSW_DONE, "wrong zone"},
-        {11, KR_DNS_E_RCODE, KR_DNSW_DONE, "RCODE11"},
+        {1, KR_DNS_E_FORMERR, KR_DNS_REPLY_DONE, "FORMERR"},
+        {2, KR_DNS_E_SERVFAIL, KR_DNS_REPLY_NEXT, "next server"},
+        {3, KR_DNS_E_PREREQ, KR_DNS_REPLY_DONE, "NXDOMAIN"},
+        {4, KR_DNS_E_SERVFAIL, KR_DNS_REPLY_NEXT, "NOTIMP"},
+        {5, KR_DNS_E_REFUSED, KR_DNS_REPLY_DONE, "policy"},
+        {6, KR_DNS_E_PREREQ, KR_DNS_REPLY_DONE, "YXDOMAIN"},
+        {7, KR_DNS_E_PREREQ, KR_DNS_REPLY_DONE, "YXRRSET"},
+        {8, KR_DNS_E_PREREQ, KR_DNS_REPLY_DONE, "re-read"},
+        {9, KR_DNS_E_ZONE, KR_DNS_REPLY_NEXT, "not authoritative"},
+        {10, KR_DNS_E_ZONE, KR_DNS_REPLY_DONE, "wrong zone"},
+        {11, KR_DNS_E_RCODE, KR_DNS_REPLY_DONE, "RCODE11"},
     };
 
     fx_update(&fx);
@@ -515,7 +515,7 @@ static void t_rcodes(void)
     /* an unsigned error reply to a signed request says so */
     f = signed_reply(5);
     f.sign = false;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_REFUSED);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "[unsigned reply]"));
     fx_done(&fx);
@@ -525,11 +525,11 @@ static void t_rcodes(void)
     memset(&f, 0, sizeof(f));
     f.opcode = -1;
     f.rcode = 3;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_OK);
     CU_ASSERT_EQUAL(fx.res.rcode, 3);
     f.rcode = 5;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_NEXT);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_NEXT);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_REFUSED);
     CU_ASSERT(!kr_dns_status_transient(KR_DNS_E_KEY));
     CU_ASSERT(kr_dns_status_transient(KR_DNS_E_NET));
@@ -541,7 +541,7 @@ static void t_rcodes(void)
 static void t_query_answer(void)
 {
     struct fixture fx;
-    struct kr_dnsw_fake f;
+    struct kr_dns_forge f;
     struct kr_dns_rr ans[3], soa;
 
     fx_query(&fx, KR_DNS_SRV, true);
@@ -558,7 +558,7 @@ static void t_query_answer(void)
     f.auth = &soa;
     f.n_auth = 1;
     f.aa = true;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL_FATAL(fx.res.n_rrs, 3);
     CU_ASSERT(fx.res.aa);
     CU_ASSERT_EQUAL(fx.res.rrs[1].priority, 10);
@@ -577,7 +577,7 @@ static void t_query_answer(void)
 static void t_axfr(void)
 {
     struct fixture fx;
-    struct kr_dnsw_fake f;
+    struct kr_dns_forge f;
     struct kr_dns_rr soa, a, t;
     uint8_t mac[80], mac2[80];
     size_t ml = 0, ml2 = 0;
@@ -598,8 +598,8 @@ static void t_axfr(void)
     f.answer = m1;
     f.n_answer = 2;
     f.time = fx.now;
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&fx.rq, &f, &w, &n, mac, &ml), 0);
-    CU_ASSERT_EQUAL(kr_dnsw_reply(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNSW_MORE);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&fx.rq, &f, &w, &n, mac, &ml), 0);
+    CU_ASSERT_EQUAL(kr_dns_msg_judge(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNS_REPLY_MORE);
     free(w);
     /* message 2: continuation digest (previous MAC + timers) */
     f = signed_reply(0);
@@ -610,15 +610,15 @@ static void t_axfr(void)
     f.prev_mac_len = ml;
     f.timers_only = true;
     f.no_question = true;
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&fx.rq, &f, &w, &n, mac2, &ml2), 0);
-    CU_ASSERT_EQUAL(kr_dnsw_reply(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNSW_MORE);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&fx.rq, &f, &w, &n, mac2, &ml2), 0);
+    CU_ASSERT_EQUAL(kr_dns_msg_judge(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNS_REPLY_MORE);
     free(w);
     /* message 3: the closing SOA */
     f.answer = m3;
     f.prev_mac = mac2;
     f.prev_mac_len = ml2;
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&fx.rq, &f, &w, &n, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(kr_dnsw_reply(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&fx.rq, &f, &w, &n, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(kr_dns_msg_judge(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNS_REPLY_DONE);
     free(w);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_OK);
     CU_ASSERT_EQUAL(fx.res.n_rrs, 3); /* SOA, A, TXT: the closing SOA dropped */
@@ -626,34 +626,34 @@ static void t_axfr(void)
     CU_ASSERT_EQUAL(fx.res.rrs[2].type, KR_DNS_TXT);
 
     /* message 2 re-signed as a first message (wrong chain): rejected */
-    kr_dnsw_restart(&fx.rq);
-    kr_dnsr_clear_rrs(&fx.res);
+    kr_dns_msg_restart(&fx.rq);
+    kr_dns_result_clear_rrs(&fx.res);
     f = signed_reply(0);
     f.answer = m1;
     f.n_answer = 2;
     f.time = fx.now;
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&fx.rq, &f, &w, &n, mac, &ml), 0);
-    CU_ASSERT_EQUAL(kr_dnsw_reply(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNSW_MORE);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&fx.rq, &f, &w, &n, mac, &ml), 0);
+    CU_ASSERT_EQUAL(kr_dns_msg_judge(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNS_REPLY_MORE);
     free(w);
     f.answer = m2;
     f.n_answer = 1; /* full digest over the request MAC: not the chain */
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&fx.rq, &f, &w, &n, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(kr_dnsw_reply(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&fx.rq, &f, &w, &n, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(kr_dns_msg_judge(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_KEY);
     free(w);
     /* an unsigned continuation: rejected */
-    kr_dnsw_restart(&fx.rq);
-    kr_dnsr_clear_rrs(&fx.res);
+    kr_dns_msg_restart(&fx.rq);
+    kr_dns_result_clear_rrs(&fx.res);
     f.answer = m1;
     f.n_answer = 2;
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&fx.rq, &f, &w, &n, mac, &ml), 0);
-    CU_ASSERT_EQUAL(kr_dnsw_reply(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNSW_MORE);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&fx.rq, &f, &w, &n, mac, &ml), 0);
+    CU_ASSERT_EQUAL(kr_dns_msg_judge(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNS_REPLY_MORE);
     free(w);
     f.answer = m2;
     f.n_answer = 1;
     f.sign = false;
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&fx.rq, &f, &w, &n, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(kr_dnsw_reply(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNSW_DONE);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&fx.rq, &f, &w, &n, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(kr_dns_msg_judge(&fx.rq, w, n, fx.now, "s", &fx.res), KR_DNS_REPLY_DONE);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_KEY);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "every AXFR message"));
     free(w);
@@ -665,7 +665,7 @@ static void t_axfr(void)
     f.opcode = -1;
     f.answer = m2;
     f.n_answer = 1;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_NEXT);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_NEXT);
     CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_BADREPLY);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "does not start with SOA"));
     fx_done(&fx);
@@ -673,8 +673,8 @@ static void t_axfr(void)
 
 static void expect_bad(struct fixture *fx, const uint8_t *w, size_t n, const char *text)
 {
-    int v = kr_dnsw_reply(&fx->rq, w, n, fx->now, "s", &fx->res);
-    CU_ASSERT_EQUAL(v, KR_DNSW_NEXT);
+    int v = kr_dns_msg_judge(&fx->rq, w, n, fx->now, "s", &fx->res);
+    CU_ASSERT_EQUAL(v, KR_DNS_REPLY_NEXT);
     CU_ASSERT_EQUAL(fx->res.status, KR_DNS_E_BADREPLY);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx->res.message, text));
     if (!strstr(fx->res.message, text))
@@ -684,7 +684,7 @@ static void expect_bad(struct fixture *fx, const uint8_t *w, size_t n, const cha
 static void t_malformed(void)
 {
     struct fixture fx;
-    struct kr_dnsw_fake f;
+    struct kr_dns_forge f;
     struct kr_dns_rr ans;
     uint8_t *w, buf[1024];
     size_t n;
@@ -695,14 +695,14 @@ static void t_malformed(void)
     f.answer = &ans;
     f.n_answer = 1;
     f.time = fx.now;
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&fx.rq, &f, &w, &n, NULL, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&fx.rq, &f, &w, &n, NULL, NULL), 0);
     CU_ASSERT_FATAL(n < sizeof(buf) - 64);
     memcpy(buf, w, n);
     free(w);
     /* every truncation is rejected with a reason (never a crash) */
     for (size_t cut = 0; cut < n; cut++) {
-        int v = kr_dnsw_reply(&fx.rq, buf, cut, fx.now, "s", &fx.res);
-        CU_ASSERT_EQUAL(v, KR_DNSW_NEXT);
+        int v = kr_dns_msg_judge(&fx.rq, buf, cut, fx.now, "s", &fx.res);
+        CU_ASSERT_EQUAL(v, KR_DNS_REPLY_NEXT);
         CU_ASSERT_EQUAL(fx.res.status, KR_DNS_E_BADREPLY);
         CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "malformed reply"));
     }
@@ -729,14 +729,14 @@ static void t_malformed(void)
 
     /* an SRV whose RDATA stops before the target (ldns alone accepts it) */
     {
-        struct kr_dnsw_fake u;
+        struct kr_dns_forge u;
         memset(&u, 0, sizeof(u));
         u.opcode = -1;
         u.answer = &ans;
         u.n_answer = 1;
         bool was = fx.rq.is_signed;
         fx.rq.is_signed = false;
-        CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&fx.rq, &u, &w, &n, NULL, NULL), 0);
+        CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&fx.rq, &u, &w, &n, NULL, NULL), 0);
         static const uint8_t pat[] = {0, 0, 0, 0, 0x06, 0x98}; /* prio 0 weight 0 port 1688 */
         uint8_t *at = memmem(w, n, pat, sizeof(pat));
         CU_ASSERT_PTR_NOT_NULL_FATAL(at);
@@ -751,19 +751,19 @@ static void t_malformed(void)
 
     /* identity */
     f.id_delta = 1;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_NEXT);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_NEXT);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "ID differs"));
     f.id_delta = 0;
     f.qr_clear = true;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_NEXT);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_NEXT);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "not a reply"));
     f.qr_clear = false;
     f.opcode = 5;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_NEXT);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_NEXT);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "opcode"));
     f.opcode = -1;
     f.no_question = true;
-    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNSW_NEXT);
+    CU_ASSERT_EQUAL(judge(&fx, &f, fx.now), KR_DNS_REPLY_NEXT);
     CU_ASSERT_PTR_NOT_NULL(strstr(fx.res.message, "no question"));
     fx_done(&fx);
 
@@ -771,17 +771,17 @@ static void t_malformed(void)
     struct fixture fy;
     fx_query(&fy, KR_DNS_SRV, false);
     char err[64];
-    struct kr_dnsw_req other;
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_build_query(&other, "other.example.test", KR_DNS_SRV, false, NULL,
-                                              0, err, sizeof(err)),
+    struct kr_dns_msg other;
+    CU_ASSERT_EQUAL_FATAL(kr_dns_msg_build_query(&other, "other.example.test", KR_DNS_SRV, false,
+                                                 NULL, 0, err, sizeof(err)),
                           0);
     memset(&f, 0, sizeof(f));
     f.opcode = -1;
     other.id = fy.rq.id;
-    CU_ASSERT_EQUAL_FATAL(kr_dnsw_fake_reply(&other, &f, &w, &n, NULL, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(kr_dns_forge_reply(&other, &f, &w, &n, NULL, NULL), 0);
     expect_bad(&fy, w, n, "question differs");
     free(w);
-    kr_dnsw_req_reset(&other);
+    kr_dns_msg_reset(&other);
     fx_done(&fy);
 }
 
@@ -854,10 +854,36 @@ static void t_client_failover(void)
 
 /* ---- the daemon side without a DNS server: lifecycle and status ---------- */
 
+/* A relay with no listener and no host, seen through the service's env. */
+static const struct kr_conf *fake_conf(void *ctx)
+{
+    return ctx;
+}
+static bool fake_up(void *ctx)
+{
+    return false;
+}
+static size_t fake_addrs(void *ctx, struct kr_addr *out, size_t max)
+{
+    return 0;
+}
+static bool fake_down(void *ctx, const struct kr_addr *a)
+{
+    return false;
+}
+static int fake_add(void *ctx, const struct kr_conf_host *hc)
+{
+    return 0;
+}
+static int fake_name(void *ctx, const char *name)
+{
+    return KR_ENOENT;
+}
+
 static void t_daemon_status(void)
 {
     char dir[] = "/tmp/kr-test-dnsd-XXXXXX", key[80], err[512];
-    struct kr_relay r;
+    struct kr_dns_env r;
     struct kr_conf *c = malloc(sizeof(*c));
     struct kr_dns *d = NULL;
     const char *why = NULL;
@@ -886,7 +912,13 @@ static void t_daemon_status(void)
     c->dns_timeout_ms = 300;
 
     memset(&r, 0, sizeof(r));
-    r.conf = c;
+    r.ctx = c;
+    r.conf = fake_conf;
+    r.service_up = fake_up;
+    r.listen_addrs = fake_addrs;
+    r.host_down = fake_down;
+    r.host_add = fake_add;
+    r.host_drain = r.host_remove = fake_name;
     r.base = event_base_new();
     CU_ASSERT_EQUAL_FATAL(kr_store_open(dir, NULL, &r.store, &why), 0);
 
@@ -899,7 +931,6 @@ static void t_daemon_status(void)
     chmod(key, 0600);
     CU_ASSERT_EQUAL(kr_dns_check(c, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL_FATAL(kr_dns_create(&r, &d, err, sizeof(err)), 0);
-    r.dns = d;
 
     struct timeval tv = {0, 800000};
     event_base_loopexit(r.base, &tv);

@@ -1,5 +1,5 @@
 /*
- * test_gss.c - RFC 3645 GSS-TSIG over wire bytes (src/dns/gss_tsig.c)
+ * test_gss.c - RFC 3645 GSS-TSIG over wire bytes (src/dnsclient/gss_tsig.c)
  * without a KDC: the MIC is an HMAC-SHA256 stand-in, so what is tested is
  * exactly which bytes are covered. A reply with one altered byte in its
  * MAC, its time or its body is rejected; Samba's MAC form (no 2-byte length
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns/gss_tsig.h"
+#include "dnsclient/gss_tsig.h"
 #include "kmsrelay/err.h"
 #include "testutil.h"
 

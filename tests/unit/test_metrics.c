@@ -27,7 +27,8 @@
 #include "kmsrelay/err.h"
 #include "kmsrelay/kms.h"
 #include "kmsrelay/metrics.h"
-#include "metrics/metrics-internal.h"
+#include "exposition/exposition.h"
+#include "metrics/counters.h"
 #include "relay/relay.h"
 #include "testutil.h"
 
@@ -375,6 +376,14 @@ static void test_exposition(void)
     CU_ASSERT_EQUAL(val(&ex, "kmsrelay_host_reported_clients",
                         "{host=\"kms-a\",application=\"77777777-7777-7777-7777-777777777777\"}"),
                     2);
+    /* the threshold next to each reported count: 25 for Windows, 5 else */
+    CU_ASSERT_EQUAL(
+        val(&ex, "kmsrelay_host_activation_threshold", "{host=\"kms-a\",application=\"Windows\"}"),
+        25);
+    CU_ASSERT_EQUAL(val(&ex, "kmsrelay_host_activation_threshold",
+                        "{host=\"kms-a\",application=\"77777777-7777-7777-7777-777777777777\"}"),
+                    5);
+    CU_ASSERT_EQUAL(val(&ex, "kmsrelay_client_findings", "{kind=\"clock_skew\"}"), 0);
     CU_ASSERT_EQUAL(val(&ex, "kmsrelay_pins", NULL), 0);
     CU_ASSERT_EQUAL(val(&ex, "kmsrelay_host_pins_timestamp_seconds", NULL), 0);
     CU_ASSERT_EQUAL(val(&ex, "kmsrelay_dns_zones", NULL), 2);
@@ -564,6 +573,65 @@ static void test_server(void)
     kr_metrics_reset();
 }
 
+/* The background pin count also counts the report's clock-skew and
+ * cloned-image clients (within 30 days), and a raised N_Policy raises the
+ * threshold gauge. */
+static void test_client_findings(void)
+{
+    char dir[] = "/tmp/kr-metrics-XXXXXX", cmd[64];
+    struct kr_store *st = NULL;
+    const char *why = NULL;
+    struct kr_relay r;
+    int64_t now = kr_wall_s();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    CU_ASSERT_EQUAL_FATAL(kr_store_open(dir, NULL, &st, &why), 0);
+    for (int i = 0; i < 5; i++) {
+        struct kr_pin p;
+        memset(&p, 0, sizeof(p));
+        p.cmid[0] = (uint8_t)(i + 1);
+        strcpy(p.host, "kms-a");
+        p.first_seen = p.last_seen = i == 4 ? now - 40 * 86400 : now - 60; /* #4 is old */
+        p.skew_s = i == 0 ? 5 * 3600 : i == 1 ? -(4 * 3600 + 1) : i == 4 ? 9 * 3600 : 60;
+        kr_pin_note_name(&p, "ws-a", p.last_seen);
+        if (i == 2 || i == 4)
+            kr_pin_note_name(&p, "ws-b", p.last_seen);
+        CU_ASSERT_EQUAL(kr_store_pin_put(st, &p), 0);
+    }
+    CU_ASSERT_EQUAL(kr_store_flush(st, &why), 0);
+    kr_metrics_reset();
+    fake_relay(&r);
+    ha.counts[0].n_policy = 40;
+    r.store = st;
+    struct event_base *base = event_base_new();
+    r.base = base;
+    free(render(&r)); /* starts the count; its result arrives on the loop */
+    char *text = NULL;
+    for (int i = 0; i < 500; i++) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        text = render(&r);
+        if (!strstr(text, "kmsrelay_host_pins_timestamp_seconds 0\n"))
+            break;
+        free(text);
+        text = NULL;
+        usleep(10 * 1000);
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    parse(&ex, text);
+    CU_ASSERT_EQUAL(ex.errors, 0);
+    CU_ASSERT_EQUAL(val(&ex, "kmsrelay_client_findings", "{kind=\"clock_skew\"}"), 2);
+    CU_ASSERT_EQUAL(val(&ex, "kmsrelay_client_findings", "{kind=\"cloned_image\"}"), 1);
+    CU_ASSERT_EQUAL(val(&ex, "kmsrelay_host_pins", "{host=\"kms-a\"}"), 5);
+    CU_ASSERT_EQUAL(
+        val(&ex, "kmsrelay_host_activation_threshold", "{host=\"kms-a\",application=\"Windows\"}"),
+        40);
+    free(text);
+    kr_metrics_reset();
+    event_base_free(base);
+    kr_store_close(st);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 KR_SUITE(metrics)
 {
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
@@ -572,4 +640,5 @@ KR_SUITE(metrics)
     CU_add_test(s, "label table bound", test_overflow);
     CU_add_test(s, "metrics.listen setting", test_conf);
     CU_add_test(s, "HTTP server and reload", test_server);
+    CU_add_test(s, "client findings and thresholds", test_client_findings);
 }

@@ -1,5 +1,5 @@
 /*
- * test_msdnsp.c - the MS-DNSP dnsRecord decoder (src/dns/msdnsp.c): golden
+ * test_msdnsp.c - the MS-DNSP dnsRecord decoder (src/dnsclient/msdnsp.c): golden
  * vectors built byte by byte from the MS-DNSP specification (2.3.2.2
  * DNS_RPC_RECORD, 2.2.2.2.2 DNS_COUNT_NAME; not yet captured from a live
  * DC), every truncation of each is a clean KR_EMALF, and a few broken
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns/msdnsp.h"
+#include "dnsclient/msdnsp.h"
 #include "kmsrelay/err.h"
 #include "testutil.h"
 

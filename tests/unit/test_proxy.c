@@ -8,7 +8,6 @@
  * integrity fields are zeros; what matters here is that kmsrelayd passes
  * those bytes on untouched and frames them for each client. */
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
 #include "relay/relay.h"
+#include "relayfix.h"
 #include "testutil.h"
 
 #define NHOST 3
@@ -248,21 +248,11 @@ static void fhost_stop(struct fhost *h)
 
 struct tctx {
     struct event_base *base;
-    struct kr_relay r;
-    struct kr_conf conf;
-    struct kr_host hosts[NHOST];
-    struct kr_host *ptrs[NHOST];
+    struct kr_relay_fix fx; /* relayfix.h: the relay, its conf, hosts and store */
     struct fhost fh[NHOST];
-    char dir[64];
-    int saved_level;
 };
 
 static struct tctx *T;
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(p);
-}
 
 /* The default 300 ms attempt timeout keeps the timeout tests fast; tests
  * that assert "no retry, no pin moved" use generous ones instead, so that a
@@ -270,52 +260,37 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
  * loop into a failover. */
 static void relax_timeouts(void)
 {
-    T->conf.attempt_timeout_ms = 3000;
-    T->conf.connect_timeout_ms = 3000;
-    T->conf.request_budget_ms = 8000;
+    T->fx.conf.attempt_timeout_ms = 3000;
+    T->fx.conf.connect_timeout_ms = 3000;
+    T->fx.conf.request_budget_ms = 8000;
 }
 
 static void setup(void)
 {
     struct tctx *t = T = calloc(1, sizeof(*t));
-    signal(SIGPIPE, SIG_IGN); /* as the daemon does: a peer gone is an error event */
-    t->saved_level = kr_log_level();
-    kr_log_set_level(KR_LOG_ERR); /* activation lines would drown the report */
+    signal(SIGPIPE, SIG_IGN);               /* as the daemon does: a peer gone is an error event */
+    kr_fix_init(&t->fx, NHOST, KR_LOG_ERR); /* activation lines would drown the report */
     t->base = event_base_new();
-    kr_conf_defaults(&t->conf);
-    t->conf.rate_per_source = 0;
-    t->conf.attempt_timeout_ms = 300;
-    t->conf.connect_timeout_ms = 300;
-    t->conf.request_budget_ms = 2000;
-    t->conf.backend_idle_ms = 5000;
-    t->conf.client_idle_ms = 10000;
-    t->conf.client_header_ms = 300;
-    t->conf.refusal_ttl_ms = 3600 * 1000;
-    t->conf.count_fresh_ms = 3600 * 1000;
-    t->conf.pool_size = 2;
-    t->r.base = t->base;
-    t->r.conf = &t->conf;
-    CU_ASSERT_FATAL(kr_limits_init(&t->r) == 0);
-    strcpy(t->dir, "/tmp/kr-proxy-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(t->dir) != NULL);
-    CU_ASSERT_FATAL(kr_store_open(t->dir, NULL, &t->r.store, NULL) == 0);
+    t->fx.conf.rate_per_source = 0;
+    t->fx.conf.attempt_timeout_ms = 300;
+    t->fx.conf.connect_timeout_ms = 300;
+    t->fx.conf.request_budget_ms = 2000;
+    t->fx.conf.backend_idle_ms = 5000;
+    t->fx.conf.client_idle_ms = 10000;
+    t->fx.conf.client_header_ms = 300;
+    t->fx.conf.refusal_ttl_ms = 3600 * 1000;
+    t->fx.conf.count_fresh_ms = 3600 * 1000;
+    t->fx.conf.pool_size = 2;
+    t->fx.r.base = t->base;
+    t->fx.r.conf = &t->fx.conf;
+    CU_ASSERT_FATAL(kr_limits_init(&t->fx.r) == 0);
+    kr_fix_store_open(&t->fx, "proxy");
     for (int i = 0; i < NHOST; i++) {
-        struct kr_host *h = &t->hosts[i];
         char addr[64];
         fhost_start(&t->fh[i], t->base);
-        snprintf(h->conf.name, sizeof(h->conf.name), "kms-%c", 'a' + i);
         snprintf(addr, sizeof(addr), "127.0.0.1:%u", t->fh[i].port);
-        CU_ASSERT_FATAL(kr_addr_parse(addr, AF_INET, &h->conf.addr, NULL) == 0);
-        h->conf.weight = 1;
-        h->hrw.key = kr_hrw_key(h->conf.name);
-        h->hrw.weight = 1;
-        h->admin = KR_ADMIN_READY;
-        h->health = KR_HEALTH_UP;
-        h->relay = &t->r;
-        t->ptrs[i] = h;
+        CU_ASSERT_FATAL(kr_addr_parse(addr, AF_INET, &t->fx.hosts[i].conf.addr, NULL) == 0);
     }
-    t->r.hosts = t->ptrs;
-    t->r.n_hosts = NHOST;
 }
 
 static void pump(int ms)
@@ -330,19 +305,17 @@ static void pump(int ms)
 static void teardown(void)
 {
     struct tctx *t = T;
-    t->r.stopping = true;
-    kr_front_close_all(&t->r);
+    t->fx.r.stopping = true;
+    kr_front_close_all(&t->fx.r);
     for (int i = 0; i < NHOST; i++) {
-        kr_backend_abort_host(&t->hosts[i]);
+        kr_backend_abort_host(&t->fx.hosts[i]);
         fhost_stop(&t->fh[i]);
     }
-    CU_ASSERT_EQUAL(t->r.reqs_inflight, 0);
+    CU_ASSERT_EQUAL(t->fx.r.reqs_inflight, 0);
     pump(5);
-    kr_store_close(t->r.store);
-    nftw(t->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    kr_limits_free(&t->r);
+    kr_fix_fini(&t->fx); /* the store, its directory, the log level */
+    kr_limits_free(&t->fx.r);
     event_base_free(t->base);
-    kr_log_set_level(t->saved_level);
     free(t);
     T = NULL;
 }
@@ -358,7 +331,7 @@ static int cli_open(void)
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sin.sin_port = htons(50000);
     CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
-    kr_front_accept(&T->r, sv[0], (struct sockaddr *)&sin, sizeof(sin), LISTEN_PORT);
+    kr_front_accept(&T->fx.r, sv[0], (struct sockaddr *)&sin, sizeof(sin), LISTEN_PORT);
     return sv[1];
 }
 
@@ -496,7 +469,7 @@ static int ranked(uint32_t i, size_t rank)
     uint16_t order[NHOST];
     mk_kms(i, msg, &q);
     for (int k = 0; k < NHOST; k++)
-        nodes[k] = T->hosts[k].hrw;
+        nodes[k] = T->fx.hosts[k].hrw;
     kr_hrw_rank(nodes, NHOST, q.cmid, order, NHOST);
     return order[rank];
 }
@@ -507,8 +480,8 @@ static bool pinned_to(uint32_t i, int host)
     struct kr_kms_request q;
     struct kr_pin pin;
     mk_kms(i, msg, &q);
-    return kr_store_pin_get(T->r.store, q.cmid, &pin) == 0 &&
-           strcmp(pin.host, T->hosts[host].conf.name) == 0;
+    return kr_store_pin_get(T->fx.r.store, q.cmid, q.app_id, &pin) == 0 &&
+           strcmp(pin.host, T->fx.hosts[host].conf.name) == 0;
 }
 
 /* ---- tests ------------------------------------------------------------------- */
@@ -576,8 +549,8 @@ static void test_windows8_sequence(void)
             CU_ASSERT(same);
         }
     }
-    CU_ASSERT_EQUAL(T->r.stats.requests, 2);
-    CU_ASSERT_EQUAL(T->r.stats.activations_ok, 2);
+    CU_ASSERT_EQUAL(T->fx.r.stats.requests, 2);
+    CU_ASSERT_EQUAL(T->fx.r.stats.activations_ok, 2);
     close(fd);
     teardown();
 }
@@ -633,7 +606,7 @@ static void test_all_vectors(void)
         close(fd);
     }
     unsigned forwarded = T->fh[0].requests + T->fh[1].requests + T->fh[2].requests;
-    CU_ASSERT_EQUAL(forwarded, T->r.stats.requests);
+    CU_ASSERT_EQUAL(forwarded, T->fx.r.stats.requests);
     teardown();
 }
 
@@ -683,7 +656,7 @@ static void test_faults_keep_session(void)
 
     CU_ASSERT_EQUAL(T->fh[0].requests + T->fh[1].requests + T->fh[2].requests, 0);
     CU_ASSERT_EQUAL(activate(fd, 2, 9, NULL), 0); /* still served */
-    CU_ASSERT_EQUAL(T->r.stats.bad_pdus, 4);
+    CU_ASSERT_EQUAL(T->fx.r.stats.bad_pdus, 4);
     close(fd);
     teardown();
 }
@@ -722,9 +695,9 @@ static void test_malformed_isolated(void)
     CU_ASSERT_EQUAL(cli_recv(bad, buf, sizeof(buf), 2000), 0);
     close(bad);
 
-    CU_ASSERT_EQUAL(T->r.stats.bad_pdus, 3); /* the stalled one is a timeout */
+    CU_ASSERT_EQUAL(T->fx.r.stats.bad_pdus, 3); /* the stalled one is a timeout */
     CU_ASSERT_EQUAL(activate(good, 3, 2, NULL), 0);
-    CU_ASSERT_EQUAL(T->r.stats.conns_open, 1);
+    CU_ASSERT_EQUAL(T->fx.r.stats.conns_open, 1);
     close(good);
     teardown();
 }
@@ -749,7 +722,7 @@ static void test_per_request_routing(void)
         CU_ASSERT_EQUAL(T->fh[h].requests, expect[h]);
         CU_ASSERT(T->fh[h].accepted <= 1); /* one pooled connection did it all */
     }
-    CU_ASSERT_EQUAL(T->r.stats.pins_new, 30);
+    CU_ASSERT_EQUAL(T->fx.r.stats.pins_new, 30);
     /* renewals on new connections go to the same hosts */
     close(fd);
     fd = cli_open();
@@ -758,8 +731,8 @@ static void test_per_request_routing(void)
         CU_ASSERT_EQUAL(activate(fd, i, 2 + i, NULL), 0);
     for (int h = 0; h < NHOST; h++)
         CU_ASSERT_EQUAL(T->fh[h].requests, 2 * expect[h]);
-    CU_ASSERT_EQUAL(T->r.stats.pins_new, 30);
-    CU_ASSERT_EQUAL(T->r.stats.pins_moved, 0);
+    CU_ASSERT_EQUAL(T->fx.r.stats.pins_new, 30);
+    CU_ASSERT_EQUAL(T->fx.r.stats.pins_moved, 0);
     close(fd);
     teardown();
 }
@@ -779,11 +752,11 @@ static void test_host_closes_each_time(void)
             pump(5); /* sometimes the close is seen before the next request */
     }
     for (int h = 0; h < NHOST; h++) {
-        CU_ASSERT_EQUAL(T->hosts[h].stats.errors, 0);
-        CU_ASSERT_EQUAL(T->hosts[h].health, KR_HEALTH_UP);
+        CU_ASSERT_EQUAL(T->fx.hosts[h].stats.errors, 0);
+        CU_ASSERT_EQUAL(T->fx.hosts[h].health, KR_HEALTH_UP);
         CU_ASSERT_EQUAL(T->fh[h].accepted, T->fh[h].answers);
     }
-    CU_ASSERT_EQUAL(T->r.stats.retries, 0);
+    CU_ASSERT_EQUAL(T->fx.r.stats.retries, 0);
     close(fd);
     teardown();
 }
@@ -799,7 +772,7 @@ static void test_failover_kinds(void)
     for (int kind = 0; kind < 3; kind++) {
         uint32_t i = 100 + (uint32_t)kind;
         int first = ranked(i, 0), second = ranked(i, 1);
-        uint64_t retries = T->r.stats.retries;
+        uint64_t retries = T->fx.r.stats.retries;
         if (kind == 0)
             T->fh[first].drop = true;
         else if (kind == 1)
@@ -807,9 +780,9 @@ static void test_failover_kinds(void)
         else
             fhost_stop(&T->fh[first]); /* nothing listens any more */
         CU_ASSERT_EQUAL(activate(fd, i, call++, NULL), 0);
-        CU_ASSERT_EQUAL(T->r.stats.retries, retries + 1);
+        CU_ASSERT_EQUAL(T->fx.r.stats.retries, retries + 1);
         CU_ASSERT(pinned_to(i, second));
-        CU_ASSERT(T->hosts[first].fall_cnt >= 1);
+        CU_ASSERT(T->fx.hosts[first].n_pfail >= 1); /* the passive failure was counted */
         T->fh[first].drop = T->fh[first].hang = false;
         if (kind == 2)
             fhost_start(&T->fh[first], T->base); /* on another port: never reached */
@@ -829,11 +802,11 @@ static void test_pin_moves(void)
     int a = ranked(i, 0), b = ranked(i, 1);
     CU_ASSERT_EQUAL(activate(fd, i, 2, NULL), 0);
     CU_ASSERT(pinned_to(i, a));
-    T->hosts[a].health = KR_HEALTH_DOWN; /* health knows it */
+    T->fx.hosts[a].health = KR_HEALTH_DOWN; /* health knows it */
     CU_ASSERT_EQUAL(activate(fd, i, 3, NULL), 0);
     CU_ASSERT(pinned_to(i, b));
-    CU_ASSERT_EQUAL(T->r.stats.pins_moved, 1);
-    T->hosts[a].health = KR_HEALTH_UP; /* back: stays where it moved */
+    CU_ASSERT_EQUAL(T->fx.r.stats.pins_moved, 1);
+    T->fx.hosts[a].health = KR_HEALTH_UP; /* back: stays where it moved */
     unsigned before = T->fh[a].requests;
     CU_ASSERT_EQUAL(activate(fd, i, 4, NULL), 0);
     CU_ASSERT(pinned_to(i, b));
@@ -841,12 +814,12 @@ static void test_pin_moves(void)
 
     int c = ranked(j, 0);
     CU_ASSERT_EQUAL(activate(fd, j, 5, NULL), 0);
-    T->hosts[c].admin = KR_ADMIN_MAINT;
+    T->fx.hosts[c].admin = KR_ADMIN_MAINT;
     before = T->fh[c].requests;
     CU_ASSERT_EQUAL(activate(fd, j, 6, NULL), 0);
     CU_ASSERT_EQUAL(T->fh[c].requests, before); /* no traffic at all */
     CU_ASSERT(pinned_to(j, c));
-    T->hosts[c].admin = KR_ADMIN_RETIRED; /* retire: the pin moves */
+    T->fx.hosts[c].admin = KR_ADMIN_RETIRED; /* retire: the pin moves */
     CU_ASSERT_EQUAL(activate(fd, j, 7, NULL), 0);
     CU_ASSERT(!pinned_to(j, c));
     close(fd);
@@ -864,12 +837,12 @@ static void test_refusal_reroute(void)
     int a = ranked(i, 0), b = ranked(i, 1);
     T->fh[a].refuse = true;
     CU_ASSERT_EQUAL(activate(fd, i, 2, NULL), 0);
-    CU_ASSERT_EQUAL(T->r.stats.reroutes_refused, 1);
+    CU_ASSERT_EQUAL(T->fx.r.stats.reroutes_refused, 1);
     CU_ASSERT(pinned_to(i, b));
     CU_ASSERT_EQUAL(T->fh[a].requests, 1);
     CU_ASSERT_EQUAL(activate(fd, 301, 3, NULL), 0); /* same KMS id: a is skipped now */
     CU_ASSERT_EQUAL(T->fh[a].requests, 1);
-    CU_ASSERT_EQUAL(T->hosts[a].health, KR_HEALTH_UP); /* a refusal is not a failure */
+    CU_ASSERT_EQUAL(T->fx.hosts[a].health, KR_HEALTH_UP); /* a refusal is not a failure */
 
     for (int h = 0; h < NHOST; h++)
         T->fh[h].refuse = true;
@@ -890,20 +863,20 @@ static void test_threshold_assist(void)
     int est = ranked(i, 1);
     T->fh[fresh].count = 3;
     T->fh[est].count = 50;
-    kr_route_note_count(&T->r, &T->hosts[est], kr_kms_app_windows, 50, 25);
+    kr_route_note_count(&T->fx.r, &T->fx.hosts[est], kr_kms_app_windows, 50, 25);
     struct kr_kms_response kr;
     CU_ASSERT_EQUAL(activate(fd, i, 2, &kr), 0);
     CU_ASSERT_EQUAL(kr.count, 50);
-    CU_ASSERT_EQUAL(T->r.stats.assists, 1);
+    CU_ASSERT_EQUAL(T->fx.r.stats.assists, 1);
     CU_ASSERT(pinned_to(i, fresh));
     CU_ASSERT_EQUAL(T->fh[fresh].requests, 1);
     CU_ASSERT_EQUAL(T->fh[est].requests, 1);
     CU_ASSERT(memcmp(T->fh[fresh].last_cmid, T->fh[est].last_cmid, 16) == 0);
 
-    T->conf.threshold_assist = 0; /* switched off: the fresh host's own answer */
+    T->fx.conf.threshold_assist = 0; /* switched off: the fresh host's own answer */
     CU_ASSERT_EQUAL(activate(fd, i, 3, &kr), 0);
     CU_ASSERT_EQUAL(kr.count, 3);
-    T->conf.threshold_assist = 1;
+    T->fx.conf.threshold_assist = 1;
     T->fh[est].hang = true; /* the assist fails: the first answer stands */
     CU_ASSERT_EQUAL(activate(fd, i, 4, &kr), 0);
     CU_ASSERT_EQUAL(kr.count, 3);
@@ -916,13 +889,13 @@ static void test_threshold_assist(void)
 static void test_no_host(void)
 {
     setup();
-    T->conf.request_budget_ms = 500;
+    T->fx.conf.request_budget_ms = 500;
     for (int h = 0; h < NHOST; h++)
         T->fh[h].hang = true;
     int fd = cli_open();
     cli_bind32(fd);
     CU_ASSERT_EQUAL(activate(fd, 500, 2, NULL), 0xFFFF0000u | 0x6BAu);
-    CU_ASSERT_EQUAL(T->r.stats.activations_failed, 1);
+    CU_ASSERT_EQUAL(T->fx.r.stats.activations_failed, 1);
     close(fd);
     teardown();
 }
@@ -942,11 +915,11 @@ static void test_client_gone(void)
     size_t n = mk_request(KR_NDR32, 2, 0, 0, msg, len, pdu);
     cli_send(fd, pdu, n);
     pump(20);
-    CU_ASSERT_EQUAL(T->r.reqs_inflight, 1);
+    CU_ASSERT_EQUAL(T->fx.r.reqs_inflight, 1);
     close(fd);
     pump(300);
-    CU_ASSERT_EQUAL(T->r.reqs_inflight, 0);
-    CU_ASSERT_EQUAL(T->r.stats.conns_open, 0);
+    CU_ASSERT_EQUAL(T->fx.r.reqs_inflight, 0);
+    CU_ASSERT_EQUAL(T->fx.r.stats.conns_open, 0);
     CU_ASSERT(pinned_to(600, ranked(600, 0)));
     fd = cli_open();
     cli_bind32(fd);
@@ -977,11 +950,11 @@ static void test_pipeline_and_rate(void)
         CU_ASSERT_FATAL(got > 0 && kr_rpc_response_decode(buf, (size_t)got, &rs, NULL) == 0);
         CU_ASSERT_EQUAL(rs.hdr.call_id, 10 + i);
     }
-    T->conf.rate_per_source = 1;
-    T->conf.burst_per_source = 1;
+    T->fx.conf.rate_per_source = 1;
+    T->fx.conf.burst_per_source = 1;
     CU_ASSERT_EQUAL(activate(fd, 710, 20, NULL), 0);
     CU_ASSERT_EQUAL(activate(fd, 711, 21, NULL), 0xFFFF0000u | 0x6BBu);
-    CU_ASSERT_EQUAL(T->r.stats.rate_limited, 1);
+    CU_ASSERT_EQUAL(T->fx.r.stats.rate_limited, 1);
     close(fd);
     teardown();
 }
@@ -992,7 +965,7 @@ static void test_pipeline_and_rate(void)
 static void test_slow_host_and_pool(void)
 {
     setup();
-    T->conf.pool_size = 1;
+    T->fx.conf.pool_size = 1;
     uint32_t i = 800, j = 801;
     while (ranked(j, 0) != ranked(i, 0))
         j++;
@@ -1011,13 +984,16 @@ static void test_slow_host_and_pool(void)
     CU_ASSERT(cli_recv(fd2, buf, sizeof(buf), 2000) > 0 && buf[2] == KR_PT_RESPONSE);
     CU_ASSERT_EQUAL(T->fh[h].requests, 2);
     CU_ASSERT_EQUAL(T->fh[h].accepted, 1);
-    CU_ASSERT_EQUAL(T->r.stats.retries, 0);
+    CU_ASSERT_EQUAL(T->fx.r.stats.retries, 0);
 
     T->fh[h].delay_ms = 450;                       /* slower than attempt_timeout */
     CU_ASSERT_EQUAL(activate(fd1, i, 4, NULL), 0); /* pinned to h: fails over */
-    CU_ASSERT(T->r.stats.retries >= 1);
-    CU_ASSERT(pinned_to(i, ranked(i, 1)));
-    CU_ASSERT_EQUAL(T->r.stats.activations_failed, 0);
+    CU_ASSERT(T->fx.r.stats.retries >= 1);
+    /* issue 11 #4: one client's failure does not move its pin while h is
+     * UP; it is served elsewhere and stays pinned to h */
+    CU_ASSERT(pinned_to(i, h));
+    CU_ASSERT_EQUAL(T->fx.r.stats.pins_moved, 0);
+    CU_ASSERT_EQUAL(T->fx.r.stats.activations_failed, 0);
     close(fd1);
     close(fd2);
     teardown();
@@ -1054,13 +1030,406 @@ static void test_mutations(void)
         close(fd);
     }
     pump(50);
-    CU_ASSERT(T->r.stats.bad_pdus > 0);
-    CU_ASSERT_EQUAL(T->r.stats.conns_open, 0);
-    CU_ASSERT_EQUAL(T->r.reqs_inflight, 0);
+    CU_ASSERT(T->fx.r.stats.bad_pdus > 0);
+    CU_ASSERT_EQUAL(T->fx.r.stats.conns_open, 0);
+    CU_ASSERT_EQUAL(T->fx.r.reqs_inflight, 0);
     int fd = cli_open();
     cli_bind32(fd);
     CU_ASSERT_EQUAL(activate(fd, 900, 2, NULL), 0);
     close(fd);
+    teardown();
+}
+
+/* ---- issue 11: hardening of the data path -------------------------------- */
+
+/* Sends one request carrying `msg` (any length) and returns the HRESULT
+ * (faults as 0xFFFF0000|status). */
+static uint32_t send_msg(int fd, uint32_t call_id, const uint8_t *msg, size_t len)
+{
+    uint8_t pdu[KR_RPC_FRAG_MAX], buf[KR_RPC_FRAG_MAX];
+    size_t n = mk_request(KR_NDR32, call_id, 0, 0, msg, len, pdu);
+    cli_send(fd, pdu, n);
+    int got = cli_recv(fd, buf, sizeof(buf), 6000);
+    CU_ASSERT_FATAL(got > 0);
+    CU_ASSERT_EQUAL(kr_le32(buf + 12), call_id);
+    if (buf[2] == KR_PT_FAULT)
+        return 0xFFFF0000u | kr_le32(buf + 24);
+    struct kr_rpc_response rs;
+    struct kr_ndr_resp nr;
+    CU_ASSERT_FATAL(kr_rpc_response_decode(buf, (size_t)got, &rs, NULL) == 0);
+    CU_ASSERT_FATAL(kr_ndr_resp_decode(KR_NDR32, rs.stub, rs.stub_len, &nr, NULL) == 0);
+    return nr.hresult;
+}
+
+static unsigned all_requests(void)
+{
+    unsigned n = 0;
+    for (int k = 0; k < NHOST; k++)
+        n += T->fh[k].requests;
+    return n;
+}
+
+/* #4: a request padded beyond its version's size (vlmcsd closes on it) is
+ * answered 0x8007000D by the relay itself and reaches no host; so is a
+ * short one and one with bytes after the message. */
+static void test_exact_request_size(void)
+{
+    setup();
+    relax_timeouts();
+    int fd = cli_open();
+    cli_bind32(fd);
+    uint8_t msg[KR_NDR_MSG_MAX];
+    struct kr_kms_request q;
+    size_t len = mk_kms(300, msg, &q);
+    CU_ASSERT_EQUAL_FATAL(len, KR_KMS_V4_REQ_LEN);
+    memset(msg + len, 0, sizeof(msg) - len);
+    CU_ASSERT_EQUAL(send_msg(fd, 2, msg, len + 48), KR_HR_INVALID_DATA);  /* padded */
+    CU_ASSERT_EQUAL(send_msg(fd, 3, msg, 1024 - 64), KR_HR_INVALID_DATA); /* much more */
+    CU_ASSERT_EQUAL(all_requests(), 0);
+    CU_ASSERT_EQUAL(send_msg(fd, 4, msg, len), 0); /* the exact size is served */
+    CU_ASSERT_EQUAL(all_requests(), 1);
+    close(fd);
+    teardown();
+}
+
+/* #4: a message every host closes on is the client's fault: the client
+ * gets 0x8007000D, no host is blamed (4 such requests of distinct CMIDs
+ * used to take every host DOWN), no pin moves. */
+static void test_poison_blames_client(void)
+{
+    setup();
+    relax_timeouts();
+    int fd = cli_open();
+    cli_bind32(fd);
+    uint32_t i = 400;
+    int a = ranked(i, 0);
+    CU_ASSERT_EQUAL(activate(fd, i, 2, NULL), 0);
+    CU_ASSERT(pinned_to(i, a));
+    for (int k = 0; k < NHOST; k++)
+        T->fh[k].drop = true;
+    for (uint32_t n = 0; n < 4; n++)
+        CU_ASSERT_EQUAL(activate(fd, 410 + n, 3 + n, NULL), KR_HR_INVALID_DATA);
+    CU_ASSERT_EQUAL(activate(fd, i, 9, NULL), KR_HR_INVALID_DATA);
+    for (int k = 0; k < NHOST; k++) {
+        CU_ASSERT_EQUAL(T->fx.hosts[k].health, KR_HEALTH_UP);
+        CU_ASSERT(T->fh[k].requests >= 5);
+        T->fh[k].drop = false;
+    }
+    CU_ASSERT(pinned_to(i, a));
+    CU_ASSERT_EQUAL(T->fx.r.stats.pins_moved, 0);
+    CU_ASSERT_EQUAL(activate(fd, i, 10, NULL), 0);
+    CU_ASSERT(pinned_to(i, a));
+    close(fd);
+    teardown();
+}
+
+/* #4: a host that closes on one client's request while its checks pass
+ * keeps that client's pin (served elsewhere); a host that fails the
+ * requests of several distinct clients goes DOWN, and only then pins move. */
+static void test_passive_pins_distinct_clients(void)
+{
+    setup();
+    relax_timeouts();
+    int fd = cli_open();
+    cli_bind32(fd);
+    uint32_t i = 500;
+    int a = ranked(i, 0);
+    CU_ASSERT_EQUAL(activate(fd, i, 2, NULL), 0);
+    T->fh[a].drop = true; /* only a closes: the others answer */
+    CU_ASSERT_EQUAL(activate(fd, i, 3, NULL), 0);
+    CU_ASSERT_EQUAL(activate(fd, i, 4, NULL), 0);
+    CU_ASSERT_EQUAL(activate(fd, i, 5, NULL), 0);
+    CU_ASSERT(pinned_to(i, a)); /* one client, however often: not a's fault */
+    CU_ASSERT_EQUAL(T->fx.hosts[a].health, KR_HEALTH_UP);
+    uint32_t call = 6;
+    for (uint32_t j = 501, n = 0; n < 3 && j < 700; j++)
+        if (ranked(j, 0) == a) {
+            CU_ASSERT_EQUAL(activate(fd, j, call++, NULL), 0);
+            n++;
+        }
+    CU_ASSERT_EQUAL(T->fx.hosts[a].health, KR_HEALTH_DOWN);
+    CU_ASSERT(strstr(T->fx.hosts[a].health_reason, "distinct clients") != NULL);
+    CU_ASSERT_EQUAL(activate(fd, i, call++, NULL), 0);
+    CU_ASSERT(!pinned_to(i, a)); /* now it moves */
+    close(fd);
+    teardown();
+}
+
+/* #5: a hung host (binds answered, requests never) goes DOWN from the
+ * timeouts of distinct clients although its bind checks keep passing, and
+ * passing checks alone do not bring it back UP. */
+static void test_hung_host_down(void)
+{
+    setup();
+    T->fx.conf.check_interval_ms = 100;
+    T->fx.conf.check_fast_interval_ms = 100;
+    T->fx.conf.check_timeout_ms = 1000;
+    int fd = cli_open();
+    cli_bind32(fd);
+    int a = ranked(600, 0);
+    for (int k = 0; k < NHOST; k++)
+        kr_health_start(&T->fx.hosts[k]);
+    pump(300);
+    T->fh[a].hang = true;
+    uint32_t call = 2, n = 0;
+    for (uint32_t j = 600; n < 4 && j < 800; j++) {
+        if (ranked(j, 0) != a)
+            continue;
+        CU_ASSERT_EQUAL(activate(fd, j, call++, NULL), 0); /* served by the next host */
+        n++;
+        pump(250); /* a bind check passes between two requests */
+    }
+    CU_ASSERT(T->fx.hosts[a].stats.checks_ok >= 4);
+    CU_ASSERT_EQUAL(T->fx.hosts[a].health, KR_HEALTH_DOWN);
+    CU_ASSERT(strstr(T->fx.hosts[a].health_reason, "timeout") != NULL);
+    uint64_t ok = T->fx.hosts[a].stats.checks_ok;
+    pump(400);
+    CU_ASSERT(T->fx.hosts[a].stats.checks_ok > ok);
+    CU_ASSERT_EQUAL(T->fx.hosts[a].health, KR_HEALTH_DOWN); /* binds alone: not UP */
+    for (int k = 0; k < NHOST; k++)
+        kr_health_stop(&T->fx.hosts[k]);
+    close(fd);
+    teardown();
+}
+
+/* #5: a host whose listener is dead but whose pooled connection still
+ * answers goes DOWN by the connect failures of its checks. */
+static void test_dead_listener_live_pool(void)
+{
+    setup();
+    relax_timeouts();
+    T->fx.conf.pool_size = 1;
+    T->fx.conf.check_interval_ms = 100;
+    T->fx.conf.check_fast_interval_ms = 100;
+    int fd = cli_open();
+    cli_bind32(fd);
+    uint32_t i = 700;
+    int a = ranked(i, 0);
+    CU_ASSERT_EQUAL(activate(fd, i, 2, NULL), 0);
+    evconnlistener_free(T->fh[a].lst); /* the listener dies, the connection lives */
+    T->fh[a].lst = NULL;
+    for (int k = 0; k < NHOST; k++)
+        kr_health_start(&T->fx.hosts[k]);
+    unsigned before = T->fh[a].answers;
+    for (uint32_t n = 0; n < 16 && T->fx.hosts[a].health == KR_HEALTH_UP; n++) {
+        CU_ASSERT_EQUAL(activate(fd, i, 3 + n, NULL), 0);
+        pump(60);
+    }
+    CU_ASSERT(T->fh[a].answers > before); /* the pool did answer meanwhile */
+    CU_ASSERT_EQUAL(T->fx.hosts[a].health, KR_HEALTH_DOWN);
+    CU_ASSERT(strstr(T->fx.hosts[a].health_reason, "connect") != NULL);
+    for (int k = 0; k < NHOST; k++)
+        kr_health_stop(&T->fx.hosts[k]);
+    close(fd);
+    teardown();
+}
+
+/* #6: a host that sends an unsolicited extra reply right after its answer
+ * (here an error reply carrying the next call id): the pooled connection is
+ * closed instead of reused, and no client ever gets the extra reply. */
+static struct fhost desync_host;
+
+static void desync_read(struct bufferevent *bev, void *arg)
+{
+    struct fconn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        size_t n = evbuffer_get_length(in);
+        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
+        struct kr_rpc_hdr hdr;
+        int flen = n ? kr_rpc_frame(p, n, 0, &hdr, NULL) : KR_EMORE;
+        if (flen == KR_EMORE)
+            return;
+        CU_ASSERT_FATAL(flen > 0);
+        if (hdr.ptype == KR_PT_BIND) {
+            static const struct kr_rpc_bind_policy pol = {0, 0, 1};
+            struct kr_rpc_bind b;
+            struct kr_rpc_bind_ack ack;
+            uint8_t out[256];
+            size_t olen = 0;
+            CU_ASSERT_FATAL(kr_rpc_bind_decode(p, (size_t)flen, &b, NULL) == 0);
+            kr_rpc_bind_answer(&b, &pol, 1688, 0x1234, &ack);
+            kr_rpc_bind_ack_encode(&ack, out, sizeof(out), &olen);
+            bufferevent_write(bev, out, olen);
+            evbuffer_drain(in, (size_t)flen);
+            continue;
+        }
+        struct kr_rpc_request rq;
+        CU_ASSERT_FATAL(kr_rpc_request_decode(p, (size_t)flen, &rq, NULL) == 0);
+        desync_host.requests++;
+        fake_answer(c, &rq);
+        /* the extra: an error reply for the call id the next request gets */
+        uint8_t stub[32], extra[64];
+        size_t stub_len = 0, elen = 0;
+        struct kr_rpc_response rs;
+        kr_ndr_resp_encode(KR_NDR32, NULL, 0, 0xC004F074u, stub, sizeof(stub), &stub_len);
+        memset(&rs, 0, sizeof(rs));
+        rs.hdr.ptype = KR_PT_RESPONSE;
+        rs.hdr.call_id = rq.hdr.call_id + 1;
+        rs.alloc_hint = (uint32_t)stub_len;
+        rs.stub = stub;
+        rs.stub_len = stub_len;
+        CU_ASSERT_FATAL(kr_rpc_response_encode(&rs, extra, sizeof(extra), &elen) == 0);
+        memcpy(c->out + c->out_len, extra, elen);
+        bufferevent_write(bev, c->out, c->out_len + elen);
+        evbuffer_drain(in, (size_t)flen);
+    }
+}
+
+static void desync_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct fconn *c = arg;
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+static void desync_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+    struct fconn *c = calloc(1, sizeof(*c));
+    c->h = &desync_host;
+    c->bev = bufferevent_socket_new(desync_host.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, desync_read, NULL, desync_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    desync_host.accepted++;
+}
+
+static void test_pooled_desync(void)
+{
+    setup();
+    relax_timeouts();
+    T->fx.conf.pool_size = 1;
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    memset(&desync_host, 0, sizeof(desync_host));
+    desync_host.base = T->base;
+    desync_host.count = 50;
+    desync_host.lst = evconnlistener_new_bind(T->base, desync_accept, NULL,
+                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+                                              (struct sockaddr *)&sin, sizeof(sin));
+    CU_ASSERT_FATAL(desync_host.lst != NULL);
+    getsockname(evconnlistener_get_fd(desync_host.lst), (struct sockaddr *)&sin, &sl);
+    /* one host only: every request goes to the desynchronising one */
+    T->fx.r.n_hosts = 1;
+    T->fx.hosts[0].conf.addr.len = sizeof(sin);
+    memcpy(&T->fx.hosts[0].conf.addr.ss, &sin, sizeof(sin));
+    int fd = cli_open();
+    cli_bind32(fd);
+    unsigned bad = 0;
+    for (uint32_t n = 0; n < 20; n++) {
+        struct kr_kms_response resp;
+        uint32_t hr = activate(fd, 1000 + n, 2 + n, &resp);
+        bad += hr != 0;
+        if (n % 4 == 0)
+            pump(5);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(desync_host.requests, 20);
+    CU_ASSERT(desync_host.accepted >= 10); /* connections were closed, not reused */
+    close(fd);
+    T->fx.r.n_hosts = NHOST;
+    teardown();
+    evconnlistener_free(desync_host.lst);
+}
+
+/* #15: a 17th context on one connection is refused in the ack (provider
+ * rejection, local limit exceeded), not accepted and then faulted. */
+static void test_bind_context_limit(void)
+{
+    setup();
+    int fd = cli_open();
+    uint8_t pdu[KR_RPC_FRAG_MAX], buf[KR_RPC_FRAG_MAX];
+    size_t n = 0;
+    struct kr_rpc_bind b;
+    struct kr_rpc_bind_ack ack;
+    memset(&b, 0, sizeof(b));
+    b.hdr.ptype = KR_PT_BIND;
+    b.hdr.call_id = 1;
+    b.max_xmit = b.max_recv = 5840;
+    b.n_ctx = KR_RPC_MAX_CTX;
+    for (unsigned k = 0; k < KR_RPC_MAX_CTX; k++) {
+        b.ctx[k].ctx_id = (uint16_t)k;
+        b.ctx[k].n_ts = 1;
+        memcpy(b.ctx[k].abstract.uuid, kr_rpc_kms_iface, 16);
+        b.ctx[k].abstract.version = 1;
+        memcpy(b.ctx[k].ts[0].uuid, kr_rpc_ndr32_uuid, 16);
+        b.ctx[k].ts[0].version = 2;
+    }
+    CU_ASSERT_FATAL(kr_rpc_bind_encode(&b, pdu, sizeof(pdu), &n) == 0);
+    cli_send(fd, pdu, n);
+    int got = cli_recv(fd, buf, sizeof(buf), 2000);
+    CU_ASSERT_FATAL(got > 0);
+    CU_ASSERT_FATAL(kr_rpc_bind_ack_decode(buf, (size_t)got, &ack, NULL) == 0);
+    for (unsigned k = 0; k < KR_RPC_MAX_CTX; k++)
+        CU_ASSERT_EQUAL(ack.results[k].result, KR_BIND_ACCEPT);
+    /* one more context: alter_context with ctx id 16 */
+    b.hdr.ptype = KR_PT_ALTER;
+    b.hdr.call_id = 2;
+    b.n_ctx = 1;
+    b.ctx[0].ctx_id = KR_RPC_MAX_CTX;
+    CU_ASSERT_FATAL(kr_rpc_bind_encode(&b, pdu, sizeof(pdu), &n) == 0);
+    cli_send(fd, pdu, n);
+    got = cli_recv(fd, buf, sizeof(buf), 2000);
+    CU_ASSERT_FATAL(got > 0);
+    CU_ASSERT_FATAL(kr_rpc_bind_ack_decode(buf, (size_t)got, &ack, NULL) == 0);
+    CU_ASSERT_EQUAL(ack.n_results, 1);
+    CU_ASSERT_EQUAL(ack.results[0].result, KR_BIND_PROVIDER_REJECT);
+    CU_ASSERT_EQUAL(ack.results[0].reason, KR_REASON_LOCAL_LIMIT_EXCEEDED);
+    /* an existing context is renegotiated fine */
+    b.ctx[0].ctx_id = 3;
+    b.hdr.call_id = 3;
+    CU_ASSERT_FATAL(kr_rpc_bind_encode(&b, pdu, sizeof(pdu), &n) == 0);
+    cli_send(fd, pdu, n);
+    got = cli_recv(fd, buf, sizeof(buf), 2000);
+    CU_ASSERT_FATAL(got > 0);
+    CU_ASSERT_FATAL(kr_rpc_bind_ack_decode(buf, (size_t)got, &ack, NULL) == 0);
+    CU_ASSERT_EQUAL(ack.results[0].result, KR_BIND_ACCEPT);
+    close(fd);
+    teardown();
+}
+
+/* #16: per-source limits count an IPv6 /64 (clients.ipv6_prefix) as one
+ * source; another /64 is another source. */
+static int cli_open6(const char *addr)
+{
+    int sv[2];
+    struct sockaddr_in6 sin6;
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    CU_ASSERT_FATAL(inet_pton(AF_INET6, addr, &sin6.sin6_addr) == 1);
+    sin6.sin6_port = htons(50000);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    kr_front_accept(&T->fx.r, sv[0], (struct sockaddr *)&sin6, sizeof(sin6), LISTEN_PORT);
+    return sv[1];
+}
+
+static void test_ipv6_source_prefix(void)
+{
+    setup();
+    T->fx.conf.max_conn_per_source = 2;
+    T->fx.conf.n_allow = 0; /* the default allow-list has no global IPv6 */
+    int fds[4];
+    fds[0] = cli_open6("2001:db8:1:2::1");
+    fds[1] = cli_open6("2001:db8:1:2:ffff::99");
+    fds[2] = cli_open6("2001:db8:1:2:1234:5678:9abc:def0"); /* same /64: refused */
+    fds[3] = cli_open6("2001:db8:1:3::1");                  /* another /64 */
+    CU_ASSERT_EQUAL(T->fx.r.stats.conns_limited, 1);
+    CU_ASSERT_EQUAL(T->fx.r.stats.conns_open, 3);
+    for (int k = 0; k < 4; k++)
+        close(fds[k]);
+    pump(50);
+    CU_ASSERT_EQUAL(T->fx.r.stats.conns_open, 0);
+    T->fx.conf.ipv6_prefix = 128; /* whole addresses again */
+    fds[0] = cli_open6("2001:db8:1:2::1");
+    fds[1] = cli_open6("2001:db8:1:2::2");
+    fds[2] = cli_open6("2001:db8:1:2::3");
+    CU_ASSERT_EQUAL(T->fx.r.stats.conns_limited, 1);
+    for (int k = 0; k < 3; k++)
+        close(fds[k]);
+    pump(50);
     teardown();
 }
 
@@ -1082,4 +1451,12 @@ KR_SUITE(proxy)
     CU_add_test(s, "pipeline_and_rate", test_pipeline_and_rate);
     CU_add_test(s, "slow_host_and_pool", test_slow_host_and_pool);
     CU_add_test(s, "mutations", test_mutations);
+    CU_add_test(s, "exact_request_size", test_exact_request_size);
+    CU_add_test(s, "poison_blames_client", test_poison_blames_client);
+    CU_add_test(s, "passive_pins_distinct_clients", test_passive_pins_distinct_clients);
+    CU_add_test(s, "hung_host_down", test_hung_host_down);
+    CU_add_test(s, "dead_listener_live_pool", test_dead_listener_live_pool);
+    CU_add_test(s, "pooled_desync", test_pooled_desync);
+    CU_add_test(s, "bind_context_limit", test_bind_context_limit);
+    CU_add_test(s, "ipv6_source_prefix", test_ipv6_source_prefix);
 }

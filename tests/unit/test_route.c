@@ -2,7 +2,6 @@
  * relay: eligibility by admin and health, HRW ranking by priority tier,
  * pins from a real store in a mkdtemp() dir, refusals with their TTL,
  * threshold-assist host selection and the failback policy. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,60 +13,25 @@
 #include "kmsrelay/log.h"
 #include "kmsrelay/store.h"
 #include "relay/relay.h"
+#include "relayfix.h"
 #include "testutil.h"
 
-#define NH 4
+#define NH KR_FIX_MAX_HOSTS
 
-struct fake {
-    struct kr_relay r;
-    struct kr_conf conf;
-    struct kr_host hosts[NH];
-    struct kr_host *ptrs[NH];
-    char dir[64];
-    int saved_level;
-};
-
-static struct fake *fake_new(size_t n, bool with_store)
+/* The relay under test: tests/unit/relayfix.h, hosts kms-a.. ready and up. */
+static struct kr_relay_fix *fake_new(size_t n, bool with_store)
 {
-    struct fake *f = calloc(1, sizeof(*f));
-    f->saved_level = kr_log_level();
-    kr_log_set_level(KR_LOG_WARN); /* refusal lines are info */
-    kr_conf_defaults(&f->conf);
+    struct kr_relay_fix *f = malloc(sizeof(*f));
+    kr_fix_init(f, n, KR_LOG_WARN); /* refusal lines are info */
     f->conf.refusal_ttl_ms = 3600 * 1000;
-    f->r.conf = &f->conf;
-    for (size_t i = 0; i < n; i++) {
-        struct kr_host *h = &f->hosts[i];
-        snprintf(h->conf.name, sizeof(h->conf.name), "kms-%c", (char)('a' + i));
-        h->conf.weight = 1;
-        h->hrw.key = kr_hrw_key(h->conf.name);
-        h->hrw.weight = 1;
-        h->admin = KR_ADMIN_READY;
-        h->health = KR_HEALTH_UP;
-        h->relay = &f->r;
-        f->ptrs[i] = h;
-    }
-    f->r.hosts = f->ptrs;
-    f->r.n_hosts = n;
-    if (with_store) {
-        strcpy(f->dir, "/tmp/kr-route-XXXXXX");
-        CU_ASSERT_FATAL(mkdtemp(f->dir) != NULL);
-        CU_ASSERT_FATAL(kr_store_open(f->dir, NULL, &f->r.store, NULL) == 0);
-    }
+    if (with_store)
+        kr_fix_store_open(f, "route");
     return f;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+static void fake_free(struct kr_relay_fix *f)
 {
-    return remove(p);
-}
-
-static void fake_free(struct fake *f)
-{
-    if (f->r.store) {
-        kr_store_close(f->r.store);
-        nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    }
-    kr_log_set_level(f->saved_level);
+    kr_fix_fini(f);
     free(f);
 }
 
@@ -91,11 +55,12 @@ static void mk_req(uint32_t i, struct kr_kms_request *q)
     q->n_policy = 25;
 }
 
-static void put_pin(struct fake *f, const struct kr_kms_request *q, const char *host)
+static void put_pin(struct kr_relay_fix *f, const struct kr_kms_request *q, const char *host)
 {
     struct kr_pin p;
     memset(&p, 0, sizeof(p));
     memcpy(p.cmid, q->cmid, 16);
+    memcpy(p.app_id, q->app_id, 16); /* the pin of the request's pair */
     snprintf(p.host, sizeof(p.host), "%s", host);
     p.first_seen = p.last_seen = kr_wall_s();
     CU_ASSERT_FATAL(kr_store_pin_put(f->r.store, &p) == 0);
@@ -110,7 +75,7 @@ static bool plan_has(const struct kr_plan *p, int idx)
 }
 
 /* The HRW order of every host, as hrw.c ranks them. */
-static size_t hrw_order(struct fake *f, const uint8_t cmid[16], uint16_t *out)
+static size_t hrw_order(struct kr_relay_fix *f, const uint8_t cmid[16], uint16_t *out)
 {
     struct kr_hrw_node nodes[NH];
     for (size_t i = 0; i < f->r.n_hosts; i++)
@@ -120,7 +85,7 @@ static size_t hrw_order(struct fake *f, const uint8_t cmid[16], uint16_t *out)
 
 static void test_eligibility(void)
 {
-    struct fake *f = fake_new(3, false);
+    struct kr_relay_fix *f = fake_new(3, false);
     uint8_t kms[16], other[16];
     memset(kms, 0x42, 16);
     memset(other, 0x43, 16);
@@ -167,7 +132,7 @@ static void test_eligibility(void)
 
 static void test_plan_hrw_and_tiers(void)
 {
-    struct fake *f = fake_new(3, false);
+    struct kr_relay_fix *f = fake_new(3, false);
     struct kr_kms_request q;
     struct kr_plan plan;
     struct kr_pin pin;
@@ -198,7 +163,7 @@ static void test_plan_hrw_and_tiers(void)
 
 static void test_plan_health(void)
 {
-    struct fake *f = fake_new(3, false);
+    struct kr_relay_fix *f = fake_new(3, false);
     struct kr_kms_request q;
     struct kr_plan plan;
     struct kr_pin pin;
@@ -245,7 +210,7 @@ static void test_plan_health(void)
 
 static void test_plan_pins(void)
 {
-    struct fake *f = fake_new(3, true);
+    struct kr_relay_fix *f = fake_new(3, true);
     struct kr_kms_request q;
     struct kr_plan plan;
     struct kr_pin pin;
@@ -314,7 +279,7 @@ static void test_plan_pins(void)
 
 static void test_failback(void)
 {
-    struct fake *f = fake_new(3, true);
+    struct kr_relay_fix *f = fake_new(3, true);
     struct kr_kms_request q;
     struct kr_plan plan;
     struct kr_pin pin;
@@ -344,7 +309,7 @@ static void test_failback(void)
 
 static void test_refusals(void)
 {
-    struct fake *f = fake_new(3, false);
+    struct kr_relay_fix *f = fake_new(3, false);
     struct kr_kms_request q, q2;
     struct kr_plan plan;
     struct kr_pin pin;
@@ -396,7 +361,7 @@ static void test_refusals(void)
 
 static void test_assist_host(void)
 {
-    struct fake *f = fake_new(4, false);
+    struct kr_relay_fix *f = fake_new(4, false);
     uint8_t app[16], app2[16], kms[16];
     memset(app, 0x55, 16);
     memset(app2, 0x56, 16);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "kmsrelay/err.h"
 #include "kmsrelay/store.h"
 #include "store/batch.h"
+#include "store/store-internal.h"
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -162,7 +164,7 @@ static void test_record_roundtrip(void)
 
 /* The example of the pin_record.c header comment, byte for byte. */
 static const uint8_t doc_example[] = {
-    0x01, 0x01, 0x05, 'k',  'm',  's',  '-',  'a',  0x02, 0x08, 0x00, 0xf1, 0x53, 0x65, 0x00, 0x00,
+    0x02, 0x01, 0x05, 'k',  'm',  's',  '-',  'a',  0x02, 0x08, 0x00, 0xf1, 0x53, 0x65, 0x00, 0x00,
     0x00, 0x00, 0x03, 0x08, 0x00, 0xf1, 0x53, 0x65, 0x00, 0x00, 0x00, 0x00, 0x07, 0x0b, 0x00, 0xf1,
     0x53, 0x65, 0x00, 0x00, 0x00, 0x00, 'P',  'C',  '1',  0x08, 0x01, 0x01, 0x00, 0x00};
 
@@ -200,6 +202,22 @@ static void test_record_example(void)
     ext[n++] = 0;
     CU_ASSERT_EQUAL(kr_pin_decode(ext, n, &q, NULL), 0);
     CU_ASSERT(pin_eq(&p, &q));
+
+    /* The same record as written before per-application pins (version 1,
+     * the format of every record in a migrated store) decodes the same. */
+    uint8_t v1[sizeof(doc_example)];
+    memcpy(v1, doc_example, sizeof(v1));
+    v1[0] = 1;
+    CU_ASSERT_EQUAL(kr_pin_decode(v1, sizeof(v1), &q, NULL), 0);
+    CU_ASSERT(pin_eq(&p, &q));
+
+    /* Version 2's SKU_ID round-trips (type 17, 16 bytes). */
+    memset(p.sku_id, 0x5c, 16);
+    CU_ASSERT_EQUAL(kr_pin_encode(&p, buf, sizeof(buf), &len), 0);
+    CU_ASSERT_EQUAL(len, sizeof(doc_example) + 18);
+    CU_ASSERT_EQUAL(kr_pin_decode(buf, len, &q, NULL), 0);
+    CU_ASSERT(pin_eq(&p, &q));
+    CU_ASSERT_EQUAL(q.sku_id[15], 0x5c);
 }
 
 /* Decodes a copy of doc_example with one byte changed / appended. */
@@ -220,7 +238,8 @@ static int decode_patched(size_t at, uint8_t val, size_t extra)
 
 static void test_record_reject(void)
 {
-    CU_ASSERT_EQUAL(decode_patched(0, 2, 0), KR_EUNSUP);    /* version 2 */
+    CU_ASSERT_EQUAL(decode_patched(0, 3, 0), KR_EUNSUP);    /* version 3 */
+    CU_ASSERT_EQUAL(decode_patched(0, 1, 0), 0);            /* version 1 is still read */
     CU_ASSERT_EQUAL(decode_patched(0, 0, 0), KR_EUNSUP);    /* version 0 */
     CU_ASSERT_EQUAL(decode_patched(99, 0, 1), KR_EMALF);    /* trailing byte */
     CU_ASSERT_EQUAL(decode_patched(99, 0, 2), KR_EMALF);    /* a 2nd END */
@@ -304,7 +323,7 @@ static void test_batch_model(void)
     for (int op = 0; op < OPS; op++) {
         seed = seed * 1103515245u + 12345u;
         int k = (int)((seed >> 8) % KEYS);
-        uint8_t cmid[16];
+        uint8_t cmid[PEND_KEY_LEN] = {0}; /* CMID, zero application */
         cmid_of((uint32_t)k, cmid);
         uint8_t v = (uint8_t)op;
         CU_ASSERT_EQUAL(batch_set(&b, cmid, PEND_PUT, &v, 1, 0, &dropped), 0);
@@ -325,9 +344,9 @@ static void test_batch_model(void)
             CU_ASSERT_EQUAL(b.n, (size_t)n);
             for (int i = 0; i < n; i++) {
                 struct pend *e = batch_at(&b, (size_t)i);
-                uint8_t c2[16];
+                uint8_t c2[PEND_KEY_LEN] = {0};
                 cmid_of((uint32_t)order[i], c2);
-                CU_ASSERT(memcmp(e->cmid, c2, 16) == 0);
+                CU_ASSERT(memcmp(e->key, c2, PEND_KEY_LEN) == 0);
                 CU_ASSERT_EQUAL(e->val[0], (uint8_t)val[order[i]]);
                 CU_ASSERT_PTR_EQUAL(batch_find(&b, c2), e);
             }
@@ -336,7 +355,7 @@ static void test_batch_model(void)
     CU_ASSERT_EQUAL(dropped, mdrop);
     /* merge: b2 gets 5 keys, 2 of which are in b; b in front, trimmed */
     for (int i = 0; i < 5; i++) {
-        uint8_t cmid[16], v = 0xAA;
+        uint8_t cmid[PEND_KEY_LEN] = {0}, v = 0xAA;
         cmid_of((uint32_t)(i < 2 ? order[n - 1 - i] : KEYS + i), cmid);
         batch_set(&b2, cmid, PEND_DEL, &v, 0, 0, &dropped);
     }
@@ -346,7 +365,7 @@ static void test_batch_model(void)
     CU_ASSERT_EQUAL(b.n, (size_t)CAP);
     CU_ASSERT_EQUAL(dropped - d0, (uint64_t)(n - 2 + 5 - CAP));
     for (int i = 0; i < 5; i++) {
-        uint8_t cmid[16];
+        uint8_t cmid[PEND_KEY_LEN] = {0}; /* CMID, zero application */
         cmid_of((uint32_t)(i < 2 ? order[n - 1 - i] : KEYS + i), cmid);
         struct pend *e = batch_find(&b, cmid);
         CU_ASSERT(e && e->op == PEND_DEL);
@@ -366,15 +385,15 @@ static void test_put_get_flush(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     struct kr_pin p, q;
     mk_pin(1, 1000, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), KR_ENOENT);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), KR_ENOENT);
     CU_ASSERT_EQUAL(kr_store_pin_put(s, &p), 0);
     CU_ASSERT_EQUAL(kr_store_pending(s), 1);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0); /* from the queue */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0); /* from the queue */
     CU_ASSERT(pin_eq(&p, &q));
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 0);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
     CU_ASSERT_EQUAL(kr_store_pending(s), 0);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0); /* from LMDB */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0); /* from LMDB */
     CU_ASSERT(pin_eq(&p, &q));
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 1);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0); /* empty flush */
@@ -404,25 +423,25 @@ static void test_coalesce_delete(void)
         CU_ASSERT_EQUAL(kr_store_pin_put(s, &p), 0);
     }
     CU_ASSERT_EQUAL(kr_store_pending(s), 1);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0);
     CU_ASSERT_EQUAL(q.activations, 4);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
     struct kr_store_stats st;
     kr_store_stats(s, &st);
     CU_ASSERT_EQUAL(st.pins_written, 1);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0);
     CU_ASSERT_EQUAL(q.activations, 4);
 
     /* delete: hidden while queued, gone after the flush */
-    CU_ASSERT_EQUAL(kr_store_pin_del(s, p.cmid), 0);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), KR_ENOENT);
+    CU_ASSERT_EQUAL(kr_store_pin_del(s, p.cmid, p.app_id), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), KR_ENOENT);
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 1);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), KR_ENOENT);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), KR_ENOENT);
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 0);
     /* put then delete in one batch: the delete wins; deleting the absent is fine */
     CU_ASSERT_EQUAL(kr_store_pin_put(s, &p), 0);
-    CU_ASSERT_EQUAL(kr_store_pin_del(s, p.cmid), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_del(s, p.cmid, p.app_id), 0);
     CU_ASSERT_EQUAL(kr_store_pending(s), 1);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 0);
@@ -458,7 +477,7 @@ static void test_persist(void)
     size_t bad = 0;
     for (uint32_t i = 0; i < 500; i++) {
         mk_pin(i, 5000 + i, &p);
-        if (kr_store_pin_get(s, p.cmid, &q) != 0 || !pin_eq(&p, &q))
+        if (kr_store_pin_get(s, p.cmid, p.app_id, &q) != 0 || !pin_eq(&p, &q))
             bad++;
     }
     CU_ASSERT_EQUAL(bad, 0);
@@ -509,7 +528,7 @@ static void crash_case(int threaded)
     size_t a = 0, b = 0;
     for (uint32_t i = 0; i < 600; i++) {
         mk_pin(i, 1000, &p);
-        if (kr_store_pin_get(s, p.cmid, &q) == 0 && pin_eq(&p, &q))
+        if (kr_store_pin_get(s, p.cmid, p.app_id, &q) == 0 && pin_eq(&p, &q))
             *(i < 300 ? &a : &b) += 1;
     }
     CU_ASSERT_EQUAL(a, 300);
@@ -552,12 +571,12 @@ static void test_map_full(void)
     CU_ASSERT(kr_store_degraded(s));
     CU_ASSERT_EQUAL(kr_store_pending(s), 1000); /* the batch is kept */
     mk_pin(1199, 1, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0); /* queued pins still answer */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0); /* queued pins still answer */
     CU_ASSERT(pin_eq(&p, &q));
     mk_pin(1, 1, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), KR_ENOENT); /* dropped */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), KR_ENOENT); /* dropped */
     mk_pin(0, 1, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0); /* committed one */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0); /* committed one */
     /* more puts during the outage stay bounded; repeated failures are fine */
     for (uint32_t i = 2000; i < 2050; i++) {
         mk_pin(i, 1, &p);
@@ -626,7 +645,9 @@ static void test_degraded_clears(void)
     for (uint32_t i = n - 20; i < n; i++) {
         uint8_t c[16];
         cmid_of(i, c);
-        kr_store_pin_del(s, c);
+        uint8_t app[16];
+        memset(app, 0x55, 16); /* mk_pin's application */
+        kr_store_pin_del(s, c, app);
     }
     CU_ASSERT_EQUAL(kr_store_pending(s), 20);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
@@ -661,10 +682,10 @@ static void disk_full_child(const char *d)
     if (!kr_store_degraded(s))
         _exit(5);
     mk_pin(n - 1, 1, &p);
-    if (kr_store_pin_get(s, p.cmid, &q) != 0) /* still queued, still answered */
+    if (kr_store_pin_get(s, p.cmid, p.app_id, &q) != 0) /* still queued, still answered */
         _exit(6);
     mk_pin(0, 1, &p);
-    if (kr_store_pin_get(s, p.cmid, &q) != 0) /* committed earlier */
+    if (kr_store_pin_get(s, p.cmid, p.app_id, &q) != 0) /* committed earlier */
         _exit(7);
     if (kr_store_flush(s, NULL) == 0) /* still full */
         _exit(8);
@@ -722,12 +743,12 @@ static void test_expire(void)
     CU_ASSERT_EQUAL(steps, 16); /* ceil(1000 / 64) */
     CU_ASSERT_EQUAL(total, 499);
     mk_pin(3, 100, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), KR_ENOENT); /* expiry queued */
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), KR_ENOENT); /* expiry queued */
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 1000);
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
     CU_ASSERT_EQUAL(kr_store_pin_count(s), 501);
     mk_pin(1, 950, &p);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0);
     CU_ASSERT_EQUAL(q.last_seen, 950);
     struct kr_store_stats st;
     kr_store_stats(s, &st);
@@ -742,7 +763,7 @@ static void test_expire(void)
     CU_ASSERT_EQUAL(q_n, 10);
     kr_store_pin_put(s, &p); /* may or may not be among the 10: fine */
     CU_ASSERT_EQUAL(kr_store_flush(s, NULL), 0);
-    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, &q), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_get(s, p.cmid, p.app_id, &q), 0);
     CU_ASSERT_EQUAL(kr_store_close(s), 0);
     rm_rf(d);
 }
@@ -787,7 +808,7 @@ static void test_iter(void)
     }
     for (uint32_t i = 100; i < 150; i++) {
         cmid_of(i, p.cmid);
-        kr_store_pin_del(s, p.cmid);
+        kr_store_pin_del(s, p.cmid, p.app_id);
     }
     for (uint32_t i = 20000; i < 20030; i++) {
         mk_pin(i, 20, &p);
@@ -893,7 +914,7 @@ static void *reader_main(void *arg)
     struct kr_pin p, q;
     for (uint32_t i = 0; !atomic_load(&r->stop); i = (i + 1) % 3000) {
         mk_pin(i, 77, &p);
-        int rc = kr_store_pin_get(r->s, p.cmid, &q);
+        int rc = kr_store_pin_get(r->s, p.cmid, p.app_id, &q);
         if (rc == 0 && pin_eq(&p, &q))
             r->found++;
         else if (rc != KR_ENOENT)
@@ -937,6 +958,259 @@ static void test_background_flush(void)
     rm_rf(d);
 }
 
+/* ---- damaged data.mdb (issue 11 items 1-3) ------------------------------ */
+
+/* A store of n committed pins in a new dir; returns data.mdb's size. */
+static long mk_full_store(char *d, uint32_t n)
+{
+    if (!mk_dir(d))
+        return -1;
+    struct kr_store *s = open_store(d, NULL);
+    if (!s)
+        return -1;
+    struct kr_pin p;
+    for (uint32_t i = 0; i < n; i++) {
+        mk_pin(i, 5000 + i, &p);
+        kr_store_pin_put(s, &p);
+    }
+    kr_store_close(s);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/data.mdb", d);
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static void data_path(const char *d, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/data.mdb", d);
+}
+
+/* Opens in a child (the old code died of SIGBUS there) and reads every pin.
+ * Returns the child's exit code: 100 + -rc of open, 0 when it opened and
+ * read, or 200 + signal when it died. *why gets the refusal text. */
+static int open_in_child(const char *d, char *why, size_t cap)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        struct kr_store *s = NULL;
+        const char *w = NULL;
+        int rc = kr_store_open(d, NULL, &s, &w);
+        if (w && write(pfd[1], w, strlen(w)) < 0)
+            _exit(99);
+        if (rc)
+            _exit(100 - rc);
+        struct kr_pin p, q;
+        for (uint32_t i = 0; i < 2000; i++) {
+            mk_pin(i, 5000 + i, &p);
+            kr_store_pin_get(s, p.cmid, p.app_id, &q);
+        }
+        kr_store_close(s);
+        _exit(0);
+    }
+    close(pfd[1]);
+    ssize_t n = read(pfd[0], why, cap - 1);
+    why[n > 0 ? n : 0] = 0;
+    close(pfd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFSIGNALED(st) ? 200 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+static void test_damaged_open(void)
+{
+    char d[64], path[128], why[2048];
+    long size = mk_full_store(d, 2000);
+    CU_ASSERT_FATAL(size > 64 * 1024);
+    data_path(d, path, sizeof(path));
+    struct kr_store_check c;
+    CU_ASSERT_EQUAL(kr_store_check(d, &c), 0);
+    CU_ASSERT_EQUAL(c.state, KR_STORE_OK);
+    CU_ASSERT_EQUAL(c.file_size, (uint64_t)size);
+    CU_ASSERT(c.need_size <= c.file_size && c.page_size >= 512);
+
+    /* cut to 8 KiB, then to half: refused, says truncated and what to do */
+    long cuts[2] = {8192, size / 2};
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL_FATAL(truncate(path, cuts[i]), 0);
+        CU_ASSERT_EQUAL(kr_store_check(d, &c), KR_EMALF);
+        CU_ASSERT_EQUAL(c.state, KR_STORE_DAMAGED);
+        CU_ASSERT_EQUAL(open_in_child(d, why, sizeof(why)), 100 - KR_EMALF);
+        CU_ASSERT_PTR_NOT_NULL(strstr(why, "truncated"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(why, "kmsrelayctl store set-aside --state-dir"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(why, d));
+    }
+    /* zero length: damage, not a new empty store */
+    CU_ASSERT_EQUAL_FATAL(truncate(path, 0), 0);
+    CU_ASSERT_EQUAL(open_in_child(d, why, sizeof(why)), 100 - KR_EMALF);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "empty (0 bytes)"));
+    struct stat st;
+    CU_ASSERT(stat(path, &st) == 0 && st.st_size == 0); /* left as found */
+    /* no data.mdb at all: a new store */
+    CU_ASSERT_EQUAL(unlink(path), 0);
+    CU_ASSERT_EQUAL(kr_store_check(d, &c), 0);
+    CU_ASSERT_EQUAL(c.state, KR_STORE_ABSENT);
+    CU_ASSERT_EQUAL(open_in_child(d, why, sizeof(why)), 0);
+    rm_rf(d);
+}
+
+/* Overwrites `n` bytes at `off` of data.mdb. */
+static void poke(const char *path, long off, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fseek(f, off, SEEK_SET);
+    CU_ASSERT_EQUAL(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+/* Offset of the meta page LMDB uses (the one with the larger txnid). */
+static long newest_meta(const char *path, long psize)
+{
+    uint64_t t[2] = {0, 0};
+    FILE *f = fopen(path, "rb");
+    for (int i = 0; f && i < 2; i++) {
+        fseek(f, i * psize + 144, SEEK_SET);
+        if (fread(&t[i], 8, 1, f) != 1)
+            t[i] = 0;
+    }
+    if (f)
+        fclose(f);
+    return t[1] > t[0] ? psize : 0;
+}
+
+static void test_damaged_meta(void)
+{
+    /* what to write where (offsets inside the newest meta page) and the
+     * text the refusal must carry */
+    static const struct {
+        long off;
+        uint8_t bytes[8];
+        size_t n;
+        const char *want;
+        int rc;
+    } cases[] = {
+        {136, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00}, 8, "last page number", KR_EMALF},
+        {136, {0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00}, 8, "truncated", KR_EMALF},
+        {128, {0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00}, 8, "root page", KR_EMALF},
+        {16, {0xde, 0xc0, 0xad, 0x0b}, 4, "magic", KR_EMALF},
+        {20, {0x07}, 1, "data format version", KR_EUNSUP},
+        {40, {0x00, 0x03}, 2, "page size", KR_EMALF},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char d[64], path[128], why[2048];
+        CU_ASSERT_FATAL(mk_full_store(d, 300) > 0);
+        data_path(d, path, sizeof(path));
+        struct kr_store_check c;
+        CU_ASSERT_EQUAL_FATAL(kr_store_check(d, &c), 0);
+        long m = newest_meta(path, c.page_size);
+        poke(path, m + cases[i].off, cases[i].bytes, cases[i].n);
+        CU_ASSERT_EQUAL(kr_store_check(d, &c), cases[i].rc);
+        int got = open_in_child(d, why, sizeof(why));
+        CU_ASSERT_EQUAL(got, 100 - cases[i].rc);
+        if (!strstr(why, cases[i].want) || got != 100 - cases[i].rc)
+            fprintf(stderr, "meta case %zu: exit %d, %s\n", i, got, why);
+        CU_ASSERT_PTR_NOT_NULL(strstr(why, cases[i].want));
+        CU_ASSERT_PTR_NULL(strstr(why, "Cannot allocate memory"));
+        rm_rf(d);
+    }
+}
+
+/* data.mdb cut under an open store: no crash, lookups fail with KR_EIO,
+ * writes stay queued, flushes fail and say why, and it stays that way. */
+static void test_truncated_while_open(void)
+{
+    char d[64], path[128];
+    long size = mk_full_store(d, 3000);
+    CU_ASSERT_FATAL(size > 0);
+    data_path(d, path, sizeof(path));
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct kr_store *s = open_store(d, NULL);
+        struct kr_pin p, q;
+        mk_pin(1, 5001, &p);
+        if (!s || kr_store_pin_get(s, p.cmid, p.app_id, &q) != 0)
+            _exit(2);
+        if (truncate(path, size / 2) != 0)
+            _exit(3);
+        int bad = 0;
+        for (uint32_t i = 0; i < 3000; i++) {
+            mk_pin(i, 5000 + i, &p);
+            int rc = kr_store_pin_get(s, p.cmid, p.app_id, &q);
+            bad += rc != KR_EIO;
+        }
+        if (bad || !kr_store_damaged(s))
+            _exit(4);
+        /* found by lookups alone: the stats already say so (the daemon's
+         * commit alarm reads them) */
+        struct kr_store_stats s0;
+        kr_store_stats(s, &s0);
+        if (!s0.degraded || s0.commit_failures != 1 || !strstr(s0.last_why, "truncated"))
+            _exit(9);
+        mk_pin(7, 9999, &p);
+        const char *why = NULL;
+        if (kr_store_pin_put(s, &p) != 0 || kr_store_flush(s, &why) != KR_EIO || !why ||
+            !strstr(why, "truncated") || kr_store_pending(s) != 1)
+            _exit(5);
+        if (kr_store_pin_get(s, p.cmid, p.app_id, &q) != 0 || q.last_seen != 9999)
+            _exit(6); /* queued pins still answer */
+        struct kr_store_stats st;
+        kr_store_stats(s, &st);
+        if (!st.degraded || st.last_error != KR_EIO)
+            _exit(7);
+        _exit(kr_store_close(s) == KR_EIO ? 0 : 8);
+    }
+    int st = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        fprintf(stderr, "truncated-while-open child: status 0x%x\n", st);
+    rm_rf(d);
+}
+
+/* The SIGBUS path itself: a read of the map beyond the end of the file (the
+ * race the fstat check cannot close) is caught, not fatal. */
+static void test_sigbus_guard(void)
+{
+    char d[64], path[128];
+    long size = mk_full_store(d, 3000);
+    CU_ASSERT_FATAL(size > 0);
+    data_path(d, path, sizeof(path));
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct kr_store *s = open_store(d, NULL);
+        if (!s)
+            _exit(2);
+        volatile const uint8_t *m = store_guard_map(s); /* NULL: the guard is off */
+        if (!m || truncate(path, 8192) != 0)
+            _exit(3);
+        uint8_t x = m[size - 100]; /* beyond the new end: SIGBUS */
+        if (x != 0 || !store_guard_tripped(s) || !kr_store_damaged(s))
+            _exit(4);
+        struct kr_pin p, q;
+        mk_pin(1, 5001, &p);
+        if (kr_store_pin_get(s, p.cmid, p.app_id, &q) != KR_EIO)
+            _exit(5);
+        kr_store_close(s);
+        /* a SIGBUS elsewhere still kills */
+        signal(SIGALRM, SIG_DFL);
+        raise(SIGBUS);
+        _exit(6);
+    }
+    int st = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    /* killed by the last SIGBUS (or, under ASan, by its report: exit 1 or
+     * SIGABRT, depending on ASAN_OPTIONS) */
+    bool died = WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    CU_ASSERT(died);
+    if (!died)
+        fprintf(stderr, "sigbus child: status 0x%x\n", st);
+    rm_rf(d);
+}
+
 static void test_open_errors(void)
 {
     struct kr_store *s = NULL;
@@ -968,4 +1242,8 @@ KR_SUITE(store)
     CU_add_test(s, "hosts and kv", test_hosts_kv);
     CU_add_test(s, "background flusher with a concurrent reader", test_background_flush);
     CU_add_test(s, "open errors", test_open_errors);
+    CU_add_test(s, "damaged data.mdb: truncated, empty", test_damaged_open);
+    CU_add_test(s, "damaged meta pages", test_damaged_meta);
+    CU_add_test(s, "data.mdb truncated under an open store", test_truncated_while_open);
+    CU_add_test(s, "SIGBUS in the map is caught", test_sigbus_guard);
 }

@@ -1,4 +1,4 @@
-/* testutil.c - loading the shared conversation vectors for the unit suites. */
+/* testutil.c - loading the conversation vectors (tests/vectors/) for the unit suites. */
 #include "testutil.h"
 
 #include <dirent.h>

@@ -1,6 +1,6 @@
 /*
  * testutil.h - shared helpers for the CUnit suites: the conversation
- * vectors of shared/vectors/ loaded into memory.
+ * vectors of tests/vectors/ loaded into memory.
  *
  * Ownership: kr_vec_load_all() allocates everything; kr_vec_free_all()
  * releases it. `expect` is a borrowed jansson node inside `root`.

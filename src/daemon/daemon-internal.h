@@ -1,0 +1,71 @@
+/*
+ * daemon-internal.h - shared by the files of src/daemon:
+ *
+ *   daemon.c   create / apply / stop / destroy
+ *   main.c     kr_daemon_main: load, -n, --report, signals, the loop, reload
+ *   state.c    the pin store: open (state_dir created 0750), commit alarms
+ *   dnsenv.c   the DNS service's view of the relay (struct kr_dns_env)
+ *   notes.c    start-up and reload notes: public listeners, the port file,
+ *              multi-line errors as log lines
+ *
+ * Ownership: struct kr_daemon owns every pointer in it.
+ */
+#ifndef KR_DAEMON_INTERNAL_H
+#define KR_DAEMON_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "daemon/daemon.h"
+#include "dnsservice/dnsservice.h"
+#include "kmsrelay/store.h"
+
+struct kr_daemon {
+    struct kr_daemon_opts opts;
+    struct event_base *base;
+    struct kr_conf *conf; /* the configuration in force (owned) */
+    struct kr_store *store;
+    struct kr_relay *relay; /* borrows store and conf */
+    struct kr_dns *dns;     /* borrows the relay through dns_env */
+    struct kr_dns_env dns_env;
+    struct kr_audit_periodic *audit;   /* borrows the store */
+    struct kr_metrics_server *metrics; /* NULL when metrics are off */
+    struct kr_control *control;        /* NULL when the control socket failed */
+    struct event *commit_timer;        /* state.c */
+    bool commit_alarm;
+    uint64_t commit_failures_seen;
+    struct event *sig_hup, *sig_term, *sig_int, *sig_xcpu, *stop_timer;
+    uint64_t stop_deadline_us;
+    bool stopping;
+    struct kr_offload *reload;     /* main.c: a SIGHUP reload being parsed */
+    struct reload_job *reload_job; /* ... and its state */
+};
+
+/* main.c: the one reload path, for SIGHUP and POST /v1/reload: load,
+ * validate, apply. 0, KR_EUNSUP (no file to read), KR_ECONFIG (every
+ * error in err, one per line) or the apply error. */
+int kr_daemon_reload(struct kr_daemon *d, char *err, size_t errlen);
+/* Stops a SIGHUP reload in progress (destroy): waits for its parse, drops it. */
+void daemon_reload_cancel(struct kr_daemon *d);
+
+/* preflight.c: the start's checks without side effects (-n). 0, or KR_E*
+ * with the problem in err. */
+int daemon_preflight(const struct kr_conf *c, char *err, size_t errlen);
+
+/* state.c */
+int daemon_store_open(struct kr_daemon *d, char *err, size_t errlen);
+void daemon_store_watch(struct kr_daemon *d); /* arms the commit watch */
+void daemon_store_close(struct kr_daemon *d);
+
+/* dnsenv.c */
+void daemon_dns_env(struct kr_daemon *d, struct kr_dns_env *env);
+
+/* notes.c */
+void daemon_log_lines(int level, const char *event, const char *text);
+void daemon_warn_public(const struct kr_conf *c);
+void daemon_write_port_file(struct kr_daemon *d);
+void daemon_init_log(const struct kr_conf *c, bool debug);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * server.c - the metrics HTTP listener: libevent's evhttp on the daemon's
+ * own event base, answering GET/HEAD /metrics with the text exposition and
+ * everything else with 404 (other methods get evhttp's 501).
+ *
+ * The socket is created here (not by evhttp_bind_socket) so that IPv6 gets
+ * V6ONLY, the bound port can be logged (port 0 in tests), and a bind error
+ * reaches the operator as errno text.
+ *
+ * Ownership: the server borrows the relay; kr_metrics_server_free() must run
+ * before the relay is destroyed (it also joins the pin-count thread, which
+ * borrows the relay's store).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "kmsrelay/conf.h"
+#include "kmsrelay/err.h"
+#include "kmsrelay/fdguard.h"
+#include "kmsrelay/log.h"
+#include "kmsrelay/netaddr.h"
+#include "exposition/exposition-internal.h"
+
+#define MX_TIMEOUT_S 10
+#define MX_MAX_HEADERS 8192
+
+struct kr_metrics_server {
+    struct evhttp *http;
+    struct kr_fd_guard *guard; /* fdguard.h: cap, header deadline, EMFILE */
+    struct kr_relay *relay;
+    char listen[KR_CONF_NAME_MAX]; /* as configured */
+    char bound[KR_ADDRSTRLEN];     /* actual address */
+};
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "%s", text);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    evhttp_send_reply(req, code, reason, b);
+    evbuffer_free(b);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct kr_metrics_server *m = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+    if (!path || (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0)) {
+        reply_text(req, HTTP_NOTFOUND, "Not Found", "not found: try /metrics\n");
+        return;
+    }
+    if (strcmp(path, "/") == 0) {
+        reply_text(req, HTTP_OK, "OK", "kmsrelayd: metrics at /metrics\n");
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b || kr_metrics_render(m->relay, b) != 0) {
+        if (b)
+            evbuffer_free(b);
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, HTTP_OK, "OK", b);
+    evbuffer_free(b);
+}
+
+/* A non-blocking listening socket on a; returns the fd or -1 (errno set). */
+static int listen_on(const struct kr_addr *a)
+{
+    int one = 1, fam = a->ss.ss_family;
+    int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (fam == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 || listen(fd, 64) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int kr_metrics_server_start(struct event_base *base, struct kr_relay *r, const struct kr_conf *conf,
+                            struct kr_metrics_server **out, char *err, size_t errlen)
+{
+    struct kr_addr a;
+    const char *why = "";
+    struct sockaddr_storage got;
+    socklen_t gl = sizeof(got);
+
+    *out = NULL;
+    if (!conf->metrics_listen[0])
+        return 0;
+    if (kr_addr_parse(conf->metrics_listen, AF_INET, &a, &why) != 0) {
+        snprintf(err, errlen, "metrics.listen \"%s\": %s", conf->metrics_listen, why);
+        return KR_EINVAL;
+    }
+    struct kr_metrics_server *m = calloc(1, sizeof(*m));
+    if (!m || !(m->http = evhttp_new(base))) {
+        free(m);
+        snprintf(err, errlen, "metrics: out of memory");
+        return KR_ENOMEM;
+    }
+    int fd = listen_on(&a);
+    struct evhttp_bound_socket *bound =
+        fd < 0 ? NULL : evhttp_accept_socket_with_handle(m->http, fd);
+    /* its own connection cap, a header deadline, a pause on EMFILE */
+    if (bound)
+        m->guard = kr_fd_guard_evhttp(m->http, bound, "metrics", KR_METRICS_MAX_CONNS,
+                                      MX_TIMEOUT_S * 1000, NULL, NULL);
+    if (fd < 0 || !bound || !m->guard) {
+        snprintf(err, errlen, "metrics: cannot listen on %s: %s", conf->metrics_listen,
+                 fd < 0 ? strerror(errno) : "evhttp refused the socket");
+        if (fd >= 0 && !bound)
+            close(fd); /* else evhttp_free closes it */
+        evhttp_free(m->http);
+        free(m);
+        return KR_EIO;
+    }
+    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_timeout(m->http, MX_TIMEOUT_S);
+    evhttp_set_max_headers_size(m->http, MX_MAX_HEADERS);
+    evhttp_set_max_body_size(m->http, 0);
+    evhttp_set_gencb(m->http, on_request, m);
+    m->relay = r;
+    snprintf(m->listen, sizeof(m->listen), "%s", conf->metrics_listen);
+    if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0)
+        kr_addr_format((const struct sockaddr *)&got, m->bound);
+    kr_log(KR_LOG_INFO, "event=metrics_listen addr=%s path=/metrics", m->bound);
+    *out = m;
+    return 0;
+}
+
+const char *kr_metrics_server_addr(const struct kr_metrics_server *m)
+{
+    return m ? m->bound : "";
+}
+
+void kr_metrics_server_free(struct kr_metrics_server *m)
+{
+    mx_pins_join();
+    if (!m)
+        return;
+    kr_fd_guard_stop(m->guard);
+    evhttp_free(m->http);
+    kr_fd_guard_free(m->guard);
+    free(m);
+}
+
+int kr_metrics_server_apply(struct kr_metrics_server **m, struct event_base *base,
+                            struct kr_relay *r, const struct kr_conf *conf, char *err,
+                            size_t errlen)
+{
+    struct kr_metrics_server *old = *m, *nw = NULL;
+    const char *want = conf->metrics_listen;
+
+    if (old && strcmp(old->listen, want) == 0) {
+        old->relay = r;
+        return 0;
+    }
+    if (!want[0]) {
+        if (old)
+            kr_log(KR_LOG_INFO, "event=metrics_stop addr=%s", old->bound);
+        kr_metrics_server_free(old);
+        *m = NULL;
+        return 0;
+    }
+    int rc = kr_metrics_server_start(base, r, conf, &nw, err, errlen);
+    if (rc == KR_EIO && old) {
+        /* The new address may overlap the old one (same port): free it first. */
+        kr_metrics_server_free(old);
+        *m = old = NULL;
+        rc = kr_metrics_server_start(base, r, conf, &nw, err, errlen);
+    }
+    if (rc != 0)
+        return rc;
+    kr_metrics_server_free(old);
+    *m = nw;
+    return 0;
+}
