@@ -161,6 +161,19 @@ def credential_errors(x):
         f.write(conf)
     rc, out = ctl(x, "check", env=dict(x.env, KRB5_CONFIG=bad_conf))
     check(rc == 1 and "no KDC of realm CORP.TEST answered" in out, "KDC unreachable: %s" % out)
+    # kmsrelayd -n checks each gss zone's keytab like a TSIG key file.
+    for kt, want in ((loose, "chmod 600"), (x.other_keytab, "is not in keytab"),
+                     (x.keytab, None)):
+        conf = x.h.path("n.conf")
+        rl.write(conf, rl.conf_text(x.h, [rl.host_entry("kms-x", 1)],
+                                    extra=gss_block(kt, x.principal)))
+        r = subprocess.run([krtest.binpath("kmsrelayd"), "-n", "-c", conf], capture_output=True,
+                           env=x.env, timeout=60)
+        out = (r.stdout + r.stderr).decode("utf-8", "replace")
+        if want:
+            check(r.returncode != 0 and want in out, "kmsrelayd -n with %s: %s" % (kt, out))
+        else:
+            check(r.returncode == 0, "kmsrelayd -n with a good keytab: %s" % out)
     for o in (out,):
         check("krbtgt" not in o.lower() or "ticket" in o, "ticket material in output")
 
