@@ -76,6 +76,7 @@ int kr_daemon_create(struct event_base *base, const struct kr_daemon_opts *o, st
         kr_daemon_destroy(d);
         return rc;
     }
+    kr_metrics_server_set_dns(d->metrics, d->dns); /* for the status page */
     start_control(d);
     *out = d;
     return 0;
@@ -111,6 +112,7 @@ int kr_daemon_apply(struct kr_daemon *d, struct kr_conf *nc, char *err, size_t e
         kr_log(KR_LOG_ERR, "event=reload metrics=failed reason=%s",
                kr_logfmt_value(merr, q, sizeof(q)));
     }
+    kr_metrics_server_set_dns(d->metrics, d->dns);
     return 0;
 }
 

@@ -5,7 +5,7 @@
  *              label escaping, numbers
  *   render.c   kr_metrics_render(): every metric, in a fixed order
  *   pins.c     pins per host, counted off the event loop
- *   server.c   the evhttp listener
+ *   server.c   the evhttp listener: /metrics, and /status (status.h)
  */
 #ifndef KR_EXPOSITION_INTERNAL_H
 #define KR_EXPOSITION_INTERNAL_H
@@ -35,6 +35,11 @@ void mx_pins_refresh(struct event_base *base, struct kr_store *s);
 void mx_pins_render(struct evbuffer *b);
 /* Cancels a running count and waits for it to stop (shutdown, tests). */
 void mx_pins_join(void);
+/* For the status page: the host's pins in the last finished count (false
+ * when it has none there or no count finished yet), and that count's time
+ * (unix s, 0 = none yet). */
+bool mx_pins_of(const char *host, uint64_t *n);
+int64_t mx_pins_when(void);
 /* Forgets the last count (tests). */
 void mx_pins_reset(void);
 

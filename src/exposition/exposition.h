@@ -5,7 +5,8 @@
  * say at scrape time, and a small HTTP server (libevent evhttp on the
  * daemon's event base) answering GET /metrics on a configurable TCP
  * address (config `metrics { listen = "127.0.0.1:9688"; }`, off when
- * unset). It sits above the modules it reads (relay, store, DNS, audit).
+ * unset), and GET /status, a read-only HTML status page (status.h). It sits above the modules it
+ * reads (relay, store, DNS, audit).
  *
  * The full list with HELP texts is in render.c and in kmsrelayd(8).
  *
@@ -32,7 +33,7 @@ struct kr_metrics_server;
 int kr_metrics_render(struct kr_relay *r, struct evbuffer *out);
 
 /*
- * Starts serving GET /metrics (and GET / with a link) on conf->metrics_listen
+ * Starts serving GET /metrics and /status (and GET / redirecting there) on conf->metrics_listen
  * when it is set; *out stays NULL when metrics are off. Logs
  * "event=metrics_listen addr=IP:PORT" with the bound port (port 0 picks
  * one). Errors (bind failure ...) return KR_EIO with a message in err.
@@ -45,6 +46,12 @@ int kr_metrics_server_start(struct event_base *base, struct kr_relay *r, const s
 int kr_metrics_server_apply(struct kr_metrics_server **m, struct event_base *base,
                             struct kr_relay *r, const struct kr_conf *conf, char *err,
                             size_t errlen);
+
+/* The DNS service whose state the status page shows (borrowed; may be
+ * NULL). A server made by kr_metrics_server_apply() has none until it is
+ * set again. NULL m is fine. */
+struct kr_dns;
+void kr_metrics_server_set_dns(struct kr_metrics_server *m, struct kr_dns *dns);
 
 /* The bound address, "127.0.0.1:9688" (for status and tests). */
 const char *kr_metrics_server_addr(const struct kr_metrics_server *m);

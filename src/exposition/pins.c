@@ -175,6 +175,21 @@ void mx_pins_render(struct evbuffer *b)
                 NULL);
 }
 
+bool mx_pins_of(const char *host, uint64_t *n)
+{
+    for (size_t i = 0; last && i < last->n; i++)
+        if (strcmp(last->v[i].host, host) == 0) {
+            *n = last->v[i].n;
+            return true;
+        }
+    return false;
+}
+
+int64_t mx_pins_when(void)
+{
+    return last_at > 0 ? last_at : 0;
+}
+
 void mx_pins_reset(void)
 {
     mx_pins_join();

@@ -1,15 +1,17 @@
 /*
  * server.c - the metrics HTTP listener: libevent's evhttp on the daemon's
- * own event base, answering GET/HEAD /metrics with the text exposition and
- * everything else with 404 (other methods get evhttp's 501).
+ * own event base, answering GET/HEAD /metrics with the text exposition,
+ * /status with the read-only status page (status.h), / with a redirect to
+ * /status, and everything else with 404 (other methods get evhttp's 501).
  *
  * The socket is created here (not by evhttp_bind_socket) so that IPv6 gets
  * V6ONLY, the bound port can be logged (port 0 in tests), and a bind error
  * reaches the operator as errno text.
  *
- * Ownership: the server borrows the relay; kr_metrics_server_free() must run
- * before the relay is destroyed (it also joins the pin-count thread, which
- * borrows the relay's store).
+ * Ownership: the server borrows the relay and the DNS service;
+ * kr_metrics_server_free() must run before either is destroyed (it also
+ * joins the pin count and the status page's report build, which borrow the
+ * relay's store).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -29,7 +31,10 @@
 #include "kmsrelay/fdguard.h"
 #include "kmsrelay/log.h"
 #include "kmsrelay/netaddr.h"
+#include "dnsservice/dnsservice.h"
 #include "exposition/exposition-internal.h"
+#include "exposition/status.h"
+#include "relay/relay.h"
 
 #define MX_TIMEOUT_S 10
 #define MX_MAX_HEADERS 8192
@@ -38,8 +43,10 @@ struct kr_metrics_server {
     struct evhttp *http;
     struct kr_fd_guard *guard; /* fdguard.h: cap, header deadline, EMFILE */
     struct kr_relay *relay;
-    char listen[KR_CONF_NAME_MAX]; /* as configured */
-    char bound[KR_ADDRSTRLEN];     /* actual address */
+    struct kr_dns *dns;             /* NULL until kr_metrics_server_set_dns */
+    struct mx_report_cache *report; /* the status page's */
+    char listen[KR_CONF_NAME_MAX];  /* as configured */
+    char bound[KR_ADDRSTRLEN];      /* actual address */
 };
 
 static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
@@ -56,17 +63,58 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
     evbuffer_free(b);
 }
 
+/* The status page. The report it shows is built off the loop; this view
+ * shows the last one and may ask for a new one (status_report.c). */
+static void send_status(struct kr_metrics_server *m, struct evhttp_request *req)
+{
+    struct mx_page pg = {.relay = m->relay, .now = kr_wall_s()};
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+    mx_report_cache_refresh(m->report, m->relay);
+    if (m->relay)
+        mx_pins_refresh(m->relay->base, m->relay->store);
+    pg.report = mx_report_cache_get(m->report, &pg.report_at, &pg.report_err);
+    pg.report_busy = mx_report_cache_busy(m->report);
+    json_t *dns = m->dns ? kr_dns_status_json(m->dns) : NULL;
+    pg.dns = dns;
+    struct evbuffer *b = evbuffer_new();
+    int rc = b ? mx_status_page(b, &pg) : KR_ENOMEM;
+    json_decref(dns);
+    if (rc != 0) {
+        if (b)
+            evbuffer_free(b);
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    /* Defence in depth beside the escaping: no script, no fetch, no frame. */
+    evhttp_add_header(h, "Content-Security-Policy",
+                      "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+                      "form-action 'none'; base-uri 'none'");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+    evhttp_send_reply(req, HTTP_OK, "OK", b);
+    evbuffer_free(b);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct kr_metrics_server *m = arg;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
-    if (!path || (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0)) {
-        reply_text(req, HTTP_NOTFOUND, "Not Found", "not found: try /metrics\n");
+    if (path && strcmp(path, "/status") == 0) {
+        send_status(m, req);
         return;
     }
-    if (strcmp(path, "/") == 0) {
-        reply_text(req, HTTP_OK, "OK", "kmsrelayd: metrics at /metrics\n");
+    if (path && strcmp(path, "/") == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", "/status");
+        reply_text(req, HTTP_MOVETEMP, "Found",
+                   "kmsrelayd: status at /status, metrics at /metrics\n");
+        return;
+    }
+    if (!path || strcmp(path, "/metrics") != 0) {
+        reply_text(req, HTTP_NOTFOUND, "Not Found", "not found: try /status or /metrics\n");
         return;
     }
     struct evbuffer *b = evbuffer_new();
@@ -117,7 +165,9 @@ int kr_metrics_server_start(struct event_base *base, struct kr_relay *r, const s
         return KR_EINVAL;
     }
     struct kr_metrics_server *m = calloc(1, sizeof(*m));
-    if (!m || !(m->http = evhttp_new(base))) {
+    if (!m || !(m->report = mx_report_cache_new()) || !(m->http = evhttp_new(base))) {
+        if (m)
+            mx_report_cache_free(m->report);
         free(m);
         snprintf(err, errlen, "metrics: out of memory");
         return KR_ENOMEM;
@@ -135,6 +185,7 @@ int kr_metrics_server_start(struct event_base *base, struct kr_relay *r, const s
         if (fd >= 0 && !bound)
             close(fd); /* else evhttp_free closes it */
         evhttp_free(m->http);
+        mx_report_cache_free(m->report);
         free(m);
         return KR_EIO;
     }
@@ -147,9 +198,15 @@ int kr_metrics_server_start(struct event_base *base, struct kr_relay *r, const s
     snprintf(m->listen, sizeof(m->listen), "%s", conf->metrics_listen);
     if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0)
         kr_addr_format((const struct sockaddr *)&got, m->bound);
-    kr_log(KR_LOG_INFO, "event=metrics_listen addr=%s path=/metrics", m->bound);
+    kr_log(KR_LOG_INFO, "event=metrics_listen addr=%s path=/metrics status=/status", m->bound);
     *out = m;
     return 0;
+}
+
+void kr_metrics_server_set_dns(struct kr_metrics_server *m, struct kr_dns *dns)
+{
+    if (m)
+        m->dns = dns;
 }
 
 const char *kr_metrics_server_addr(const struct kr_metrics_server *m)
@@ -165,6 +222,7 @@ void kr_metrics_server_free(struct kr_metrics_server *m)
     kr_fd_guard_stop(m->guard);
     evhttp_free(m->http);
     kr_fd_guard_free(m->guard);
+    mx_report_cache_free(m->report); /* waits for a build: before the store closes */
     free(m);
 }
 

@@ -76,7 +76,10 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         l->pauses = 0;
     }
     bool fd_ok = kr_fd_within_budget(fd);
-    if (!fd_ok || r->stats.conns_open >= client_cap) {
+    /* a cap that is just clients.max_connections is limits.c's to refuse,
+     * with its own reason */
+    bool over = client_cap < r->conf->max_connections && r->stats.conns_open >= client_cap;
+    if (!fd_ok || over) {
         uint64_t dropped = 0;
         r->stats.conns_limited++;
         if (kr_fd_log_allowed(&dropped)) {
