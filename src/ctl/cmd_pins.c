@@ -143,29 +143,25 @@ int ctl_cmd_pin(const struct ctl_opts *o0, int argc, char **argv)
     return CTL_EXIT_OK;
 }
 
-int ctl_cmd_rebalance(const struct ctl_opts *o0, int argc, char **argv)
+/* rebalance's options: --json, --dry-run/-n, --max N. 0 or CTL_EXIT_USAGE. */
+static int rebalance_args(struct ctl_opts *o, int argc, char **argv, long long *max, bool *dry)
 {
-    struct ctl_opts o = *o0;
     struct ctl_argv a = {argc, argv, 0};
-    long long max = 100;
-    bool dry = false, missing = false;
+    bool missing = false;
     const char *v;
-    json_t *r, *body;
-    int rc;
-
     while (a.i < argc) {
         if (ctl_opt_flag(&a, "--json")) {
-            o.json = 1;
+            o->json = 1;
         } else if (ctl_opt_flag(&a, "--dry-run") || ctl_opt_flag(&a, "-n")) {
-            dry = true;
+            *dry = true;
         } else if ((v = ctl_opt_value(&a, "--max", &missing))) {
             char *end;
-            max = strtoll(v, &end, 10);
-            if (*end || !*v || max < 0 || max > 100000) {
+            *max = strtoll(v, &end, 10);
+            if (*end || !*v || *max < 0 || *max > 100000) {
                 fprintf(stderr, "kmsrelayctl: --max: a whole number from 0 to 100000\n");
                 return CTL_EXIT_USAGE;
             }
-        } else {
+        } else if (!missing) {
             fprintf(stderr, "usage: kmsrelayctl rebalance [--max N] [--dry-run]\n");
             return CTL_EXIT_USAGE;
         }
@@ -174,45 +170,41 @@ int ctl_cmd_rebalance(const struct ctl_opts *o0, int argc, char **argv)
             return CTL_EXIT_USAGE;
         }
     }
-    if (missing) {
-        fprintf(stderr, "kmsrelayctl: --max needs a value\n");
-        return CTL_EXIT_USAGE;
-    }
-    body = json_pack("{s:I,s:b}", "max", (json_int_t)max, "dry_run", dry);
-    rc = ctl_call(&o, "POST", "/v1/rebalance", body, &r);
-    json_decref(body);
-    if (rc != 0)
-        return rc;
-    if (o.json) {
-        ctl_print_json(r);
-        json_decref(r);
-        return CTL_EXIT_OK;
-    }
-    /* a move is a machine's applications on one host, moved together */
+    return 0;
+}
+
+/* The planned or done moves: a machine's applications on one host, moved
+ * together. */
+static void print_moves(const json_t *moves)
+{
     static const char *const hm[] = {"CMID", "WORKSTATION", "LAST SEEN", "FROM", "TO"};
-    static const char *const hh[] = {"HOST", "WEIGHT", "ROLE", "PINS BEFORE", "AFTER", "SHARE"};
-    const json_t *moves = json_object_get(r, "moves"), *hosts = json_object_get(r, "hosts"), *e;
+    static const char *const keys[] = {"cmid", "workstation", "last_seen", "from", "to"};
+    const json_t *e;
     size_t i;
-    if (json_array_size(moves)) {
-        struct ctl_table *t = ctl_table_new(5, hm);
-        json_array_foreach(moves, i, e)
-        {
-            char b[5][80];
-            const char *row[5];
-            const char *keys[] = {"cmid", "workstation", "last_seen", "from", "to"};
-            for (int k = 0; k < 5; k++) {
-                char tmp[32];
-                snprintf(b[k], sizeof(b[k]), "%s", ctl_jstr(e, keys[k], tmp, sizeof(tmp)));
-                row[k] = b[k][0] ? b[k] : "-";
-            }
-            if (json_is_string(json_object_get(e, "skipped")))
-                snprintf(b[4], sizeof(b[4]), "(skipped: changed meanwhile)");
-            ctl_table_add(t, row);
+    struct ctl_table *t = ctl_table_new(5, hm);
+    json_array_foreach(moves, i, e)
+    {
+        char b[5][256];
+        const char *row[5];
+        for (int k = 0; k < 5; k++) {
+            ctl_jstr(e, keys[k], b[k], sizeof(b[k]));
+            row[k] = b[k][0] ? b[k] : "-";
         }
-        ctl_table_print(t, stdout);
-        ctl_table_free(t);
-        printf("\n");
+        if (json_is_string(json_object_get(e, "skipped")))
+            snprintf(b[4], sizeof(b[4]), "(skipped: changed meanwhile)");
+        ctl_table_add(t, row);
     }
+    ctl_table_print(t, stdout);
+    ctl_table_free(t);
+    printf("\n");
+}
+
+/* Each host's pins before and after, against its share by weight. */
+static void print_rebalance_hosts(const json_t *hosts)
+{
+    static const char *const hh[] = {"HOST", "WEIGHT", "ROLE", "PINS BEFORE", "AFTER", "SHARE"};
+    const json_t *e;
+    size_t i;
     struct ctl_table *t = ctl_table_new(6, hh);
     json_array_foreach(hosts, i, e)
     {
@@ -235,6 +227,31 @@ int ctl_cmd_rebalance(const struct ctl_opts *o0, int argc, char **argv)
             ctl_table_right(t, c);
     ctl_table_print(t, stdout);
     ctl_table_free(t);
+}
+
+int ctl_cmd_rebalance(const struct ctl_opts *o0, int argc, char **argv)
+{
+    struct ctl_opts o = *o0;
+    long long max = 100;
+    bool dry = false;
+    json_t *r, *body;
+    int rc = rebalance_args(&o, argc, argv, &max, &dry);
+    if (rc != 0)
+        return rc;
+    body = json_pack("{s:I,s:b}", "max", (json_int_t)max, "dry_run", dry);
+    rc = ctl_call(&o, "POST", "/v1/rebalance", body, &r);
+    json_decref(body);
+    if (rc != 0)
+        return rc;
+    if (o.json) {
+        ctl_print_json(r);
+        json_decref(r);
+        return CTL_EXIT_OK;
+    }
+    const json_t *moves = json_object_get(r, "moves");
+    if (json_array_size(moves))
+        print_moves(moves);
+    print_rebalance_hosts(json_object_get(r, "hosts"));
     if (json_is_true(json_object_get(r, "dry_run")))
         printf("\ndry run: would move %lld pin(s); nothing changed\n", ctl_jint(r, "planned"));
     else

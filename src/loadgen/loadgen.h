@@ -112,6 +112,9 @@ struct lg_config {
  * --list-products done), 2 on a usage error (message already printed). */
 int lg_options_parse(int argc, char **argv, struct lg_config *cfg);
 void lg_config_free(struct lg_config *cfg);
+/* app.c: the whole run after option parsing; takes *cfg (frees it). The
+ * exit status: 0 every activation ok, 1 errors, 2 an output cannot open. */
+int lg_main(struct lg_config *cfg);
 
 /* A simulated client and what happened to it. */
 struct lg_client {

@@ -190,14 +190,19 @@ fail:
     return KR_EIO;
 }
 
+uint64_t kr_relay_fd_reserve(const struct kr_conf *c)
+{
+    uint32_t pool = c->pool_size ? c->pool_size : 1;
+    /* each host: its pool and one health check; discovered hosts too */
+    uint64_t hosts = c->n_hosts + (c->n_discover ? KR_CONF_MAX_HOSTS : 0);
+    return KR_FD_RESERVE_BASE + hosts * (pool + 1);
+}
+
 /* The descriptor budget for config c: reserve, client cap in force. */
 static void budget_apply(const struct kr_conf *c)
 {
     uint64_t limit = kr_fd_raise_limit();
-    uint32_t pool = c->pool_size ? c->pool_size : 1;
-    /* each host: its pool and one health check; discovered hosts too */
-    uint64_t hosts = c->n_hosts + (c->n_discover ? KR_CONF_MAX_HOSTS : 0);
-    kr_fd_set_reserve(KR_FD_RESERVE_BASE + hosts * (pool + 1));
+    kr_fd_set_reserve(kr_relay_fd_reserve(c));
     uint64_t room = kr_fd_client_room();
     if (room < LISTEN_MIN_ROOM) {
         /* no budget worth the name: keep the old behaviour (EMFILE pauses

@@ -393,6 +393,11 @@ int kr_relay_dyn_drain(struct kr_relay *r, const char *name);
 /* Gone for good: removed like a host deleted from the config. */
 int kr_relay_dyn_remove(struct kr_relay *r, const char *name);
 
+/* listen.c: descriptors kept back from clients for config c (backend pools,
+ * health checks, store, logs, DNS): the start's descriptor budget, for
+ * `kmsrelayd -n` to check without applying it. */
+uint64_t kr_relay_fd_reserve(const struct kr_conf *c);
+
 /* Most hosts the table holds: config hosts plus removed ones still busy
  * (route.c scans at most this many). */
 #define KR_RELAY_MAX_HOSTS (2 * KR_CONF_MAX_HOSTS)

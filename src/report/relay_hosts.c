@@ -24,7 +24,7 @@ size_t kr_report_relay_hosts(const struct kr_relay *r, struct kr_report_host *ou
         snprintf(o->name, sizeof(o->name), "%s", h->conf.name);
         snprintf(o->admin, sizeof(o->admin), "%s", kr_admin_name(h->admin));
         snprintf(o->health, sizeof(o->health), "%s", kr_health_name(h->health));
-        o->weight = h->conf.weight;        /* in force: an operator's weight included */
+        o->weight = kr_host_weight(h);     /* in force: an operator's weight included */
         for (char *c = o->health; *c; c++) /* "UP" -> "up", like the admin names */
             *c = (char)tolower((unsigned char)*c);
         for (size_t a = 0; a < KR_HOST_APPS && o->n_counts < KR_REPORT_HOST_APPS; a++) {

@@ -2,11 +2,10 @@
  * stubhost.h - kms-stubhost, the test double KMS host: its configuration,
  * runtime state and the functions its files share.
  *
- * Files: main.c (start-up, signals, teardown), options.c (command line and
- * --help), epid.c (ePID from the host name), conn.c (one TCP connection:
- * read loop, delays, idle timeout, closing), answer.c (one PDU in, one reply
- * out: bind policy, KMS answers, log line), cmidset.c (client counts),
- * jlog.c (JSON lines log).
+ * Files: main.c (options, then stub_run), server.c (start-up, signals,
+ * teardown), options.c (command line and --help), epid.c (ePID from the host name), conn.c (one TCP
+ * connection: read loop, delays, idle timeout, closing), answer.c (one PDU in, one reply out: bind
+ * policy, KMS answers, log line), cmidset.c (client counts), jlog.c (JSON lines log).
  *
  * The stub host answers like a real host, but its responses carry zeroed
  * integrity fields (kr_kms_response_encode never computes them), so it can
@@ -121,6 +120,9 @@ struct stub_host {
  * (exit 2). stub_config_free releases what parsing allocated. */
 int stub_options_parse(int argc, char **argv, struct stub_config *conf);
 void stub_config_free(struct stub_config *conf);
+/* server.c: runs the host until SIGTERM/SIGINT; takes *conf (frees it and
+ * zeroes the caller's copy). 0, or 1 when it cannot start. */
+int stub_run(struct stub_config *conf);
 
 /* epid.c. A vlmcsd-style ePID derived deterministically from `name`. */
 void stub_epid_derive(const char *name, char out[KR_KMS_EPID_UTF8]);

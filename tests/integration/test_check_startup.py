@@ -3,7 +3,9 @@
 (issue 11, item 12): a configuration that -n passes is not refused at start.
 TSIG key files (missing, mode 0644, a secret that is not base64, an unknown
 algorithm), a state_dir that cannot be created, and a control socket whose
-directory is missing (a warning: the daemon runs without the control API).
+directory is missing (a warning: the daemon runs without the control API),
+a damaged store (refused as the start refuses it), and a descriptor limit
+too small for clients.max_connections (a warning, as the start logs it).
 -n creates nothing.
 """
 import os
@@ -73,5 +75,42 @@ def t_check_runs_startup_checks(h):
     check("without the control API" in out, "no warning about the control socket: %r" % out)
 
 
+def t_check_store_and_fd_budget(h):
+    good = write_key(h, "good.key", key_text())
+    # An empty data.mdb is damage (the start refuses it): -n must say so.
+    state = h.path("damaged-state")
+    os.makedirs(state)
+    open(os.path.join(state, "data.mdb"), "w").close()
+    check_n(h, "empty_store", conf_with_key(h, good, state=state), 1, "data.mdb")
+    # No store yet: fine (the start creates one).
+    start = h.path("cut-state")
+    cfg = h.path("cut.conf")
+    rl.write(cfg, conf_with_key(h, good, state=start))
+    rc, out, err = h.run([krtest.binpath("kmsrelayd"), "-n", "-c", cfg], timeout=60)
+    check(rc == 0, "fresh state: rc %d %s" % (rc, err))
+    # A real store (the format 1 fixture of tests/fixtures) is sound...
+    fx = os.path.join(os.environ.get("KR_SRC_DIR", os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "..", "..")), "tests", "fixtures", "store-v1", "data.mdb")
+    os.makedirs(start)
+    with open(fx, "rb") as f:
+        data = f.read()
+    with open(os.path.join(start, "data.mdb"), "wb") as f:
+        f.write(data)
+    check_n(h, "sound_store", conf_with_key(h, good, state=start), 0, "configuration OK")
+    # ...and cut to 8 KiB, its meta pages promise more than the file holds.
+    with open(os.path.join(start, "data.mdb"), "wb") as f:
+        f.write(data[:8192])
+    check_n(h, "cut_store", conf_with_key(h, good, state=start), 1, "data.mdb")
+    # The descriptor budget: a hard limit of 300 has no room for 10000 clients.
+    path = h.path("fd.conf")
+    rl.write(path, conf_with_key(h, good))
+    rc, out, err = h.run(["prlimit", "--nofile=300:300", krtest.binpath("kmsrelayd"), "-n", "-c",
+                          path], timeout=60)
+    print("  fd_budget          rc=%d %s" % (rc, err.strip()[:150]))
+    check(rc == 0 and "configuration OK" in out + err, "fd budget: rc %d %r" % (rc, out + err))
+    check("descriptor limit (300" in err and "clients.max_connections = 10000" in err,
+          "no warning about the descriptor budget: %r" % err)
+
+
 if __name__ == "__main__":
-    krtest.run_tests("check_startup", [t_check_runs_startup_checks])
+    krtest.run_tests("check_startup", [t_check_runs_startup_checks, t_check_store_and_fd_budget])

@@ -47,7 +47,8 @@ def t_hostile_names(h):
         print("  %s: %s" % (" ".join(args), [ln for ln in text.decode().splitlines()
                                              if "evil" in ln][0][:100]))
     # machine output keeps the exact name
-    pin = json.loads(ctl_bytes(h, "--json", "pin", "show", cmid))
+    # (pin show's JSON lists the machine's applications in "pins": issue 10)
+    pin = json.loads(ctl_bytes(h, "--json", "pin", "show", cmid))["pins"][0]
     check(pin["workstation"].startswith(EVIL), "--json changed the name: %r" % pin["workstation"])
 
 

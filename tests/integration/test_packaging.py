@@ -170,10 +170,24 @@ def test_config_file(h):
     p = run([krtest.binpath("kmsrelayd"), "-n", "-c", conf, "-H", "t=127.0.0.1:1688"])
     check(p.returncode == 0 and "configuration OK" in p.stdout, "as shipped: %s%s"
           % (p.stdout, p.stderr))
-    # with every example uncommented ("#" directly before a setting) it parses too
+    # with every example uncommented ("#" directly before a setting) it parses too;
+    # -n also checks the files it names (issue 11 #12), so the example key file
+    # must exist, and a missing one is named
     full = h.path("all.conf")
+    uncommented = re.sub(r"(?m)^(\s*)#([^ #\n])", r"\1\2", text)
     with open(full, "w") as f:
-        f.write(re.sub(r"(?m)^(\s*)#([^ #\n])", r"\1\2", text))
+        f.write(uncommented)
+    p = run([krtest.binpath("kmsrelayd"), "-n", "-c", full])
+    check(p.returncode != 0 and "/etc/kmsrelay/dns.key" in p.stderr,
+          "uncommented, no key file: %s%s" % (p.stdout, p.stderr))
+    key = h.path("dns.key")
+    with open(key, "w") as f:
+        f.write('key "kmsrelay" {\n\talgorithm hmac-sha256;\n'
+                '\tsecret "t41f/LggFK+03OF7k6cTwWplqIR1UBV5+3jBDdJSwwI=";\n};\n')
+    os.chmod(key, 0o600)
+    with open(full, "w") as f:
+        f.write(uncommented.replace("/etc/kmsrelay/dns.key", key)
+                .replace("/var/lib/kmsrelay", h.path("state")))
     p = run([krtest.binpath("kmsrelayd"), "-n", "-c", full])
     check(p.returncode == 0, "uncommented: %s%s" % (p.stdout, p.stderr))
 
