@@ -77,6 +77,10 @@ struct kr_conf_dns_zone {
     uint32_t port;                   /* 0 = the first listener's port */
     uint32_t priority, weight;       /* SRV priority and weight */
     uint32_t ttl_s;                  /* TTL when no other record shares the RRset (300) */
+    /* gss = { keytab; principal; }: GSS-TSIG (Kerberos, AD zones) instead
+     * of key; principal "" = HMAC key. Keytab mode 0600 like key files. */
+    char gss_keytab[KR_CONF_PATH_MAX];
+    char gss_principal[KR_CONF_FQDN_MAX];
 };
 
 struct kr_conf {

@@ -253,6 +253,12 @@ struct kr_dns_servers {
                                       * MNAME's address: NULL = addrs, or with no
                                       * addrs /etc/resolv.conf (recursion on) */
     size_t n_resolvers;
+    /* GSS-TSIG (RFC 3645, issue 12) instead of `key`: the account's keytab
+     * and principal. Queries and updates then run on a worker thread
+     * (Kerberos blocks), one security context per request; AXFR stays
+     * HMAC-only; addrs must be given (no MNAME fallback). NULL = HMAC. */
+    const char *gss_keytab;
+    const char *gss_principal;
 };
 
 struct kr_dns_client_opts {

@@ -24,7 +24,7 @@
 #include "conf/conf-internal.h"
 
 static const char *const zone_keys[] = {"name", "servers",  "key",    "key_name", "target",
-                                        "port", "priority", "weight", "ttl"};
+                                        "port", "priority", "weight", "ttl",      "gss"};
 #define N_ZONE_KEYS (sizeof(zone_keys) / sizeof(zone_keys[0]))
 
 const char *const *conf_dns_lists(const char *group)
@@ -183,7 +183,7 @@ static void load_zone(struct conf_ctx *x, config_setting_t *g, int idx)
         if (!known) {
             CONF_ERR_AT(x, s,
                         "unknown setting \"%s\" in a dns zone (known: name, servers, key, "
-                        "key_name, target, port, priority, weight, ttl)",
+                        "key_name, gss, target, port, priority, weight, ttl)",
                         config_setting_name(s));
             ok = false;
         }
@@ -197,8 +197,22 @@ static void load_zone(struct conf_ctx *x, config_setting_t *g, int idx)
                     idx);
         ok = false;
     }
-    if (!(t = str_member(x, g, "key")) || !*t || strlen(t) >= sizeof(z.key_file)) {
-        CONF_ERR_AT(x, g, "dns.zones[%d]: key (a tsig-keygen file): missing", idx);
+    config_setting_t *gss = config_setting_get_member(g, "gss");
+    if (gss) { /* GSS-TSIG (issue 12): keytab and principal instead of key */
+        const char *kt = str_member(x, gss, "keytab"), *pr = str_member(x, gss, "principal");
+        if (!kt || !*kt || strlen(kt) >= sizeof(z.gss_keytab) || !pr || !strchr(pr, '@') ||
+            strlen(pr) >= sizeof(z.gss_principal) || config_setting_get_member(g, "key")) {
+            CONF_ERR_AT(x, gss,
+                        "dns.zones[%d]: gss = { keytab = \"FILE\"; principal = "
+                        "\"account@REALM\"; } (both needed, and no key next to it)",
+                        idx);
+            ok = false;
+        } else {
+            snprintf(z.gss_keytab, sizeof(z.gss_keytab), "%s", kt);
+            snprintf(z.gss_principal, sizeof(z.gss_principal), "%s", pr);
+        }
+    } else if (!(t = str_member(x, g, "key")) || !*t || strlen(t) >= sizeof(z.key_file)) {
+        CONF_ERR_AT(x, g, "dns.zones[%d]: key (a tsig-keygen file) or gss: missing", idx);
         ok = false;
     } else {
         snprintf(z.key_file, sizeof(z.key_file), "%s", t);

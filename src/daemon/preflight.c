@@ -3,7 +3,8 @@
  * effects (nothing is created, bound, opened for writing or published), so
  * a configuration that passes here is not refused by the start:
  *   - the TSIG key files of dns.zones (missing, mode not 0600, secret not
- *     base64, unknown algorithm: kr_dns_check, the start's own check);
+ *     base64, unknown algorithm: kr_dns_check, the start's own check), and
+ *     the keytabs of GSS-TSIG zones (file, mode, principal present);
  *   - state_dir: an existing directory we can write, or one we can create
  *     (the nearest existing parent is a writable directory);
  *   - the control socket's directory exists (the start logs and goes on

@@ -50,7 +50,9 @@ void kr_dns_explain(struct kr_dns_result *res, const struct kr_dns_msg *rq, cons
             kr_dns_result_set(res, res->status,
                               "TSIG BADKEY from %s for %s: the server does not know key %s with "
                               "algorithm %s (key problem: check the key name and algorithm on both "
-                              "sides; Knot also answers BADKEY when its ACL denies the update)",
+                              "sides; Knot also answers BADKEY when its ACL denies the update; an "
+                              "Active Directory DNS server (Windows, Samba) accepts only GSS-TSIG: "
+                              "give that zone gss = { keytab; principal; } instead of a key)",
                               server, w, key, rq->key.algorithm);
         else
             kr_dns_result_set(res, res->status, "TSIG error %s from %s for %s with key %s",

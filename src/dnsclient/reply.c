@@ -46,7 +46,7 @@ static int unsigned_reply(const struct kr_dns_msg *rq, int rcode, const char *se
 }
 
 /* Reads the TSIG's error and time into res; false when it is signed under
- * another key name or algorithm than ours. */
+ * another key name or algorithm than ours (except on BADKEY). */
 static bool read_tsig(const struct kr_dns_msg *rq, const ldns_rr *t, struct kr_dns_result *res)
 {
     char *owner = ldns_rdf2str(ldns_rr_owner(t));
@@ -65,7 +65,9 @@ static bool read_tsig(const struct kr_dns_msg *rq, const ldns_rr *t, struct kr_d
     }
     free(owner);
     free(alg);
-    return same_key;
+    /* BADKEY names a key the server does not know, so its TSIG may carry
+     * other names (Samba: an AD server answering an HMAC key). */
+    return same_key || res->tsig_error == KR_DNS_TSIG_BADKEY;
 }
 
 /* ldns verifies the MAC (over the raw wire, covering the previous MAC). It

@@ -64,6 +64,7 @@ static void free_req(struct kr_dns_req *r)
     if (r->child)
         kr_dns_cancel(r->child);
     close_conn(r);
+    kr_dnsg_release(r);
     if (r->timer)
         event_free(r->timer);
     kr_dns_msg_reset(&r->rq);
@@ -171,6 +172,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         r->started = true;
         if (r->res->status == KR_DNS_E_LOCAL) /* the build failed */
             kr_dns_transport_finish(r);
+        else if (r->gss) /* GSS-TSIG: blocking Kerberos on a worker (gss_async.c) */
+            kr_dnsg_start(r);
         else
             kr_dns_transport_try(r);
         return;
@@ -314,6 +317,10 @@ int kr_dns_query(struct kr_dns_client *c, const struct kr_dns_servers *s, const 
         submit(c, s, type == KR_DNS_AXFR ? KR_DNS_KIND_AXFR : KR_DNS_KIND_QUERY, cb, arg, out, &r);
     if (rc)
         return rc;
+    if (s->gss_principal && type != KR_DNS_AXFR) {
+        build_failed(r, kr_dnsg_prepare(r, s, name, type, NULL, err, sizeof(err)), err);
+        return 0;
+    }
     build_failed(r,
                  kr_dns_msg_build_query(&r->rq, name, type, s->recursion, s->key, c->opts.fudge,
                                         err, sizeof(err)),
@@ -336,6 +343,10 @@ int kr_dns_update(struct kr_dns_client *c, const struct kr_dns_servers *s,
     int rc = submit(c, s, KR_DNS_KIND_UPDATE, cb, arg, out, &r);
     if (rc)
         return rc;
+    if (s->gss_principal) {
+        build_failed(r, kr_dnsg_prepare(r, s, NULL, 0, u, err, sizeof(err)), err);
+        return 0;
+    }
     build_failed(r, kr_dns_msg_build_update(&r->rq, u, s->key, c->opts.fudge, err, sizeof(err)),
                  err);
     return 0;

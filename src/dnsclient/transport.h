@@ -47,6 +47,7 @@ struct kr_dns_req {
     struct kr_dns_req *child; /* MNAME fallback step in flight */
     int phase;                /* mname.c: 0 none, 1 SOA, 2 A, 3 AAAA */
     char mname[KR_DNS_NAME_MAX];
+    struct kr_dnsg_job *gss; /* GSS-TSIG request on a worker (gss_async.c) */
 };
 
 /* transport.c */
@@ -60,5 +61,13 @@ uint64_t kr_dns_transport_left_ms(const struct kr_dns_req *r);
 
 /* mname.c: starts the fallback; returns false when it does not apply. */
 bool kr_dns_mname_start(struct kr_dns_req *r);
+
+/* gss_async.c: GSS-TSIG requests on a worker thread. prepare copies what
+ * the worker needs (0 or KR_E* with err); start runs it (from the start
+ * timer); release (from free_req) frees or abandons the job. */
+int kr_dnsg_prepare(struct kr_dns_req *r, const struct kr_dns_servers *s, const char *name,
+                    uint16_t type, const struct kr_dns_update *u, char *err, size_t errlen);
+void kr_dnsg_start(struct kr_dns_req *r);
+void kr_dnsg_release(struct kr_dns_req *r);
 
 #endif

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dnsclient/gss.h"
 #include "dnsservice/service-internal.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
@@ -62,7 +63,11 @@ static uint16_t first_port(const struct kr_dns *d)
 int dns_zone_reconf(struct dns_zone *z, const struct kr_conf_dns_zone *zc, char *err, size_t errlen)
 {
     struct kr_dns_key k;
-    int rc = kr_dns_key_load(zc->key_file, zc->key_name[0] ? zc->key_name : NULL, &k, err, errlen);
+    memset(&k, 0, sizeof(k));
+    int rc =
+        zc->gss_principal[0]
+            ? kr_gss_keytab_check(zc->gss_keytab, zc->gss_principal, err, errlen)
+            : kr_dns_key_load(zc->key_file, zc->key_name[0] ? zc->key_name : NULL, &k, err, errlen);
     if (rc)
         return rc;
     kr_dns_key_clear(&z->key);

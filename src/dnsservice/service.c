@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dnsclient/gss.h"
 #include "dnsservice/service-internal.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
@@ -36,6 +37,10 @@ void dns_zone_servers(const struct dns_zone *z, struct kr_dns_servers *s, uint64
     s->addrs = z->conf.servers;
     s->n = z->conf.n_servers;
     s->key = &z->key;
+    if (z->conf.gss_principal[0]) { /* GSS-TSIG instead of the key (issue 12) */
+        s->gss_keytab = z->conf.gss_keytab;
+        s->gss_principal = z->conf.gss_principal;
+    }
     s->timeout_ms = c->dns_timeout_ms;
     s->budget_ms = budget_ms;
     s->resolvers = c->dns_resolvers;
@@ -77,7 +82,10 @@ int kr_dns_check(const struct kr_conf *c, char *err, size_t errlen)
     for (size_t i = 0; i < c->n_dns_zones; i++) {
         struct kr_dns_key k;
         const struct kr_conf_dns_zone *z = &c->dns_zones[i];
-        int rc = kr_dns_key_load(z->key_file, z->key_name[0] ? z->key_name : NULL, &k, err, errlen);
+        int rc = z->gss_principal[0]
+                     ? kr_gss_keytab_check(z->gss_keytab, z->gss_principal, err, errlen)
+                     : kr_dns_key_load(z->key_file, z->key_name[0] ? z->key_name : NULL, &k, err,
+                                       errlen);
         kr_dns_key_clear(&k);
         if (rc)
             return rc;

@@ -816,7 +816,7 @@ static void t_client_failover(void)
     close(cfd); /* nothing listens there now */
     CU_ASSERT_EQUAL_FATAL(kr_addr_parse(text, AF_INET, &addrs[1], &why), 0);
 
-    struct kr_dns_servers s = {addrs, 2, NULL, 300, 0, false, false, NULL, 0};
+    struct kr_dns_servers s = {addrs, 2, NULL, 300, 0, false, false, NULL, 0, NULL, NULL};
     uint64_t t0 = kr_now_us();
     CU_ASSERT_EQUAL_FATAL(kr_dns_query_sync(&s, NULL, "example.test", KR_DNS_SOA, &res), 0);
     uint64_t ms = (kr_now_us() - t0) / 1000;
