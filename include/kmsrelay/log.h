@@ -11,7 +11,9 @@
 #define KMSRELAY_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum kr_log_level { KR_LOG_ERR = 0, KR_LOG_WARN = 1, KR_LOG_INFO = 2, KR_LOG_DEBUG = 3 };
 
@@ -31,5 +33,17 @@ void kr_vlog(int level, const char *fmt, va_list ap);
  * or control characters, else "..." with \" and \\ escapes; control bytes
  * become \xNN. Always NUL-terminates; truncates to cap. Returns out. */
 const char *kr_logfmt_value(const char *in, char *out, size_t cap);
+
+/* A rate limit for warnings a peer can trigger at will (bad PDUs, refused
+ * connections, EMFILE): 5 lines a second with bursts of 20. A bucket is
+ * zero-initialised; one per kind of line. kr_log_allowed() is true when a
+ * line may be written, and then *suppressed gets the lines dropped since
+ * the last one written. Event loop only (no locking). */
+struct kr_log_bucket {
+    uint64_t at_us, dropped;
+    double tokens;
+    bool started;
+};
+bool kr_log_allowed(struct kr_log_bucket *b, uint64_t *suppressed);
 
 #endif

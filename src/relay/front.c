@@ -37,8 +37,6 @@
 
 #define FRONT_OUT_MAX 8192  /* stop reading while this much output waits */
 #define FRONT_FLUSH_MS 5000 /* closing sessions wait this long for a flush */
-#define FRONT_LOG_PER_S 5   /* rate-limited warnings per second ... */
-#define FRONT_LOG_BURST 20  /* ... with this burst */
 
 struct front_ctx {
     uint16_t id;
@@ -72,21 +70,8 @@ static uint32_t next_assoc_group;
 
 bool front_log_allowed(uint64_t *suppressed)
 {
-    static uint64_t tokens_at, dropped;
-    static double tokens = FRONT_LOG_BURST;
-    uint64_t now = kr_now_us();
-    tokens += (double)(now - tokens_at) * FRONT_LOG_PER_S / 1e6;
-    if (tokens > FRONT_LOG_BURST)
-        tokens = FRONT_LOG_BURST;
-    tokens_at = now;
-    if (tokens < 1) {
-        dropped++;
-        return false;
-    }
-    tokens -= 1;
-    *suppressed = dropped;
-    dropped = 0;
-    return true;
+    static struct kr_log_bucket bucket;
+    return kr_log_allowed(&bucket, suppressed);
 }
 
 static void peer_text(const struct kr_client *c, char out[KR_ADDRSTRLEN])

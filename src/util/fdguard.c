@@ -18,9 +18,6 @@
 #include "kmsrelay/log.h"
 #include "kmsrelay/netaddr.h"
 
-#define LOG_PER_S 5
-#define LOG_BURST 20
-
 static uint64_t fd_limit, fd_reserve = KR_FD_RESERVE_BASE;
 
 uint64_t kr_fd_raise_limit(void)
@@ -81,21 +78,8 @@ uint64_t kr_fd_client_room(void)
 
 bool kr_fd_log_allowed(uint64_t *suppressed)
 {
-    static uint64_t tokens_at, dropped;
-    static double tokens = LOG_BURST;
-    uint64_t now = kr_now_us();
-    tokens += (double)(now - tokens_at) * LOG_PER_S / 1e6;
-    if (tokens > LOG_BURST)
-        tokens = LOG_BURST;
-    tokens_at = now;
-    if (tokens < 1) {
-        dropped++;
-        return false;
-    }
-    tokens -= 1;
-    *suppressed = dropped;
-    dropped = 0;
-    return true;
+    static struct kr_log_bucket bucket;
+    return kr_log_allowed(&bucket, suppressed);
 }
 
 /* ---- guards ---------------------------------------------------------------- */

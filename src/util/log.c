@@ -7,6 +7,8 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "kmsrelay/netaddr.h" /* kr_now_us */
+
 static const char *log_ident = "kmsrelay";
 static int log_syslog;
 static int log_max = KR_LOG_INFO;
@@ -104,4 +106,29 @@ const char *kr_logfmt_value(const char *in, char *out, size_t cap)
 #undef PUT
     out[o] = '\0';
     return out;
+}
+
+#define LOG_PER_S 5
+#define LOG_BURST 20
+
+bool kr_log_allowed(struct kr_log_bucket *b, uint64_t *suppressed)
+{
+    uint64_t now = kr_now_us();
+    if (!b->started) {
+        b->started = true;
+        b->tokens = LOG_BURST;
+    } else {
+        b->tokens += (double)(now - b->at_us) * LOG_PER_S / 1e6;
+        if (b->tokens > LOG_BURST)
+            b->tokens = LOG_BURST;
+    }
+    b->at_us = now;
+    if (b->tokens < 1) {
+        b->dropped++;
+        return false;
+    }
+    b->tokens -= 1;
+    *suppressed = b->dropped;
+    b->dropped = 0;
+    return true;
 }

@@ -7,6 +7,7 @@
 #include "kmsrelay/csv.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/guid.h"
+#include "kmsrelay/log.h"
 #include "kmsrelay/netaddr.h"
 #include "testutil.h"
 
@@ -111,6 +112,25 @@ static void test_csv(void)
     CU_ASSERT_STRING_EQUAL(csv("pc=1", true), "pc=1");
 }
 
+/* Rate-limited warnings: a burst of 20, then nothing until tokens come
+ * back (5 a second), and the next line written says how many were dropped. */
+static void test_log_bucket(void)
+{
+    struct kr_log_bucket b = {0};
+    uint64_t dropped = 99;
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT(kr_log_allowed(&b, &dropped));
+    CU_ASSERT_EQUAL(dropped, 0);
+    CU_ASSERT(!kr_log_allowed(&b, &dropped));
+    CU_ASSERT(!kr_log_allowed(&b, &dropped));
+    b.at_us -= 1000 * 1000; /* a second later: 5 tokens back */
+    CU_ASSERT(kr_log_allowed(&b, &dropped));
+    CU_ASSERT_EQUAL(dropped, 2);
+    struct kr_log_bucket other = {0}; /* buckets are independent */
+    CU_ASSERT(kr_log_allowed(&other, &dropped));
+    CU_ASSERT_EQUAL(dropped, 0);
+}
+
 KR_SUITE(util)
 {
     CU_pSuite s = CU_add_suite("util", NULL, NULL);
@@ -119,4 +139,5 @@ KR_SUITE(util)
     CU_add_test(s, "cursors", test_cursors);
     CU_add_test(s, "addr", test_addr);
     CU_add_test(s, "csv", test_csv);
+    CU_add_test(s, "log_bucket", test_log_bucket);
 }
