@@ -143,13 +143,13 @@ static int run(struct kr_gss_sess *s, struct kr_dns_msg *rq, struct kr_dns_resul
     return 0;
 }
 
-int kr_gss_update(struct kr_gss_sess *s, const struct kr_dns_update *u, struct kr_dns_result **out)
+/* Sends a message just built (build_rc from kr_dns_msg_build_*): a build
+ * error is a local result, not a failure of the call. */
+static int send_built(struct kr_gss_sess *s, int build_rc, struct kr_dns_msg *rq, const char *err,
+                      struct kr_dns_result **out)
 {
-    struct kr_dns_msg rq;
-    char err[400];
     *out = NULL;
-    int rc = kr_dns_msg_build_update(&rq, u, &scratch_key, 300, err, sizeof(err));
-    if (rc) {
+    if (build_rc) {
         struct kr_dns_result *res = kr_dns_result_new();
         if (!res)
             return KR_ENOMEM;
@@ -157,26 +157,23 @@ int kr_gss_update(struct kr_gss_sess *s, const struct kr_dns_update *u, struct k
         *out = res;
         return 0;
     }
-    rc = run(s, &rq, out);
-    kr_dns_msg_reset(&rq);
+    int rc = run(s, rq, out);
+    kr_dns_msg_reset(rq);
     return rc;
+}
+
+int kr_gss_update(struct kr_gss_sess *s, const struct kr_dns_update *u, struct kr_dns_result **out)
+{
+    struct kr_dns_msg rq;
+    char err[400];
+    int rc = kr_dns_msg_build_update(&rq, u, &scratch_key, 300, err, sizeof(err));
+    return send_built(s, rc, &rq, err, out);
 }
 
 int kr_gss_query(struct kr_gss_sess *s, const char *name, uint16_t type, struct kr_dns_result **out)
 {
     struct kr_dns_msg rq;
     char err[400];
-    *out = NULL;
     int rc = kr_dns_msg_build_query(&rq, name, type, false, NULL, 300, err, sizeof(err));
-    if (rc) {
-        struct kr_dns_result *res = kr_dns_result_new();
-        if (!res)
-            return KR_ENOMEM;
-        kr_dns_result_set(res, KR_DNS_E_LOCAL, "%s", err);
-        *out = res;
-        return 0;
-    }
-    rc = run(s, &rq, out);
-    kr_dns_msg_reset(&rq);
-    return rc;
+    return send_built(s, rc, &rq, err, out);
 }
