@@ -42,6 +42,19 @@ from krtest import Failure, check  # noqa: E402
 # ---- configuration --------------------------------------------------------------
 
 
+def listen_with_port_file(port_file):
+    """A loopback listener on a kernel-chosen port, announced atomically in
+    port_file (what krtest.Harness.start waits for)."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(128)
+    with open(port_file + ".tmp", "w") as f:
+        f.write("%d\n" % ls.getsockname()[1])
+    os.replace(port_file + ".tmp", port_file)
+    return ls
+
+
 def conf_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -443,13 +456,7 @@ def fakehost_main(argv):
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)
     fh = _FakeHost(a.mode, a.log, a.kinds.split(","), a.seed)
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(128)
-    with open(a.port_file + ".tmp", "w") as f:
-        f.write("%d\n" % ls.getsockname()[1])
-    os.replace(a.port_file + ".tmp", a.port_file)
+    ls = listen_with_port_file(a.port_file)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     while True:
         s, addr = ls.accept()

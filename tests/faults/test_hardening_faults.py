@@ -219,13 +219,7 @@ def desync_main(argv):
             except OSError:
                 pass
 
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(128)
-    with open(a.port_file + ".tmp", "w") as f:
-        f.write("%d\n" % ls.getsockname()[1])
-    os.replace(a.port_file + ".tmp", a.port_file)
+    ls = fl.listen_with_port_file(a.port_file)
     while True:
         c, _ = ls.accept()
         threading.Thread(target=serve, args=(c,), daemon=True).start()
