@@ -54,6 +54,20 @@ extern const uint8_t kr_kms_app_office2013[16]; /* 0ff1ce15-a989-479d-af46-f275c
 
 /* "Windows", "Office 2010", "Office 2013+", or NULL for an unknown id. */
 const char *kr_kms_app_name(const uint8_t app_id[16]);
+/* The activation threshold: the count a KMS host must report before it
+ * activates the clients of application `app_id`. Every client asks for its
+ * own minimum (its request's N_Policy: 25 for Windows client editions, 5 for
+ * Windows Server and Office) and the count serves them all, so the threshold
+ * is the highest N_Policy among them.
+ *
+ * `n_policy` is the highest N_Policy known (0: none known). `all_known`
+ * says it is that of every client (the report, which walks every pin); when
+ * it is only one sample (the request that fetched a host's count: the
+ * control API, the metrics), other clients of the application may ask more,
+ * so the result is at least the application's usual minimum: 25 for
+ * Windows, 5 for Office and unknown ids. With nothing known (n_policy 0),
+ * that minimum as well. Pure (kms-protocol.md 2 N_Policy, 3.3 Count). */
+uint32_t kr_kms_activation_threshold(const uint8_t app_id[16], uint32_t n_policy, int all_known);
 /* Symbolic name of an HRESULT ("SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH")
  * or NULL when unknown. */
 const char *kr_kms_hresult_name(uint32_t hr);

@@ -123,8 +123,8 @@ static void relay_stats(struct evbuffer *b, const struct kr_relay *r)
     }
 
 /* What the host's count must reach for the application, as the control API
- * (kmsrelayctl hosts) judges it: 25 for Windows, 5 for Office, raised by the
- * N_Policy of the request that got the count. Same label sets as
+ * (kmsrelayctl hosts) judges it (kr_kms_activation_threshold, with the
+ * N_Policy of the request that got the count as one sample). Same label sets as
  * kmsrelay_host_reported_clients, so alerts compare the two directly. */
 static void threshold(struct evbuffer *b, const struct kr_host *const *hv, size_t n)
 {
@@ -136,14 +136,13 @@ static void threshold(struct evbuffer *b, const struct kr_host *const *hv, size_
             const struct kr_app_count *c = &hv[i]->counts[a];
             char g[KR_GUID_STRLEN];
             const char *an = kr_kms_app_name(c->app_id);
-            uint32_t thr = memcmp(c->app_id, kr_kms_app_windows, 16) == 0 ? 25 : 5;
             if (!c->when_us)
                 continue;
             if (!an)
                 kr_guid_format(c->app_id, g);
             mx_sample_u(b, "kmsrelay_host_activation_threshold",
-                        c->n_policy > thr ? c->n_policy : thr, "host", hv[i]->conf.name,
-                        "application", an ? an : g, NULL);
+                        kr_kms_activation_threshold(c->app_id, c->n_policy, 0), "host",
+                        hv[i]->conf.name, "application", an ? an : g, NULL);
         }
 }
 

@@ -142,11 +142,6 @@ int rp_app(struct rp *x, const uint8_t id[16])
     return (int)x->n_apps++;
 }
 
-uint32_t rp_default_threshold(const uint8_t app_id[16])
-{
-    return memcmp(app_id, kr_kms_app_windows, 16) == 0 ? 25 : 5;
-}
-
 /* The caller's latest count of host h for application a, or NULL. */
 static const struct kr_report_count *host_count(const struct rp *x, const struct rp_host *h,
                                                 const uint8_t app_id[16])
@@ -183,7 +178,8 @@ void rp_resolve(struct rp *x)
                 c->src = RP_SRC_PIN;
                 c->count = c->latest_count;
             }
-            c->threshold = thr ? thr : rp_default_threshold(x->apps[a].id);
+            /* The pins hold every client's N_Policy: all known. */
+            c->threshold = kr_kms_activation_threshold(x->apps[a].id, thr, 1);
             c->below = c->src != RP_SRC_NONE && c->count < c->threshold;
             if (c->below) {
                 x->second_walk = true;
