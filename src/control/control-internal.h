@@ -50,6 +50,7 @@ enum ctl_method {
 const char *ctl_method_name(int m);
 
 struct ctl_job;
+struct ctl_reload;
 struct evbuffer;
 struct evhttp;
 struct evhttp_request;
@@ -69,6 +70,7 @@ struct kr_control {
     ino_t ino;
     kr_control_reload_fn reload;
     void *reload_arg;
+    struct ctl_reload *reloading; /* api_misc.c: POST /v1/reload waiting */
     uint64_t requests, errors;
     struct kr_fd_guard *guard; /* sock.c: connection cap, header deadline */
 
@@ -268,6 +270,8 @@ int ctl_api_clients(struct ctl_call *c);
 int ctl_api_report(struct ctl_call *c);
 int ctl_api_dns(struct ctl_call *c);
 int ctl_api_reload(struct ctl_call *c);
+/* Frees a reload request still waiting (kr_control_free). */
+void ctl_reload_drop(struct kr_control *ctl);
 
 /* A pin as JSON (api_pins.c): full adds kms_id and the workstation names.
  * Touches nothing but p (worker threads use it). */
