@@ -45,17 +45,23 @@ def answered_during(r, off):
     return len(during), end - start
 
 
-def reload_under_load(h, trigger, seed):
-    """Reloads a 1 MB configuration with trigger(h, r, conf, text) while
-    kms-loadgen keeps asking; every client must be answered, and some while
-    the file was being parsed."""
+def relay_with_control(h):
+    """A relay with one stub host and a control socket: (relay, config path,
+    socket path, config text)."""
     st = rl.start_stubs(h, ["kms-a"])
     conf = h.path("relay.conf")
     sock = h.path("control.sock")
     base = rl.conf_text(h, list(st.values()),
                         extra='control: { socket = "%s"; mode = "0600"; };\n' % sock)
     rl.write(conf, base)
-    r = rl.start_relay(h, conf, wait_up=["kms-a"])
+    return rl.start_relay(h, conf, wait_up=["kms-a"]), conf, sock, base
+
+
+def reload_under_load(h, trigger, seed):
+    """Reloads a 1 MB configuration with trigger(h, r, conf, text) while
+    kms-loadgen keeps asking; every client must be answered, and some while
+    the file was being parsed."""
+    r, conf, _, base = relay_with_control(h)
     # A big file just under the limit takes a while to parse.
     lg = rl.loadgen_bg(h, r.target(), 3000, c=2, seed=seed, name="lgbg")
     rl.wait_log(r.proc, r"event=activation ", 20)
@@ -117,13 +123,7 @@ def t_control_reload_busy_and_stop(h):
     answered, a second reload is refused (in progress) and the first is
     answered once the parse ends; a stop in the middle of one ends cleanly
     (exit 0, no sanitizer report) and the waiting client is not left hanging."""
-    st = rl.start_stubs(h, ["kms-a"])
-    conf = h.path("relay.conf")
-    sock = h.path("control.sock")
-    base = rl.conf_text(h, list(st.values()),
-                        extra='control: { socket = "%s"; mode = "0600"; };\n' % sock)
-    rl.write(conf, base)
-    r = rl.start_relay(h, conf, wait_up=["kms-a"])
+    r, conf, sock, base = relay_with_control(h)
     argv = [krtest.binpath("kmsrelayctl"), "--socket", sock, "--json", "reload"]
     fifo = h.path("slow.conf")
     os.mkfifo(fifo)
