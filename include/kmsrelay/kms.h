@@ -52,6 +52,15 @@ extern const uint8_t kr_kms_app_windows[16];    /* 55c92734-d682-4d71-983e-d6ec3
 extern const uint8_t kr_kms_app_office2010[16]; /* 59a52881-a989-479d-af46-f275c6370663 */
 extern const uint8_t kr_kms_app_office2013[16]; /* 0ff1ce15-a989-479d-af46-f275c6370663 */
 
+/* The known applications by index, the order of every table by application:
+ * 0 Windows, 1 Office 2010, 2 Office 2013+; KR_KMS_APPS_KNOWN for any other
+ * id. kr_kms_app_id gives the id of index 0..2, NULL for any other. */
+#define KR_KMS_APPS_KNOWN 3
+int kr_kms_app_index(const uint8_t app_id[16]);
+const uint8_t *kr_kms_app_id(int idx);
+/* The name of index idx for labels and tables: "Windows", "Office 2010",
+ * "Office 2013+", or "other" for any other index. */
+const char *kr_kms_app_label(int idx);
 /* "Windows", "Office 2010", "Office 2013+", or NULL for an unknown id. */
 const char *kr_kms_app_name(const uint8_t app_id[16]);
 /* The activation threshold: the count a KMS host must report before it

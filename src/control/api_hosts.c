@@ -97,7 +97,7 @@ json_t *ctl_host_json(const struct kr_relay *r, const struct kr_host *h, const u
         uint64_t total = 0;
         for (int i = 0; i < CTL_APPS; i++) {
             total += pins[i];
-            ctl_set(p, ctl_app_label(i), json_integer((json_int_t)pins[i]));
+            ctl_set(p, kr_kms_app_label(i), json_integer((json_int_t)pins[i]));
         }
         ctl_set(p, "total", json_integer((json_int_t)total));
         ctl_set(o, "pins", p);
@@ -138,7 +138,7 @@ static int count_pin(const struct kr_pin *p, void *arg)
         return KR_ETIMEDOUT;
     if (x->only[0] && strcmp(p->host, x->only) != 0)
         return 0;
-    int app = ctl_app_index(p->app_id);
+    int app = kr_kms_app_index(p->app_id);
     for (size_t i = 0; i < x->n; i++)
         if (strcmp(x->v[i].host, p->host) == 0) {
             x->v[i].n[app]++;

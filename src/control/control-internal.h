@@ -28,6 +28,7 @@
 
 #include "control/control.h"
 #include "kmsrelay/conf.h"
+#include "kmsrelay/kms.h"
 #include "relay/relay.h"
 
 #define CTL_BODY_MAX (64 * 1024) /* request bodies above this get 413 */
@@ -238,10 +239,9 @@ bool ctl_job_cancelled(const struct ctl_job *j);
 void ctl_iso_time(int64_t t, char out[32]);
 json_t *ctl_json_time(int64_t t); /* ISO string, or null for t <= 0 */
 json_t *ctl_json_guid(const uint8_t g[16]);
-/* Application: 0 Windows, 1 Office 2010, 2 Office 2013+, 3 other. */
-#define CTL_APPS 4
-int ctl_app_index(const uint8_t app_id[16]);
-const char *ctl_app_label(int idx);
+/* Application slots: kr_kms_app_index (0 Windows, 1 Office 2010,
+ * 2 Office 2013+) and 3 for any other id. */
+#define CTL_APPS (KR_KMS_APPS_KNOWN + 1)
 /* Parses an application filter: a name ("windows", "office2010",
  * "office 2013+", case and spaces ignored) or a GUID. 0 or -1. */
 int ctl_app_filter_parse(const char *text, uint8_t app_id[16], int *idx, bool *by_id);

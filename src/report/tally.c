@@ -35,10 +35,9 @@ int rp_init(struct rp *x, const struct kr_report_host *hosts, size_t n, int64_t 
     x->n_in_hosts = hosts ? n : 0;
 
     /* The three known applications always come first, in this order. */
-    memcpy(x->apps[0].id, kr_kms_app_windows, 16);
-    memcpy(x->apps[1].id, kr_kms_app_office2010, 16);
-    memcpy(x->apps[2].id, kr_kms_app_office2013, 16);
-    x->n_apps = 3;
+    for (int i = 0; i < KR_KMS_APPS_KNOWN; i++)
+        memcpy(x->apps[i].id, kr_kms_app_id(i), 16);
+    x->n_apps = KR_KMS_APPS_KNOWN;
 
     for (int k = 0; k < RP_NLISTS; k++)
         if (!(x->lists[k].items = json_array()))

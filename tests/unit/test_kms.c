@@ -587,6 +587,19 @@ static void test_names(void)
     CU_ASSERT(memcmp(g, kr_kms_app_office2013, 16) == 0);
     g[15] ^= 1;
     CU_ASSERT_PTR_NULL(kr_kms_app_name(g));
+    /* The index every table by application uses. */
+    CU_ASSERT_EQUAL(kr_kms_app_index(kr_kms_app_windows), 0);
+    CU_ASSERT_EQUAL(kr_kms_app_index(kr_kms_app_office2010), 1);
+    CU_ASSERT_EQUAL(kr_kms_app_index(kr_kms_app_office2013), 2);
+    CU_ASSERT_EQUAL(kr_kms_app_index(g), KR_KMS_APPS_KNOWN);
+    for (int i = 0; i < KR_KMS_APPS_KNOWN; i++) {
+        CU_ASSERT_EQUAL(kr_kms_app_index(kr_kms_app_id(i)), i);
+        CU_ASSERT_STRING_EQUAL(kr_kms_app_label(i), kr_kms_app_name(kr_kms_app_id(i)));
+    }
+    CU_ASSERT_PTR_NULL(kr_kms_app_id(KR_KMS_APPS_KNOWN));
+    CU_ASSERT_PTR_NULL(kr_kms_app_id(-1));
+    CU_ASSERT_STRING_EQUAL(kr_kms_app_label(KR_KMS_APPS_KNOWN), "other");
+    CU_ASSERT_STRING_EQUAL(kr_kms_app_label(-1), "other");
     CU_ASSERT_STRING_EQUAL(kr_kms_hresult_name(0xC004F042u),
                            "SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH");
     static const uint32_t known[] = {0xC004F06Cu,
