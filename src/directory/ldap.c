@@ -1,0 +1,304 @@
+/*
+ * ldap.c - the zone's _vlmcs nodes over LDAP with a SASL GSSAPI bind
+ * (directory.h).
+ *
+ * We connect the socket ourselves (bounded connect, then SO_RCVTIMEO and
+ * SO_SNDTIMEO so that no read or write of libldap can hang) and hand it to
+ * ldap_init_fd with the DC's host name in the URL: with SASL_NOCANON the
+ * GSSAPI service is ldap/<that name>, whatever the address resolves to
+ * (the audit gets addresses from the config, and the DC's name from the
+ * zone's SOA, as GSS-TSIG does). Cyrus SASL initiates with the default
+ * credential, so the account's private ticket cache is made the thread's
+ * default for the bind (dnsclient/gss_ccache.h keeps Kerberos in
+ * dnsclient).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ldap.h>
+#include <openldap.h>
+#include <sasl/sasl.h>
+
+#include "dnsclient/gss_ccache.h"
+#include "dnsclient/msdnsp.h"
+#include "kmsrelay/directory.h"
+#include "kmsrelay/err.h"
+
+#define MAX_NC 16
+
+/* A connected blocking socket whose reads and writes time out. */
+static int connect_fd(const struct kr_addr *a, uint64_t ms, char *err, size_t errlen)
+{
+    char name[KR_ADDRSTRLEN];
+    kr_addr_format((const struct sockaddr *)&a->ss, name);
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return snprintf(err, errlen, "LDAP: socket: %s", strerror(errno)), KR_EIO;
+    int rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
+    if (rc != 0 && errno == EINPROGRESS) {
+        struct pollfd p = {fd, POLLOUT, 0};
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        rc = poll(&p, 1, (int)ms);
+        if (rc == 0)
+            errno = ETIMEDOUT;
+        else if (rc > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0)
+            errno = soerr;
+        rc = rc > 0 && soerr == 0 ? 0 : -1;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen,
+                 "LDAP: cannot connect to %s: %s (the audit reads AD zones from a domain "
+                 "controller's LDAP port)",
+                 name, strerror(errno));
+        close(fd);
+        return KR_EIO;
+    }
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* Cyrus' GSSAPI asks for an authorization id: none (act as ourselves). */
+static int interact(LDAP *ld, unsigned flags, void *defaults, void *in)
+{
+    (void)ld;
+    (void)flags;
+    (void)defaults;
+    for (sasl_interact_t *i = in; i && i->id != SASL_CB_LIST_END; i++) {
+        i->result = "";
+        i->len = 0;
+    }
+    return LDAP_SUCCESS;
+}
+
+static void ldap_error(LDAP *ld, int rc, const char *what, const struct kr_dir_opts *o, char *err,
+                       size_t errlen)
+{
+    char *diag = NULL;
+    ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+    const char *hint = "";
+    char h[400];
+    if (diag && strstr(diag, "Server not found in Kerberos database")) {
+        snprintf(h, sizeof(h),
+                 " -- the KDC does not know ldap/%s: the zone's SOA MNAME is not the domain "
+                 "controller's own name, or that DC lacks the ldap/ SPN",
+                 o->server_name);
+        hint = h;
+    } else if (diag && strstr(diag, "Clock skew")) {
+        hint = " -- clock skew beyond Kerberos' 5 minutes: synchronise this host's clock (NTP)";
+    } else if (rc == LDAP_INSUFFICIENT_ACCESS) {
+        hint = " -- the account may not read the zone (Authenticated Users can by default)";
+    }
+    snprintf(err, errlen, "LDAP %s on ldap://%s: %s%s%s%s", what, o->server_name,
+             ldap_err2string(rc), diag && *diag ? " (" : "", diag && *diag ? diag : "",
+             diag && *diag ? ")" : "");
+    snprintf(err + strlen(err), errlen - strlen(err), "%s", hint);
+    ldap_memfree(diag);
+}
+
+static LDAP *open_bound(const struct kr_dir_opts *o, uint64_t ms, char *err, size_t errlen)
+{
+    char url[KR_DNS_NAME_MAX + 32];
+    LDAP *ld = NULL;
+    int fd = connect_fd(&o->server, ms, err, errlen);
+    if (fd < 0)
+        return NULL;
+    snprintf(url, sizeof(url), "ldap://%s:%u", o->server_name,
+             (unsigned)kr_addr_port((const struct sockaddr *)&o->server.ss));
+    if (ldap_init_fd(fd, LDAP_PROTO_TCP, url, &ld) != LDAP_SUCCESS) {
+        close(fd);
+        snprintf(err, errlen, "LDAP: cannot set up a session for %s", url);
+        return NULL;
+    }
+    int v3 = LDAP_VERSION3;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
+    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+    ldap_set_option(ld, LDAP_OPT_X_SASL_NOCANON, LDAP_OPT_ON);
+    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+    int rc = ldap_sasl_interactive_bind_s(ld, NULL, "GSSAPI", NULL, NULL, LDAP_SASL_QUIET, interact,
+                                          NULL);
+    if (rc != LDAP_SUCCESS) {
+        ldap_error(ld, rc, "SASL GSSAPI bind", o, err, errlen);
+        ldap_unbind_ext_s(ld, NULL, NULL);
+        return NULL;
+    }
+    return ld;
+}
+
+/* The rootDSE's DNS partitions and the domain (legacy CN=System place). */
+static size_t partitions(LDAP *ld, char (*out)[KR_DIR_DN_MAX], size_t max, uint64_t ms)
+{
+    char *attrs[] = {"namingContexts", "defaultNamingContext", NULL};
+    struct timeval tv = {(time_t)(ms / 1000), 0};
+    LDAPMessage *res = NULL;
+    size_t n = 0;
+    if (ldap_search_ext_s(ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, &tv, 0,
+                          &res) == LDAP_SUCCESS) {
+        LDAPMessage *e = ldap_first_entry(ld, res);
+        struct berval **v = e ? ldap_get_values_len(ld, e, "namingContexts") : NULL;
+        for (size_t i = 0; v && v[i] && n < max; i++) {
+            snprintf(out[n], KR_DIR_DN_MAX, "%.*s", (int)v[i]->bv_len, v[i]->bv_val);
+            n += (size_t)kr_dir_dns_partition(out[n]);
+        }
+        ldap_value_free_len(v);
+        v = e ? ldap_get_values_len(ld, e, "defaultNamingContext") : NULL;
+        if (v && v[0] && n < max)
+            snprintf(out[n++], KR_DIR_DN_MAX, "CN=System,%.*s", (int)v[0]->bv_len, v[0]->bv_val);
+        ldap_value_free_len(v);
+    }
+    ldap_msgfree(res);
+    return n;
+}
+
+/* Decodes one node's dnsRecord values into node->rr (SRV and TXT). */
+static int decode_node(LDAP *ld, LDAPMessage *e, struct kr_dir_node *node)
+{
+    struct berval **v = ldap_get_values_len(ld, e, "dnsRecord");
+    size_t n = ldap_count_values_len(v);
+    node->rr = calloc(n ? n : 1, sizeof(*node->rr));
+    if (!node->rr) {
+        ldap_value_free_len(v);
+        return KR_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct kr_msdnsp_meta m;
+        const char *why = "";
+        struct kr_dns_rr *rr = &node->rr[node->n_rr];
+        int rc = kr_msdnsp_decode((const uint8_t *)v[i]->bv_val, v[i]->bv_len, node->owner, rr, &m,
+                                  &why);
+        if (rc == 0 && (rr->type == KR_DNS_SRV || rr->type == KR_DNS_TXT))
+            node->n_rr++;
+        else if (rc == KR_EMALF && node->n_bad++ == 0)
+            snprintf(node->bad_why, sizeof(node->bad_why), "%s", why);
+    }
+    ldap_value_free_len(v);
+    return 0;
+}
+
+static int tombstoned(LDAP *ld, LDAPMessage *e)
+{
+    struct berval **v = ldap_get_values_len(ld, e, "dNSTombstoned");
+    int t = v && v[0] && v[0]->bv_len == 4 && strncasecmp(v[0]->bv_val, "TRUE", 4) == 0;
+    ldap_value_free_len(v);
+    return t;
+}
+
+/* Adds the _vlmcs nodes of one search result. */
+static int add_nodes(LDAP *ld, LDAPMessage *res, const char *zone, struct kr_dir_result *out)
+{
+    for (LDAPMessage *e = ldap_first_entry(ld, res); e; e = ldap_next_entry(ld, e)) {
+        struct berval **dc = ldap_get_values_len(ld, e, "dc");
+        char name[256], owner[KR_DNS_NAME_MAX];
+        const char *why;
+        /* a value with a NUL in it would be read as a shorter name */
+        int ok =
+            dc && dc[0] && dc[0]->bv_len < sizeof(name) && !memchr(dc[0]->bv_val, 0, dc[0]->bv_len);
+        if (ok)
+            snprintf(name, sizeof(name), "%.*s", (int)dc[0]->bv_len, dc[0]->bv_val);
+        ldap_value_free_len(dc);
+        if (!ok || kr_dir_owner(name, zone, owner, sizeof(owner), &why) != 0)
+            continue;
+        if (tombstoned(ld, e)) {
+            out->n_tombstoned++;
+            continue;
+        }
+        struct kr_dir_node *nn = realloc(out->nodes, (out->n + 1) * sizeof(*nn));
+        if (!nn)
+            return KR_ENOMEM;
+        out->nodes = nn;
+        struct kr_dir_node *node = &nn[out->n++];
+        memset(node, 0, sizeof(*node));
+        snprintf(node->owner, sizeof(node->owner), "%s", owner);
+        char *dn = ldap_get_dn(ld, e);
+        snprintf(node->dn, sizeof(node->dn), "%s", dn ? dn : "");
+        ldap_memfree(dn);
+        if (decode_node(ld, e, node) != 0)
+            return KR_ENOMEM;
+    }
+    return 0;
+}
+
+/* Searches the zone object under each partition; the first that has it
+ * counts (AD keeps a zone in one partition). */
+static int search(LDAP *ld, const struct kr_dir_opts *o, uint64_t ms, struct kr_dir_result *out,
+                  char *err, size_t errlen)
+{
+    char nc[MAX_NC][KR_DIR_DN_MAX], base[KR_DIR_DN_MAX];
+    char *attrs[] = {"dc", "dnsRecord", "dNSTombstoned", NULL};
+    const char *filter = "(&(objectClass=dnsNode)(|(dc=_vlmcs._tcp)(dc=_vlmcs._tcp.*)(dc=@)))";
+    struct timeval tv = {(time_t)(ms / 1000) + 1, 0};
+    size_t n = partitions(ld, nc, MAX_NC, ms);
+    for (size_t i = 0; i < n; i++) {
+        LDAPMessage *res = NULL;
+        if (kr_dir_zone_dn(o->zone, nc[i], base, sizeof(base)) != 0)
+            continue;
+        int rc = ldap_search_ext_s(ld, base, LDAP_SCOPE_ONELEVEL, filter, attrs, 0, NULL, NULL, &tv,
+                                   0, &res);
+        if (rc == LDAP_NO_SUCH_OBJECT) {
+            ldap_msgfree(res);
+            continue;
+        }
+        if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+            ldap_error(ld, rc, "search", o, err, errlen);
+            ldap_msgfree(res);
+            return KR_EIO;
+        }
+        snprintf(out->zone_dn, sizeof(out->zone_dn), "%s", base);
+        rc = add_nodes(ld, res, o->zone, out);
+        ldap_msgfree(res);
+        return rc;
+    }
+    snprintf(err, errlen,
+             "LDAP: zone %s is not in the directory of ldap://%s (looked under "
+             "CN=MicrosoftDNS of %zu partitions): not an AD-integrated zone, or another domain's",
+             o->zone, o->server_name, n);
+    return KR_ENOENT;
+}
+
+int kr_dir_vlmcs(const struct kr_dir_opts *o, struct kr_dir_result *out, char *err, size_t errlen)
+{
+    char cc[KR_GSS_CCACHE_NAME_MAX] = "";
+    uint64_t ms = o->timeout_ms ? o->timeout_ms : 5000;
+    memset(out, 0, sizeof(*out));
+    char addr[KR_ADDRSTRLEN];
+    kr_addr_format((const struct sockaddr *)&o->server.ss, addr);
+    snprintf(out->server, sizeof(out->server), "ldap://%s (%s)", o->server_name, addr);
+    if (!o->ccache || !o->ccache[0]) {
+        int rc = kr_gss_ccache_open(o->keytab, o->principal, cc, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    kr_gss_ccache_use(cc[0] ? cc : o->ccache);
+    LDAP *ld = open_bound(o, ms, err, errlen);
+    kr_gss_ccache_use(NULL);
+    int rc = KR_EIO;
+    if (ld) {
+        rc = search(ld, o, ms, out, err, errlen);
+        ldap_unbind_ext_s(ld, NULL, NULL);
+    }
+    kr_gss_ccache_close(cc);
+    if (rc != 0)
+        kr_dir_result_free(out);
+    return rc;
+}
+
+void kr_dir_result_free(struct kr_dir_result *r)
+{
+    for (size_t i = 0; r && i < r->n; i++)
+        free(r->nodes[i].rr);
+    if (r) {
+        free(r->nodes);
+        r->nodes = NULL;
+        r->n = 0;
+    }
+}
