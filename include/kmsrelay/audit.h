@@ -290,9 +290,9 @@ struct kr_audit_opts {
      * ldap_port (0 = 389), named by the zone's SOA MNAME. */
     const char *gss_keytab, *gss_principal;
     uint16_t ldap_port;
-    int axfr;                     /* also scan the zone (TSIG AXFR) for _vlmcs names */
-    unsigned timeout_ms;          /* per DNS try and per probe step; 0 = 3000 */
-    const uint16_t *probe_ports;  /* extra ports for the wrong-port check */
+    int axfr;                    /* also scan the zone (TSIG AXFR) for _vlmcs names */
+    unsigned timeout_ms;         /* per DNS try and per probe step; 0 = 3000 */
+    const uint16_t *probe_ports; /* extra ports for the wrong-port check */
     size_t n_probe_ports;
     const struct kr_addr *resolvers; /* for targets outside the zone; none: resolv.conf */
     size_t n_resolvers;
