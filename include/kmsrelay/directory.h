@@ -56,8 +56,9 @@ struct kr_dir_node {
 struct kr_dir_result {
     size_t n;
     struct kr_dir_node *nodes;
-    unsigned n_tombstoned;       /* _vlmcs nodes skipped as deleted */
-    char zone_dn[KR_DIR_DN_MAX]; /* where the zone was found */
+    unsigned n_tombstoned;                  /* _vlmcs nodes skipped as deleted */
+    uint64_t ticket_us, bind_us, search_us; /* where the time went */
+    char zone_dn[KR_DIR_DN_MAX];            /* where the zone was found */
     char server[KR_ADDRSTRLEN + KR_DNS_NAME_MAX +
                 16]; /* "ldap://dc1.corp.example (127.0.0.1:389)" */
 };

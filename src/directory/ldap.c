@@ -273,19 +273,25 @@ int kr_dir_vlmcs(const struct kr_dir_opts *o, struct kr_dir_result *out, char *e
     char addr[KR_ADDRSTRLEN];
     kr_addr_format((const struct sockaddr *)&o->server.ss, addr);
     snprintf(out->server, sizeof(out->server), "ldap://%s (%s)", o->server_name, addr);
+    uint64_t t0 = kr_now_us();
     if (!o->ccache || !o->ccache[0]) {
         int rc = kr_gss_ccache_open(o->keytab, o->principal, cc, err, errlen);
         if (rc != 0)
             return rc;
     }
+    uint64_t t1 = kr_now_us();
     kr_gss_ccache_use(cc[0] ? cc : o->ccache);
     LDAP *ld = open_bound(o, ms, err, errlen);
     kr_gss_ccache_use(NULL);
+    uint64_t t2 = kr_now_us();
     int rc = KR_EIO;
     if (ld) {
         rc = search(ld, o, ms, out, err, errlen);
         ldap_unbind_ext_s(ld, NULL, NULL);
     }
+    out->ticket_us = t1 - t0;
+    out->bind_us = t2 - t1;
+    out->search_us = kr_now_us() - t2;
     kr_gss_ccache_close(cc);
     if (rc != 0)
         kr_dir_result_free(out);
