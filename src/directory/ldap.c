@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +267,30 @@ static int search(LDAP *ld, const struct kr_dir_opts *o, uint64_t ms, struct kr_
     return KR_ENOENT;
 }
 
+/* libldap writes with write(): a DC closing the connection would raise
+ * SIGPIPE, which kills kmsrelayctl. It is blocked for this thread during
+ * the call and one raised meanwhile is taken back (thread-directed, so
+ * nobody else's is). */
+static void sigpipe_block(sigset_t *old)
+{
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
+static void sigpipe_restore(const sigset_t *old)
+{
+    sigset_t s;
+    struct timespec zero = {0, 0};
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    if (!sigismember(old, SIGPIPE))
+        while (sigtimedwait(&s, NULL, &zero) > 0)
+            ;
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 int kr_dir_vlmcs(const struct kr_dir_opts *o, struct kr_dir_result *out, char *err, size_t errlen)
 {
     char cc[KR_GSS_CCACHE_NAME_MAX] = "";
@@ -280,6 +306,8 @@ int kr_dir_vlmcs(const struct kr_dir_opts *o, struct kr_dir_result *out, char *e
             return rc;
     }
     uint64_t t1 = kr_now_us();
+    sigset_t old;
+    sigpipe_block(&old);
     kr_gss_ccache_use(cc[0] ? cc : o->ccache);
     LDAP *ld = open_bound(o, ms, err, errlen);
     kr_gss_ccache_use(NULL);
@@ -289,6 +317,7 @@ int kr_dir_vlmcs(const struct kr_dir_opts *o, struct kr_dir_result *out, char *e
         rc = search(ld, o, ms, out, err, errlen);
         ldap_unbind_ext_s(ld, NULL, NULL);
     }
+    sigpipe_restore(&old);
     out->ticket_us = t1 - t0;
     out->bind_us = t2 - t1;
     out->search_us = kr_now_us() - t2;

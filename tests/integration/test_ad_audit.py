@@ -161,6 +161,27 @@ def t_directory_errors(h):
     rc, doc, err = audit(h, x, "--keytab", x.other_keytab, "--principal", x.other_principal)
     check("_vlmcs._tcp.other.corp.test." in [z["owner"] for z in doc["zones"]],
           "another account should read the directory: %s %s" % (doc["zones"], doc["errors"]))
+    # kmsrelayctl dns directory: the read alone, and its errors.
+    rc, out = directory(x)
+    check(rc == 0 and "_vlmcs._tcp.other.corp.test." in out and "SASL GSSAPI bind" in out
+          and "0 0 1 nowhere.corp.test." in out, "dns directory: %s" % out)
+    rc, out = directory(x, "--server-name", "nosuch.corp.test")
+    check(rc == 1 and "the KDC does not know ldap/nosuch.corp.test" in out,
+          "unknown ldap/ SPN: %s" % out)
+    rc, out = directory(x, "--server", "127.0.0.2", "--server-name", "dc1.corp.test")
+    check(rc == 1 and "cannot connect to 127.0.0.2:389" in out, "no LDAP server: %s" % out)
+    rc, out = directory(x, "--zone", "nozone.test", "--server-name", "dc1.corp.test")
+    check(rc == 1 and "zone nozone.test is not in the directory" in out, "unknown zone: %s" % out)
+
+
+def directory(x, *extra):
+    args = {"--zone": "corp.test", "--server": "127.0.0.1", "--keytab": x.keytab,
+            "--principal": x.principal, "--timeout": "3s"}
+    for k, v in zip(extra[::2], extra[1::2]):
+        args[k] = v
+    r = subprocess.run([CTL, "dns", "directory"] + [w for kv in args.items() for w in kv],
+                       capture_output=True, env=x.env, timeout=60)
+    return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
 
 
 def t_periodic_audit(h):
