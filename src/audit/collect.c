@@ -3,8 +3,9 @@
  * the _vlmcs._tcp SRV and TXT RRsets from every authoritative server (the
  * --server list, or the zone's NS found through the system resolver),
  * each server asked on its own so that disagreements show; optionally a
- * TSIG-signed AXFR to find _vlmcs names elsewhere in the zone. Every query
- * goes through the blocking client of kmsrelay/dns.h.
+ * TSIG-signed AXFR to find _vlmcs names elsewhere in the zone, or for an AD
+ * zone (gss) the directory (audit/ldap.c). Every query goes through the
+ * blocking client of kmsrelay/dns.h.
  */
 #include <netdb.h>
 #include <stdarg.h>

@@ -107,6 +107,8 @@ int kr_audit_ldap(const struct kr_audit_opts *o, struct kr_audit_result *r, ptrd
     snprintf(view, sizeof(view), "ldap://%.*s", (int)sizeof(view) - 8, server);
     for (size_t i = 0; i < dr.n && rc == 0; i++) {
         const struct kr_dir_node *n = &dr.nodes[i];
+        if (o->cancel && __atomic_load_n(o->cancel, __ATOMIC_ACQUIRE))
+            break; /* the daemon is stopping: each name costs DNS queries */
         struct kr_audit_entry *e = entry_for(o, r, idx, n->owner);
         if (!e) {
             rc = KR_ENOMEM;
