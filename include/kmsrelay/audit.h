@@ -6,8 +6,10 @@
  *
  *   1. collect  (audit/collect.c): the _vlmcs._tcp SRV RRset and the TXT
  *      owner markers from every authoritative server, optionally an AXFR
- *      to find _vlmcs records elsewhere; one struct kr_audit_rrset per
- *      owner name. Uses the blocking DNS client of kmsrelay/dns.h.
+ *      to find _vlmcs records elsewhere, or for an AD zone (gss) the
+ *      zone's _vlmcs dnsNodes read over LDAP (kmsrelay/directory.h); one
+ *      struct kr_audit_rrset per owner name. Uses the blocking DNS client
+ *      of kmsrelay/dns.h.
  *   2. probe    (audit/probe.c, audit/resolve.c): per record, resolve the
  *      target (A/AAAA at the same servers; CNAME and "." detected), TCP
  *      connect to each address and send one DCE/RPC bind for the KMS
