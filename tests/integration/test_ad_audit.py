@@ -206,6 +206,12 @@ def t_periodic_audit(h):
 
     z = rl.wait_for(report, 40, "the daemon's audit to find the branch name", poll=0.5)[0]
     check(z["found_by"] == "ldap", "daemon: %s" % z)
+    # kmsrelayctl audit --config takes the zone's gss account from the file.
+    r2 = subprocess.run([CTL, "audit", "--json", "--config", conf, "--timeout", "2s"],
+                        capture_output=True, env=x.env, timeout=120)
+    doc = json.loads(r2.stdout.decode())
+    check("_vlmcs._tcp.branch.corp.test." in [z["owner"] for z in doc["zones"]],
+          "audit --config with a gss zone: %s %s" % (doc["zones"], r2.stderr.decode()))
     check(h.stop(r.proc) == 0, "kmsrelayd exit status")
     log = r.log()
     check("Sanitizer" not in log and "runtime error" not in log, "sanitizer output")
