@@ -12,7 +12,9 @@ STALE_DEAD, ROGUE and AUTHORIZED_OK; `--fix` without evidence over time
 deletes nothing, and with `--dead-for` deletes only the two dead records,
 with Kerberos (Samba accepts nothing but GSS-TSIG). Without --keytab the
 child name is not found at all (no AXFR in AD): the directory is what finds
-it. kmsrelayd's periodic audit of a gss zone finds the child name too.
+it. A dead record on another account's node is not deleted: "permission
+denied on the node". kmsrelayd's periodic audit of a gss zone finds the
+child name too.
 """
 import json
 import os
@@ -184,6 +186,25 @@ def directory(x, *extra):
     return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
 
 
+def t_fix_foreign_node(h):
+    """A dead record whose node another account owns (a Windows KMS host's
+    computer account, in real life): --fix cannot delete it, says
+    "permission denied on the node", and the record stays."""
+    x = samba()
+    other_env = dict(x.env, KRB5CCNAME="FILE:" + h.path("other.ccache"))
+    x.kinit(x.other_principal, x.other_keytab, env=other_env)
+    name = "_vlmcs._tcp.foreign.corp.test."
+    rc, out = x.nsupdate_g("server 127.0.0.1\nzone corp.test\nupdate add %s 600 IN SRV 0 0 1 "
+                           "nowhere.corp.test.\nsend\n" % name, env=other_env)
+    check(x.dig(name, "SRV"), "the other account's record is missing: %s" % out)
+    rc, doc, err = audit(h, x, "--fix", "--dead-for", "1s", "--probe-every", "1s")
+    fix = [f.get("fix") for f in doc["findings"] if f["owner"] == name and f["record"]]
+    check(fix and fix[0] and fix[0]["action"] == "failed"
+          and "permission denied on the node" in fix[0]["error"],
+          "--fix on another account's node: %s" % fix)
+    check(rc == 2 and x.dig(name, "SRV"), "the foreign record should stay (rc %d)" % rc)
+
+
 def t_periodic_audit(h):
     """kmsrelayd's periodic audit of a gss zone reads the directory too."""
     x = samba()
@@ -220,6 +241,6 @@ def t_periodic_audit(h):
 if __name__ == "__main__":
     try:
         krtest.run_tests("ad_audit", [t_directory_audit_and_fix, t_directory_errors,
-                                      t_periodic_audit])
+                                      t_fix_foreign_node, t_periodic_audit])
     finally:
         FIX_H.cleanup()
