@@ -28,6 +28,28 @@ static size_t home(const struct batch *b, const uint8_t k[PEND_KEY_LEN])
     return (size_t)h & b->mask;
 }
 
+static size_t cmid_home(const struct batch *b, const uint8_t k[16])
+{
+    uint64_t a, c;
+    memcpy(&a, k, 8);
+    memcpy(&c, k + 8, 8);
+    uint64_t h = (a ^ b->seed) * 0x9E3779B97F4A7C15ull;
+    h ^= c + (h >> 29);
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    return (size_t)h & b->mask;
+}
+
+static void cmid_note(struct batch *b, const uint8_t key[PEND_KEY_LEN], int delta)
+{
+    b->cmid_cnt[cmid_home(b, key)] += (uint32_t)delta;
+}
+
+bool batch_may_have_cmid(const struct batch *b, const uint8_t cmid[16])
+{
+    return b->n != 0 && b->cmid_cnt[cmid_home(b, cmid)] != 0;
+}
+
 int batch_init(struct batch *b, size_t cap, uint64_t seed)
 {
     memset(b, 0, sizeof(*b));
@@ -38,7 +60,8 @@ int batch_init(struct batch *b, size_t cap, uint64_t seed)
         hs <<= 1;
     b->ring = calloc(cap, sizeof(*b->ring));
     b->idx = calloc(hs, sizeof(*b->idx));
-    if (!b->ring || !b->idx) {
+    b->cmid_cnt = calloc(hs, sizeof(*b->cmid_cnt));
+    if (!b->ring || !b->idx || !b->cmid_cnt) {
         batch_deinit(b);
         return KR_ENOMEM;
     }
@@ -54,6 +77,7 @@ void batch_deinit(struct batch *b)
         batch_clear(b);
     free(b->ring);
     free(b->idx);
+    free(b->cmid_cnt);
     memset(b, 0, sizeof(*b));
 }
 
@@ -108,6 +132,7 @@ static void drop_oldest(struct batch *b, uint64_t *dropped)
 {
     struct pend *e = &b->ring[b->head];
     unhash(b, probe(b, e->key));
+    cmid_note(b, e->key, -1);
     free_entry(e);
     b->head = (b->head + 1) % b->cap;
     b->n--;
@@ -122,6 +147,7 @@ static void push(struct batch *b, const struct pend *e, uint64_t *dropped)
     size_t r = (b->head + b->n) % b->cap;
     b->ring[r] = *e;
     b->idx[probe(b, e->key)] = (uint32_t)(r + 1);
+    cmid_note(b, e->key, 1);
     b->n++;
 }
 
@@ -157,6 +183,7 @@ void batch_clear(struct batch *b)
     for (size_t i = 0; i < b->n; i++)
         free_entry(batch_at(b, i));
     memset(b->idx, 0, (b->mask + 1) * sizeof(*b->idx));
+    memset(b->cmid_cnt, 0, (b->mask + 1) * sizeof(*b->cmid_cnt));
     b->head = 0;
     b->n = 0;
 }
@@ -165,6 +192,7 @@ void batch_clear(struct batch *b)
 static void batch_forget(struct batch *b)
 {
     memset(b->idx, 0, (b->mask + 1) * sizeof(*b->idx));
+    memset(b->cmid_cnt, 0, (b->mask + 1) * sizeof(*b->cmid_cnt));
     b->head = 0;
     b->n = 0;
 }
@@ -189,10 +217,12 @@ void batch_merge(struct batch *older, struct batch *newer, uint64_t *dropped)
         memset(batch_at(older, r), 0, sizeof(struct pend));
     size_t kept = w;
     memset(older->idx, 0, (older->mask + 1) * sizeof(*older->idx));
+    memset(older->cmid_cnt, 0, (older->mask + 1) * sizeof(*older->cmid_cnt));
     older->n = 0;
     for (size_t i = 0; i < kept; i++) {
         size_t r = (older->head + i) % older->cap;
         older->idx[probe(older, older->ring[r].key)] = (uint32_t)(r + 1);
+        cmid_note(older, older->ring[r].key, 1);
         older->n++;
     }
     for (size_t i = 0; i < newer->n; i++)

@@ -44,6 +44,11 @@ struct batch {
     uint32_t *idx; /* hash slots: ring index + 1, 0 = empty */
     size_t mask;   /* hash size - 1 (a power of two >= 2 * cap) */
     uint64_t seed; /* keyed hash: CMIDs come from the network */
+    /* Counting filter on the CMID alone (the first 16 key bytes), mask + 1
+     * counters: 0 means no queued write of any pair of that machine, so the
+     * routing step's "other pairs of this machine" question skips the queue
+     * without walking it. */
+    uint32_t *cmid_cnt;
 };
 
 /* Allocates for `cap` entries (1..2^26). 0 or KR_ENOMEM / KR_EINVAL. */
@@ -54,6 +59,9 @@ void batch_deinit(struct batch *b);
 /* The queued write of a key, or NULL. The pointer is valid until the batch
  * is next modified. */
 struct pend *batch_find(const struct batch *b, const uint8_t key[PEND_KEY_LEN]);
+
+/* False when no queued write has this CMID (true may be a collision). */
+bool batch_may_have_cmid(const struct batch *b, const uint8_t cmid[16]);
 
 /* The i-th oldest entry (i < n). */
 struct pend *batch_at(const struct batch *b, size_t i);

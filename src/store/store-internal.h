@@ -41,7 +41,8 @@ struct kr_store {
     pthread_mutex_t flush_mu;
     pthread_mutex_t mu;
     pthread_mutex_t rd_mu;
-    MDB_txn *rtxn; /* under rd_mu; kept reset between lookups */
+    MDB_txn *rtxn;    /* under rd_mu; kept reset between lookups */
+    MDB_cursor *rcur; /* under rd_mu: a cursor of rtxn, renewed with it */
 
     /* Under mu. */
     struct batch b[2];

@@ -300,6 +300,8 @@ int kr_store_close(struct kr_store *s)
         if (!store_guard_tripped(s))
             mdb_env_sync(s->env, 1); /* the meta page NOMETASYNC deferred */
     }
+    if (s->rcur)
+        mdb_cursor_close(s->rcur);
     if (s->rtxn)
         mdb_txn_abort(s->rtxn);
     store_guard_unregister(s); /* before the map goes */
