@@ -211,7 +211,7 @@ static void finish(struct kr_req *q, uint32_t hresult, const uint8_t *msg, size_
     kr_metrics_activation(q->assisted ? q->assist_name : q->chosen_name, q->kreq.app_id,
                           q->kreq.ver_major, hresult, fault, kr_now_us() - q->start_us);
     r->reqs_inflight--;
-    free(q);
+    kr_front_req_free(q);
 }
 
 /* Nobody answered: relay the last refusal, or fail over the client. */

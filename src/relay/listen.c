@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,11 @@ static int listener_open(struct kr_relay *r, const struct kr_addr *a, struct kr_
         goto fail;
     if (a->ss.ss_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+        goto fail;
+    /* one small PDU each way: latency is all that matters. Set here once:
+     * Linux copies TCP_NODELAY to every accepted socket (front.c relies on
+     * it; test_proxy checks it) */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
         goto fail;
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
         goto fail;

@@ -154,6 +154,7 @@ void kr_relay_destroy(struct kr_relay *r)
     if (r->expire_timer)
         event_free(r->expire_timer);
     kr_limits_free(r);
+    kr_front_pools_free(r);
     free(r);
 }
 

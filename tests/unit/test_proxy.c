@@ -315,6 +315,7 @@ static void teardown(void)
     pump(5);
     kr_fix_fini(&t->fx); /* the store, its directory, the log level */
     kr_limits_free(&t->fx.r);
+    kr_front_pools_free(&t->fx.r); /* what kr_relay_destroy frees last */
     event_base_free(t->base);
     free(t);
     T = NULL;
