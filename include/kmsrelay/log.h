@@ -29,6 +29,24 @@ int kr_log_level(void);
 void kr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kr_vlog(int level, const char *fmt, va_list ap);
 
+/*
+ * Buffered lines (the activation log at thousands of lines a second): after
+ * kr_log_buffer_start(), stderr lines logged by the calling thread (the event
+ * loop) are appended to an in-memory buffer instead of being written one
+ * write() each; `kick(arg)` is called when the buffer turns non-empty, and
+ * the loop calls kr_log_flush() from an event it makes active there, so the
+ * lines of one loop iteration go out in one write() at its end. Lines of
+ * other threads are written at once, after what is buffered (order is
+ * kept). The buffer is also written when it fills up, by kr_log_flush(), by
+ * kr_log_buffer_stop(), and at exit() (atexit): a graceful stop (SIGTERM is
+ * handled on the loop) loses nothing. Syslog lines are never buffered.
+ */
+void kr_log_buffer_start(void (*kick)(void *arg), void *arg);
+/* Writes what is buffered; buffering goes on. Any thread. */
+void kr_log_flush(void);
+/* Writes what is buffered and stops buffering. */
+void kr_log_buffer_stop(void);
+
 /* Quotes a value for logfmt into out: bare when it has no space, '=', '"'
  * or control characters, else "..." with \" and \\ escapes; control bytes
  * become \xNN. Always NUL-terminates; truncates to cap. Returns out. */

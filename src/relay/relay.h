@@ -347,6 +347,7 @@ struct kr_relay {
 
     struct event *expire_timer; /* relay.c: housekeeping every ~10 s (pin expiry,
                                  * removed hosts, limits entries) */
+    struct event *log_flush_ev; /* relay.c: writes the loop's buffered log lines */
 };
 
 /* relay.c */
