@@ -286,7 +286,7 @@ static void latest_from_queue(struct kr_store *s, const uint8_t cmid[16], struct
 /* The stored pairs of the machine not decided by the queue; under rd_mu. */
 static int latest_from_db(struct kr_store *s, const uint8_t cmid[16], struct latest *l)
 {
-    int mrc = store_guard(s);
+    int mrc = store_guard_read(s);
     if (mrc == 0)
         mrc = mdb_txn_renew(s->rtxn);
     if (mrc)

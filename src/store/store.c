@@ -369,7 +369,7 @@ int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], const uint8_t a
         return rc;
     }
     pthread_mutex_lock(&s->rd_mu);
-    int mrc = store_guard(s);
+    int mrc = store_guard_read(s);
     if (mrc == 0)
         mrc = mdb_txn_renew(s->rtxn);
     if (mrc == 0) {
