@@ -19,7 +19,9 @@
  * rather than edge-triggered: edge-triggered would need a read until
  * EAGAIN on every readiness, one more system call per PDU, while the
  * interest set never changes on the normal path (read on, write off), so
- * level-triggering costs no epoll_ctl. TCP_NODELAY comes from the listener
+ * level-triggering costs no epoll_ctl (measured with EV_ET and one read per
+ * edge: the same calls and CPU per activation, and level-triggering needs
+ * no special case when the buffer fills). TCP_NODELAY comes from the listener
  * (Linux copies it to accepted sockets). Sessions and requests come from
  * per-relay free lists: nothing is allocated per request.
  *
