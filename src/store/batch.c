@@ -11,6 +11,33 @@
 #include "store/batch.h"
 
 #define BATCH_CAP_MAX ((size_t)1 << 26)
+#define BATCH_SPARE_MAX 4096 /* free value buffers kept per batch */
+
+/* A value buffer: small ones from the batch's free list. */
+static uint8_t *val_get(struct batch *b, size_t len)
+{
+    if (len > PEND_VAL_SMALL)
+        return malloc(len);
+    if (!b->spare)
+        return malloc(PEND_VAL_SMALL);
+    void *p = b->spare;
+    memcpy(&b->spare, p, sizeof(void *));
+    b->n_spare--;
+    return p;
+}
+
+static void val_put(struct batch *b, uint8_t *v, size_t len)
+{
+    if (!v)
+        return;
+    if (len > PEND_VAL_SMALL || b->n_spare >= BATCH_SPARE_MAX) {
+        free(v);
+        return;
+    }
+    memcpy(v, &b->spare, sizeof(void *));
+    b->spare = v;
+    b->n_spare++;
+}
 
 static size_t home(const struct batch *b, const uint8_t k[PEND_KEY_LEN])
 {
@@ -75,6 +102,11 @@ void batch_deinit(struct batch *b)
 {
     if (b->ring)
         batch_clear(b);
+    while (b->spare) {
+        void *p = b->spare;
+        memcpy(&b->spare, p, sizeof(void *));
+        free(p);
+    }
     free(b->ring);
     free(b->idx);
     free(b->cmid_cnt);
@@ -122,9 +154,9 @@ static void unhash(struct batch *b, size_t i)
     b->idx[i] = 0;
 }
 
-static void free_entry(struct pend *e)
+static void free_entry(struct batch *b, struct pend *e)
 {
-    free(e->val);
+    val_put(b, e->val, e->len);
     memset(e, 0, sizeof(*e));
 }
 
@@ -133,7 +165,7 @@ static void drop_oldest(struct batch *b, uint64_t *dropped)
     struct pend *e = &b->ring[b->head];
     unhash(b, probe(b, e->key));
     cmid_note(b, e->key, -1);
-    free_entry(e);
+    free_entry(b, e);
     b->head = (b->head + 1) % b->cap;
     b->n--;
     (*dropped)++;
@@ -162,7 +194,7 @@ int batch_set(struct batch *b, const uint8_t key[PEND_KEY_LEN], enum pend_op op,
     if (op == PEND_PUT) {
         if (len == 0 || len > UINT16_MAX)
             return KR_EINVAL;
-        if (!(e.val = malloc(len)))
+        if (!(e.val = val_get(b, len)))
             return KR_ENOMEM;
         memcpy(e.val, val, len);
         e.len = (uint16_t)len;
@@ -170,7 +202,7 @@ int batch_set(struct batch *b, const uint8_t key[PEND_KEY_LEN], enum pend_op op,
     struct pend *old = batch_find(b, key);
     if (old) {
         /* Coalesce: the newest write wins, at the old position. */
-        free(old->val);
+        val_put(b, old->val, old->len);
         *old = e;
         return 0;
     }
@@ -181,7 +213,7 @@ int batch_set(struct batch *b, const uint8_t key[PEND_KEY_LEN], enum pend_op op,
 void batch_clear(struct batch *b)
 {
     for (size_t i = 0; i < b->n; i++)
-        free_entry(batch_at(b, i));
+        free_entry(b, batch_at(b, i));
     memset(b->idx, 0, (b->mask + 1) * sizeof(*b->idx));
     memset(b->cmid_cnt, 0, (b->mask + 1) * sizeof(*b->cmid_cnt));
     b->head = 0;
@@ -206,7 +238,7 @@ void batch_merge(struct batch *older, struct batch *newer, uint64_t *dropped)
     for (size_t r = 0; r < older->n; r++) {
         struct pend *e = batch_at(older, r);
         if (batch_find(newer, e->key)) {
-            free(e->val);
+            val_put(older, e->val, e->len);
             continue;
         }
         if (w != r)

@@ -9,7 +9,12 @@
  * bounded however long the disk refuses commits.
  *
  * Not thread-safe: the store serialises access with its mutex.
- * Ownership: a batch owns the `val` buffers of its entries.
+ * Ownership: a batch owns the `val` buffers of its entries. Values of up to
+ * PEND_VAL_SMALL bytes (every pin record in practice) live in fixed-size
+ * buffers that a batch keeps on its own free list when its entries go
+ * (clear, coalesce, drop), so that a batch in steady use allocates nothing:
+ * the two batches of a store take turns, and the flusher clears the one it
+ * committed while the loop fills the other.
  */
 #ifndef KR_STORE_BATCH_H
 #define KR_STORE_BATCH_H
@@ -49,7 +54,11 @@ struct batch {
      * routing step's "other pairs of this machine" question skips the queue
      * without walking it. */
     uint32_t *cmid_cnt;
+    void *spare; /* free PEND_VAL_SMALL buffers, linked through their first bytes */
+    size_t n_spare;
 };
+
+#define PEND_VAL_SMALL 256
 
 /* Allocates for `cap` entries (1..2^26). 0 or KR_ENOMEM / KR_EINVAL. */
 int batch_init(struct batch *b, size_t cap, uint64_t seed);
