@@ -8,9 +8,9 @@
  * expiry (pin_idle), freeing removed hosts once idle, dropping idle
  * per-source limit entries.
  *
- * Log lines of the loop (activations above all) are buffered and written
- * once per loop iteration: log_flush_ev is made active by the first line
- * of an iteration and runs after the callbacks already queued (log.h).
+ * Activation lines (kr_log_defer) are buffered and written once per loop
+ * iteration: log_flush_ev is made active by the first line of an iteration
+ * and runs after the callbacks already queued (log.h).
  *
  * Ownership: the relay borrows `conf` and `store`; kr_relay_apply switches
  * to `newconf` on success, and the caller frees the old config afterwards.

@@ -103,14 +103,16 @@ void kr_log_buffer_stop(void)
     pthread_mutex_unlock(&buf_mu);
 }
 
-/* One whole line (with its newline) to stderr, through the buffer when the
- * caller is the buffering thread. */
-static void emit(const char *line, size_t n)
+/* One whole line (with its newline) to stderr: a deferred line of the
+ * buffering thread into the buffer, any other line at once, after what is
+ * buffered (so that every other line, start-up and state changes above all,
+ * is out before whatever the program does next, e.g. tell systemd). */
+static void emit(const char *line, size_t n, bool defer)
 {
     void (*kick)(void *) = NULL;
     void *arg = NULL;
     pthread_mutex_lock(&buf_mu);
-    if (buffering && pthread_equal(pthread_self(), buf_owner)) {
+    if (defer && buffering && pthread_equal(pthread_self(), buf_owner)) {
         if (buf_len + n > LOGBUF_CAP)
             flush_locked();
         if (n > LOGBUF_CAP) {
@@ -138,7 +140,7 @@ static const char *level_name(int level)
     return level >= 0 && level <= KR_LOG_DEBUG ? names[level] : "info";
 }
 
-void kr_vlog(int level, const char *fmt, va_list ap)
+static void vlog_to(int level, bool defer, const char *fmt, va_list ap)
 {
     if (level > log_max)
         return;
@@ -163,16 +165,29 @@ void kr_vlog(int level, const char *fmt, va_list ap)
             out[n - 1] = '\n';
         }
         if (n > 0)
-            emit(out, (size_t)n);
+            emit(out, (size_t)n, defer);
     }
     errno = saved;
+}
+
+void kr_vlog(int level, const char *fmt, va_list ap)
+{
+    vlog_to(level, false, fmt, ap);
 }
 
 void kr_log(int level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    kr_vlog(level, fmt, ap);
+    vlog_to(level, false, fmt, ap);
+    va_end(ap);
+}
+
+void kr_log_defer(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_to(level, true, fmt, ap);
     va_end(ap);
 }
 

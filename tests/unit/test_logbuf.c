@@ -1,7 +1,8 @@
-/* test_logbuf.c - the buffered log (util/log.c, kr_log_buffer_start): lines
- * of the buffering thread wait for kr_log_flush() (one write), the loop is
- * kicked once per batch, other threads' lines go out at once and after what
- * was buffered, and exit() writes what is left. stderr is a pipe here. */
+/* test_logbuf.c - the buffered log (util/log.c, kr_log_buffer_start):
+ * deferred lines of the buffering thread wait for kr_log_flush() (one
+ * write), the loop is kicked once per batch, other lines (kr_log, other
+ * threads) go out at once and after what was buffered, and exit() writes
+ * what is left. stderr is a pipe here. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -71,8 +72,8 @@ static void test_buffered(void)
     capture_start(&c);
     kicks = 0;
     kr_log_buffer_start(kick, NULL);
-    kr_log(KR_LOG_INFO, "event=one n=1");
-    kr_log(KR_LOG_INFO, "event=two n=2");
+    kr_log_defer(KR_LOG_INFO, "event=one n=1");
+    kr_log_defer(KR_LOG_INFO, "event=two n=2");
     CU_ASSERT_EQUAL(drain(&c, got, sizeof(got)), 0); /* nothing written yet */
     CU_ASSERT_EQUAL(kicks, 1);                       /* the loop was told once */
     kr_log_flush();
@@ -82,7 +83,7 @@ static void test_buffered(void)
     CU_ASSERT(strstr(got, "level=info") != NULL);
 
     /* the next batch kicks again; another thread's line comes after it */
-    kr_log(KR_LOG_INFO, "event=three");
+    kr_log_defer(KR_LOG_INFO, "event=three");
     CU_ASSERT_EQUAL(kicks, 2);
     pthread_t t;
     CU_ASSERT_FATAL(pthread_create(&t, NULL, other_thread, NULL) == 0);
@@ -92,10 +93,19 @@ static void test_buffered(void)
     b = strstr(got, "event=from_thread");
     CU_ASSERT(a && b && a < b);
 
+    /* a line that is not deferred (start-up, state changes) is out at once,
+     * after the deferred ones */
+    kr_log_defer(KR_LOG_INFO, "event=four");
+    kr_log(KR_LOG_WARN, "event=ready");
+    drain(&c, got, sizeof(got));
+    a = strstr(got, "event=four");
+    b = strstr(got, "event=ready");
+    CU_ASSERT(a && b && a < b);
+
     /* a full buffer is written without waiting for the loop */
     size_t total = 0;
     for (int i = 0; i < 2000; i++) {
-        kr_log(KR_LOG_INFO, "event=fill i=%d pad=%0100d", i, 0);
+        kr_log_defer(KR_LOG_INFO, "event=fill i=%d pad=%0100d", i, 0);
         size_t n;
         while ((n = drain(&c, got, sizeof(got))) > 0)
             total += n;
@@ -105,7 +115,7 @@ static void test_buffered(void)
     for (size_t n; (n = drain(&c, got, sizeof(got))) > 0;)
         total += n;
     CU_ASSERT(total > 2000 * 120);
-    kr_log(KR_LOG_INFO, "event=unbuffered");
+    kr_log_defer(KR_LOG_INFO, "event=unbuffered");
     drain(&c, got, sizeof(got));
     CU_ASSERT(strstr(got, "event=unbuffered") != NULL); /* stopped: written at once */
     capture_stop(&c);
@@ -122,7 +132,7 @@ static void test_exit_flush(void)
     if (pid == 0) {
         kr_log_set_level(KR_LOG_INFO);
         kr_log_buffer_start(kick, NULL);
-        kr_log(KR_LOG_INFO, "event=activation last=1");
+        kr_log_defer(KR_LOG_INFO, "event=activation last=1");
         exit(0);
     }
     int st = 0;
