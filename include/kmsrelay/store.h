@@ -270,6 +270,17 @@ int kr_store_pin_del(struct kr_store *s, const uint8_t cmid[16], const uint8_t a
 int kr_store_pin_iter_cmid(struct kr_store *s, const uint8_t cmid[16],
                            int (*cb)(const struct kr_pin *pin, void *ctx), void *ctx);
 
+/*
+ * The most recently seen pin among a machine's pairs (every application of
+ * a CMID), queued writes included, with kr_store_pin_iter_cmid()'s rules:
+ * 0 and *out, KR_ENOENT when the machine has none, another KR_E* on a store
+ * error. Made for the routing step: no allocation, the queue is walked only
+ * when a counting filter says this CMID may be in it, and the LMDB read uses
+ * the store's cached read transaction (never a lock the flusher holds over
+ * a commit).
+ */
+int kr_store_pin_cmid_latest(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *out);
+
 /* The pins DBI key of a pair: cmid then app_id. */
 void kr_pin_key(const uint8_t cmid[16], const uint8_t app_id[16], uint8_t key[KR_PIN_KEY_LEN]);
 

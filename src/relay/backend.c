@@ -17,6 +17,15 @@
  * close right after answering (vlmcsd -d, py-kms) gets no pooling for a
  * while: each attempt then has a connection of its own.
  *
+ * I/O (issue 13): plain non-blocking sockets, one persistent level-
+ * triggered read event per connection (also while idle, so that a host's
+ * close or an unsolicited byte is seen at once), a PDU-sized input buffer
+ * inside the connection, requests written with one send() (a write event
+ * only when the socket would block). Desynchronisation is caught without a
+ * system call of its own: bytes read after an answer, bytes on an idle
+ * connection, and an answer whose call id is not the request's (each
+ * request gets a new call id) all close the connection.
+ *
  * Blame: a failure counts against the host's health (kr_attempt.blame)
  * unless the attempt never left our own queue (a busy pool is not the
  * host's fault) or it was one of several waiters failed by one connect.
@@ -30,12 +39,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
@@ -53,8 +64,10 @@ enum { BC_CONNECTING, BC_BINDING, BC_READY, BC_BUSY };
 
 struct kr_bconn {
     struct kr_host *host;
-    struct bufferevent *bev;
-    struct event *timer;
+    int fd;
+    short io_what;                /* events io is registered for */
+    struct event io;              /* read (persistent); write while connecting or blocked */
+    struct event timer;           /* connect+bind, the attempt's deadline, or idle */
     struct kr_bconn *next, *prev; /* in host->idle or host->busy */
     struct kr_attempt *att;       /* BUSY: the attempt on the wire */
     struct kr_addr addr;          /* where it was opened: a reload may move the host */
@@ -65,6 +78,10 @@ struct kr_bconn {
     bool idle;      /* on host->idle (else host->busy) */
     bool got_bytes; /* some of the current answer arrived */
     bool doomed;    /* connect failed at once: the timer reports it */
+    bool broken;    /* a send failed inside submit: the timer reports it */
+    uint16_t in_len, out_off, out_len;
+    uint8_t in[KR_RPC_FRAG_MAX];
+    uint8_t out[KR_RPC_FRAG_MAX]; /* the unsent rest of one request or bind */
 };
 
 const char *kr_attempt_status_name(int st)
@@ -110,9 +127,54 @@ static void conn_free(struct kr_bconn *c)
     c->host->n_conns--;
     if (c->att)
         c->att->conn = NULL;
-    bufferevent_free(c->bev);
-    event_free(c->timer);
+    if (c->io_what)
+        event_del(&c->io);
+    event_del(&c->timer);
+    if (c->fd >= 0)
+        close(c->fd);
     free(c);
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg);
+
+static void io_want(struct kr_bconn *c, short what)
+{
+    if (c->fd < 0 || what == c->io_what)
+        return;
+    if (c->io_what)
+        event_del(&c->io);
+    c->io_what = what;
+    if (!what)
+        return;
+    event_assign(&c->io, c->host->relay->base, c->fd, (short)(what | EV_PERSIST), io_cb, c);
+    event_add(&c->io, NULL);
+}
+
+/* Writes a PDU now; what would block waits in c->out for the write event.
+ * Returns false when the connection is broken (nothing called back). */
+static bool conn_write(struct kr_bconn *c, const uint8_t *p, size_t n)
+{
+    ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+    if (w == (ssize_t)n)
+        return true;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return false;
+    size_t done = w > 0 ? (size_t)w : 0;
+    memcpy(c->out, p + done, n - done); /* n <= KR_RPC_FRAG_MAX, one PDU at a time */
+    c->out_off = 0;
+    c->out_len = (uint16_t)(n - done);
+    io_want(c, EV_READ | EV_WRITE);
+    return true;
+}
+
+/* Drops the first n input bytes (the PDU just handled). */
+static void consume(struct kr_bconn *c, size_t n)
+{
+    if (n > c->in_len)
+        n = c->in_len;
+    c->in_len = (uint16_t)(c->in_len - n);
+    if (c->in_len)
+        memmove(c->in, c->in + n, c->in_len);
 }
 
 /* Whom a failure is held against (see kr_attempt.blame). */
@@ -255,36 +317,35 @@ static bool conn_unclean(struct kr_bconn *c, const char *why)
     return false;
 }
 
-static void read_cb(struct bufferevent *bev, void *arg);
-static void event_cb(struct bufferevent *bev, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_fail_open(struct kr_bconn *c, const char *why);
 
 static int conn_open(struct kr_host *h)
 {
     struct kr_relay *r = h->relay;
-    struct kr_bconn *c = calloc(1, sizeof(*c));
+    struct kr_bconn *c = malloc(sizeof(*c));
     if (!c)
         return KR_ENOMEM;
+    memset(c, 0, offsetof(struct kr_bconn, in));
     c->host = h;
     c->addr = h->conf.addr;
-    c->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    c->timer = evtimer_new(r->base, timer_cb, c);
-    if (!c->bev || !c->timer) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        if (c->timer)
-            event_free(c->timer);
+    c->fd = socket(c->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0 || evtimer_assign(&c->timer, r->base, timer_cb, c) != 0) {
+        if (c->fd >= 0)
+            close(c->fd);
         free(c);
         return KR_ENOMEM;
     }
-    bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, KR_RPC_FRAG_MAX);
+    int one = 1; /* one small PDU each way: latency is all that matters */
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->state = BC_CONNECTING;
     list_add(c, false);
     h->n_conns++;
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->addr.ss, (int)c->addr.len) < 0)
+    if (connect(c->fd, (struct sockaddr *)&c->addr.ss, c->addr.len) == 0 || errno == EINPROGRESS)
+        io_want(c, EV_WRITE); /* writable = connected (or failed: SO_ERROR says) */
+    else
         c->doomed = true; /* reported from the timer: never call back from submit */
-    arm_at(c->timer, kr_now_us() + (c->doomed ? 0 : r->conf->connect_timeout_ms * 1000));
+    arm_at(&c->timer, kr_now_us() + (c->doomed ? 0 : r->conf->connect_timeout_ms * 1000));
     return 0;
 }
 
@@ -303,21 +364,14 @@ static void pool_fill(struct kr_host *h)
 }
 
 /* A connection may carry the next request only when nothing is pending
- * on it: neither in our buffer nor in the socket. A byte we did not ask for
- * (an extra reply, a late one) would otherwise be read as the next
- * client's answer; an EOF means the host closed it meanwhile. Either way
- * the connection is not reused. */
+ * in our buffer: a byte we did not ask for (an extra reply, a late one)
+ * would otherwise be read as the next client's answer. Bytes that arrive
+ * on an idle connection, and its close, are seen by its read event. */
 static bool conn_clean(struct kr_bconn *c)
 {
-    uint8_t b;
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) != 0)
+    if (c->in_len != 0)
         return conn_unclean(c, "unexpected bytes after an answer");
-    ssize_t n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0)
-        return conn_unclean(c, "unexpected bytes on an idle connection");
-    if (n == 0)
-        return false; /* the host closed it: normal, not worth a line */
-    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+    return !c->broken;
 }
 
 static void conn_send(struct kr_bconn *c, struct kr_attempt *a)
@@ -345,9 +399,12 @@ static void conn_send(struct kr_bconn *c, struct kr_attempt *a)
     a->conn = c;
     a->waiting = 0;
     a->sent = 1;
-    bufferevent_enable(c->bev, EV_READ);
-    bufferevent_write(c->bev, pdu, pdu_len); /* a failure shows up as an error event */
-    arm_at(c->timer, a->deadline_us);
+    if (!conn_write(c, pdu, pdu_len)) {
+        c->broken = true; /* reported from the timer: never call back from submit */
+        arm_at(&c->timer, 0);
+        return;
+    }
+    arm_at(&c->timer, a->deadline_us);
 }
 
 /* The connection is free for the next attempt: the oldest waiter that is
@@ -374,7 +431,7 @@ static void conn_ready(struct kr_bconn *c)
     c->att = NULL;
     list_del(c);
     list_add(c, true);
-    arm_at(c->timer, now + h->relay->conf->backend_idle_ms * 1000);
+    arm_at(&c->timer, now + h->relay->conf->backend_idle_ms * 1000);
 }
 
 static void send_bind(struct kr_bconn *c)
@@ -383,8 +440,9 @@ static void send_bind(struct kr_bconn *c)
     size_t len = 0;
     kr_rpc_kms_bind_encode(BIND_CALL_ID, BC_MAX_FRAG, false, pdu, sizeof(pdu), &len);
     c->state = BC_BINDING;
-    bufferevent_enable(c->bev, EV_READ);
-    bufferevent_write(c->bev, pdu, len);
+    io_want(c, EV_READ);
+    if (!conn_write(c, pdu, len))
+        conn_fail_open(c, "closed during bind");
 }
 
 /* A connection without an attempt failed (connect, bind): it fails one
@@ -436,11 +494,10 @@ static void on_bind_ack(struct kr_bconn *c, const uint8_t *p, size_t len)
     struct kr_rpc_bind_ack ack;
     if (kr_rpc_bind_ack_decode(p, len, &ack, NULL) < 0 ||
         kr_rpc_kms_bind_accepted(&ack) != KR_TS_NDR32) {
-        evbuffer_drain(bufferevent_get_input(c->bev), len);
         conn_fail_open(c, "bind rejected");
         return;
     }
-    evbuffer_drain(bufferevent_get_input(c->bev), len);
+    consume(c, len);
     if (!conn_clean(c)) {
         conn_fail_open(c, "unexpected bytes after the bind_ack");
         return;
@@ -464,7 +521,7 @@ static void on_response(struct kr_bconn *c, const uint8_t *p, size_t len)
     if (mlen)
         memcpy(copy, nr.msg, mlen);
     uint32_t hr = nr.hresult;
-    evbuffer_drain(bufferevent_get_input(c->bev), len);
+    consume(c, len);
     c->served++;
     c->answered_us = kr_now_us();
     c->att = NULL;
@@ -479,20 +536,18 @@ static void on_response(struct kr_bconn *c, const uint8_t *p, size_t len)
     complete(a, KR_ATT_OK, hr, mlen ? copy : NULL, mlen);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+/* Handles what the input holds (at most one PDU is ever expected). */
+static void on_input(struct kr_bconn *c)
 {
-    struct kr_bconn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t len = evbuffer_get_length(in);
+    size_t len = c->in_len;
     if (len == 0)
         return;
     if (c->state == BC_BUSY)
         c->got_bytes = true;
-    size_t n = len < KR_RPC_FRAG_MAX ? len : KR_RPC_FRAG_MAX;
-    const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
+    const uint8_t *p = c->in;
     struct kr_rpc_hdr hdr;
-    int flen = p ? kr_rpc_frame(p, n, 0, &hdr, NULL) : KR_ENOMEM;
-    if (flen == KR_EMORE)
+    int flen = kr_rpc_frame(p, len, 0, &hdr, NULL);
+    if (flen == KR_EMORE && len < sizeof(c->in))
         return;
     if (c->state == BC_BINDING) {
         if (flen > 0 && hdr.ptype == KR_PT_BIND_ACK)
@@ -505,6 +560,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         else
             conn_fail_busy(c, KR_ATT_GARBAGE); /* a fault, or bytes that never frame */
     } else {
+        conn_unclean(c, "unexpected bytes on an idle connection");
         conn_free(c); /* bytes nobody asked for */
     }
 }
@@ -519,17 +575,9 @@ static void idle_closed(struct kr_bconn *c)
     conn_free(c);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+/* The host closed the connection, or it failed. */
+static void conn_gone(struct kr_bconn *c)
 {
-    struct kr_bconn *c = arg;
-    if (what & BEV_EVENT_CONNECTED) {
-        int one = 1; /* one small PDU each way: latency is all that matters */
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        send_bind(c);
-        return;
-    }
-    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-        return;
     if (c->state == BC_CONNECTING || c->state == BC_BINDING)
         conn_fail_open(c, c->state == BC_CONNECTING ? "connect failed" : "closed during bind");
     else if (c->state == BC_BUSY)
@@ -538,10 +586,68 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         idle_closed(c);
 }
 
+/* Connecting: writable means connected, or failed (SO_ERROR says). */
+static void on_connected(struct kr_bconn *c)
+{
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
+        conn_gone(c);
+        return;
+    }
+    send_bind(c);
+}
+
+static void on_writable(struct kr_bconn *c)
+{
+    ssize_t w = send(c->fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            conn_gone(c);
+        return;
+    }
+    c->out_off = (uint16_t)(c->out_off + w);
+    c->out_len = (uint16_t)(c->out_len - w);
+    if (!c->out_len)
+        io_want(c, EV_READ);
+}
+
+/* One read per readiness (level-triggered: the loop comes back for more). */
+static void on_readable(struct kr_bconn *c)
+{
+    ssize_t n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+    if (n > 0) {
+        c->in_len = (uint16_t)(c->in_len + n);
+        on_input(c);
+    } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        conn_gone(c);
+    }
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct kr_bconn *c = arg;
+    if (c->state == BC_CONNECTING) {
+        on_connected(c);
+        return;
+    }
+    if (what & EV_WRITE) {
+        if (c->out_len) {
+            on_writable(c);
+            return; /* c may be gone; a pending read fires again */
+        }
+        io_want(c, EV_READ);
+    }
+    if (what & EV_READ)
+        on_readable(c);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct kr_bconn *c = arg;
-    if (c->state == BC_CONNECTING || c->state == BC_BINDING)
+    if (c->broken && c->state == BC_BUSY)
+        conn_fail_busy(c, KR_ATT_CLOSED); /* the send in submit failed */
+    else if (c->state == BC_CONNECTING || c->state == BC_BINDING)
         conn_fail_open(c, c->doomed ? "connect refused" : "connect timeout");
     else if (c->state == BC_BUSY)
         conn_fail_busy(c, KR_ATT_TIMEOUT);

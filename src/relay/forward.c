@@ -186,12 +186,12 @@ static void log_activation(struct kr_req *q, uint32_t hresult, uint32_t fault, c
         snprintf(result, sizeof(result), "hresult=0x%08x", hresult);
     if (q->assisted)
         snprintf(assist, sizeof(assist), " assist=%s", q->assist_name);
-    kr_log(KR_LOG_INFO,
-           "event=activation client=%s ws=%s cmid=%s app=%s ver=%u.%u host=%s retries=%u %s "
-           "count=%u latency_us=%llu%s pin=%s",
-           q->peer[0] ? q->peer : "-", ws, cmid, app, q->kreq.ver_major, q->kreq.ver_minor,
-           q->chosen_name[0] ? q->chosen_name : "-", q->retries, result, q->count,
-           (unsigned long long)(kr_now_us() - q->start_us), assist, pin);
+    kr_log_defer(KR_LOG_INFO, /* written at the end of the loop iteration */
+                 "event=activation client=%s ws=%s cmid=%s app=%s ver=%u.%u host=%s retries=%u %s "
+                 "count=%u latency_us=%llu%s pin=%s",
+                 q->peer[0] ? q->peer : "-", ws, cmid, app, q->kreq.ver_major, q->kreq.ver_minor,
+                 q->chosen_name[0] ? q->chosen_name : "-", q->retries, result, q->count,
+                 (unsigned long long)(kr_now_us() - q->start_us), assist, pin);
 }
 
 /* Answers the client (if still there), records, frees the request. */
@@ -211,7 +211,7 @@ static void finish(struct kr_req *q, uint32_t hresult, const uint8_t *msg, size_
     kr_metrics_activation(q->assisted ? q->assist_name : q->chosen_name, q->kreq.app_id,
                           q->kreq.ver_major, hresult, fault, kr_now_us() - q->start_us);
     r->reqs_inflight--;
-    free(q);
+    kr_front_req_free(q);
 }
 
 /* Nobody answered: relay the last refusal, or fail over the client. */

@@ -6,7 +6,10 @@
  * "[::]:1688" and "0.0.0.0:1688" coexist, backlog 1024, port 0 allowed (the
  * kernel picks; kr_relay_listen_addrs() tells which). Accepted sockets are
  * non-blocking and handed to front.c with the listener's real port, which
- * the bind_ack's secondary address must carry.
+ * the bind_ack's secondary address must carry. TCP_NODELAY is set on the
+ * listening socket once: Linux gives it to every accepted socket. One
+ * accept4() per readiness of the level-triggered listening socket (a loop
+ * until EAGAIN would spend one more call per wake-up finding it empty).
  *
  * Out of descriptors (EMFILE/ENFILE): the pending connection cannot be
  * accepted, so the socket stays readable and a naive loop would spin. The
@@ -25,6 +28,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +36,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "kmsrelay/err.h"
 #include "kmsrelay/fdguard.h"
@@ -51,7 +54,8 @@ static bool budget_warned;
 struct kr_listener {
     struct kr_listener *next;
     struct kr_relay *relay;
-    struct evconnlistener *lev;
+    int fd;
+    struct event *ev; /* persistent read: one accept4() per readiness */
     struct event *resume;
     struct kr_addr want;  /* as configured */
     struct kr_addr bound; /* as bound (real port) */
@@ -65,10 +69,8 @@ static bool same_addr(const struct kr_addr *a, const struct kr_addr *b)
     return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void on_accept(struct kr_listener *l, evutil_socket_t fd, struct sockaddr *sa, int salen)
 {
-    struct kr_listener *l = arg;
     struct kr_relay *r = l->relay;
     if (l->starved) {
         kr_log(KR_LOG_INFO, "event=accept_resumed listen=%s pauses=%u", l->text, l->pauses);
@@ -103,14 +105,11 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct kr_listener *l = arg;
-    evconnlistener_enable(l->lev);
+    event_add(l->ev, NULL);
 }
 
-static void on_error(struct evconnlistener *lev, void *arg)
+static void on_error(struct kr_listener *l, int err)
 {
-    struct kr_listener *l = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         struct timeval tv = {0, PAUSE_MS * 1000};
         /* One line per episode, not one per pause. */
@@ -119,17 +118,36 @@ static void on_error(struct evconnlistener *lev, void *arg)
                    strerror(err), PAUSE_MS);
         l->starved = true;
         l->pauses++;
-        evconnlistener_disable(lev);
+        event_del(l->ev);
         evtimer_add(l->resume, &tv);
         return;
     }
     kr_log(KR_LOG_WARN, "event=accept_error listen=%s error=\"%s\"", l->text, strerror(err));
 }
 
+/* One accept per readiness: level-triggered, the loop calls again while
+ * connections wait, and no accept4() is spent finding the queue empty. */
+static void on_readable(evutil_socket_t lfd, short what, void *arg)
+{
+    struct kr_listener *l = arg;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+        on_accept(l, fd, (struct sockaddr *)&ss, (int)len);
+        return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+        return; /* another process, or a client gone before we got to it */
+    on_error(l, errno);
+}
+
 static void listener_free(struct kr_listener *l)
 {
-    if (l->lev)
-        evconnlistener_free(l->lev); /* closes the socket */
+    if (l->ev)
+        event_free(l->ev);
+    if (l->fd >= 0)
+        close(l->fd);
     if (l->resume)
         event_free(l->resume);
     free(l);
@@ -151,6 +169,11 @@ static int listener_open(struct kr_relay *r, const struct kr_addr *a, struct kr_
     if (a->ss.ss_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
         goto fail;
+    /* one small PDU each way: latency is all that matters. Set here once:
+     * Linux copies TCP_NODELAY to every accepted socket (front.c relies on
+     * it; test_proxy checks it) */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+        goto fail;
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
         goto fail;
     if (listen(fd, LISTEN_BACKLOG) != 0)
@@ -161,28 +184,26 @@ static int listener_open(struct kr_relay *r, const struct kr_addr *a, struct kr_
         errno = ENOMEM;
         goto fail;
     }
+    l->fd = -1;
     l->relay = r;
     l->want = *a;
     l->bound.len = sizeof(l->bound.ss);
     if (getsockname(fd, (struct sockaddr *)&l->bound.ss, &l->bound.len) != 0)
         goto fail;
     kr_addr_format((const struct sockaddr *)&l->bound.ss, l->text);
+    l->fd = fd; /* owned by the listener from here on */
+    fd = -1;
     l->resume = evtimer_new(r->base, on_resume, l);
-    /* backlog 0: the socket is already listening. */
-    l->lev = evconnlistener_new(r->base, on_accept, l,
-                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-    if (!l->resume || !l->lev) {
+    l->ev = event_new(r->base, l->fd, EV_READ | EV_PERSIST, on_readable, l);
+    if (!l->resume || !l->ev || event_add(l->ev, NULL) != 0) {
         errno = ENOMEM;
         goto fail;
     }
-    evconnlistener_set_error_cb(l->lev, on_error);
     *out = l;
     return 0;
 
 fail:
     snprintf(err, errlen, "cannot listen on %s: %s", text, strerror(errno));
-    if (l && l->lev)
-        fd = -1; /* owned by the listener now */
     if (l)
         listener_free(l);
     if (fd >= 0)

@@ -8,6 +8,10 @@
  * expiry (pin_idle), freeing removed hosts once idle, dropping idle
  * per-source limit entries.
  *
+ * Activation lines (kr_log_defer) are buffered and written once per loop
+ * iteration: log_flush_ev is made active by the first line of an iteration
+ * and runs after the callbacks already queued (log.h).
+ *
  * Ownership: the relay borrows `conf` and `store`; kr_relay_apply switches
  * to `newconf` on success, and the caller frees the old config afterwards.
  */
@@ -47,6 +51,17 @@ static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
     arm_ms(r->expire_timer, HOUSEKEEPING_MS);
 }
 
+static void on_log_flush(evutil_socket_t fd, short what, void *arg)
+{
+    kr_log_flush();
+}
+
+static void log_kick(void *arg)
+{
+    struct kr_relay *r = arg;
+    event_active(r->log_flush_ev, EV_TIMEOUT, 1);
+}
+
 int kr_relay_create(struct event_base *base, const struct kr_conf *conf, struct kr_store *store,
                     struct kr_relay **out, char *err, size_t errlen)
 {
@@ -71,7 +86,8 @@ int kr_relay_create(struct event_base *base, const struct kr_conf *conf, struct 
     if ((rc = relay_hosts_apply(r, conf, settle, &n_settle, err, errlen)) != 0)
         goto fail;
     r->expire_timer = evtimer_new(base, on_housekeeping, r);
-    if (!r->expire_timer) {
+    r->log_flush_ev = event_new(base, -1, 0, on_log_flush, r);
+    if (!r->expire_timer || !r->log_flush_ev) {
         snprintf(err, errlen, "out of memory");
         rc = KR_ENOMEM;
         goto fail;
@@ -80,6 +96,7 @@ int kr_relay_create(struct event_base *base, const struct kr_conf *conf, struct 
     if ((rc = relay_listen_apply(r, conf, err, errlen)) != 0)
         goto fail;
     arm_ms(r->expire_timer, HOUSEKEEPING_MS);
+    kr_log_buffer_start(log_kick, r);
     *out = r;
     return 0;
 
@@ -153,7 +170,12 @@ void kr_relay_destroy(struct kr_relay *r)
         kr_log(KR_LOG_WARN, "event=stop requests_abandoned=%zu", r->reqs_inflight);
     if (r->expire_timer)
         event_free(r->expire_timer);
+    if (r->log_flush_ev) {
+        kr_log_buffer_stop(); /* writes what is buffered */
+        event_free(r->log_flush_ev);
+    }
     kr_limits_free(r);
+    kr_front_pools_free(r);
     free(r);
 }
 

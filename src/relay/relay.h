@@ -287,6 +287,10 @@ void kr_front_accept(struct kr_relay *r, int fd, const struct sockaddr *sa, int 
  * detached and finish on their own (or are cancelled by
  * kr_backend_abort_host()). */
 void kr_front_close_all(struct kr_relay *r);
+/* front.c: a finished request back to the relay's pool (forward.c). */
+void kr_front_req_free(struct kr_req *q);
+/* front.c: frees the pools (relay destroy, after everything finished). */
+void kr_front_pools_free(struct kr_relay *r);
 
 /* limits.c: per-source accounting. Returns NULL when allowed (and counts the
  * connection under the source key written to `key`, which the caller keeps
@@ -327,7 +331,12 @@ struct kr_relay {
 
     struct kr_listener *listeners;
     struct kr_client *clients; /* list of live sessions */
-    void *limits;              /* limits.c state */
+    /* front.c: freed sessions and requests kept for reuse (bounded), so
+     * that nothing is allocated per connection or request at steady state */
+    struct kr_client *free_clients;
+    struct kr_req *free_reqs;
+    size_t n_free_clients, n_free_reqs;
+    void *limits; /* limits.c state */
 
     struct kr_relay_stats stats;
     uint64_t started_us;
@@ -338,6 +347,7 @@ struct kr_relay {
 
     struct event *expire_timer; /* relay.c: housekeeping every ~10 s (pin expiry,
                                  * removed hosts, limits entries) */
+    struct event *log_flush_ev; /* relay.c: writes the loop's buffered log lines */
 };
 
 /* relay.c */

@@ -22,9 +22,10 @@
  * When refusals alone leave the plan empty the refusals are ignored, so the
  * client gets a real host's answer and never one kmsrelayd remembered.
  *
- * Cost: one store get (plus, for a pair never seen, one short walk of the
- * machine's other pairs), O(hosts) work with small stack arrays. The store never fails a request: a
- * read error routes by HRW alone and raises one alarm line per episode.
+ * Cost: one store get (plus, for a pair never seen, one short cursor walk of
+ * the machine's other pairs, kr_store_pin_cmid_latest: no allocation, no
+ * copy of the write queue), O(hosts) work with small stack arrays. The store never fails a request:
+ * a read error routes by HRW alone and raises one alarm line per episode.
  */
 #include <stdio.h>
 #include <string.h>
@@ -229,28 +230,13 @@ static void build(struct kr_relay *r, const struct kr_kms_request *kreq, struct 
     }
 }
 
-struct sibling {
-    char host[KR_PIN_HOST_MAX];
-    int64_t last_seen;
-};
-
-static int sibling_cb(const struct kr_pin *p, void *ctx)
-{
-    struct sibling *sb = ctx;
-    if (!sb->host[0] || p->last_seen > sb->last_seen) {
-        snprintf(sb->host, sizeof(sb->host), "%s", p->host);
-        sb->last_seen = p->last_seen;
-    }
-    return 0;
-}
-
 /* The host of the machine's most recently seen other pair, or -1. */
 static int machine_host(struct kr_relay *r, const uint8_t cmid[16])
 {
-    struct sibling sb = {"", 0};
-    if (kr_store_pin_iter_cmid(r->store, cmid, sibling_cb, &sb) != 0 || !sb.host[0])
+    struct kr_pin sib;
+    if (kr_store_pin_cmid_latest(r->store, cmid, &sib) != 0)
         return -1;
-    return route_host_by_name(r, sb.host);
+    return route_host_by_name(r, sib.host);
 }
 
 void kr_route_plan(struct kr_relay *r, const struct kr_kms_request *kreq, struct kr_plan *plan,

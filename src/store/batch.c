@@ -11,6 +11,33 @@
 #include "store/batch.h"
 
 #define BATCH_CAP_MAX ((size_t)1 << 26)
+#define BATCH_SPARE_MAX 4096 /* free value buffers kept per batch */
+
+/* A value buffer: small ones from the batch's free list. */
+static uint8_t *val_get(struct batch *b, size_t len)
+{
+    if (len > PEND_VAL_SMALL)
+        return malloc(len);
+    if (!b->spare)
+        return malloc(PEND_VAL_SMALL);
+    void *p = b->spare;
+    memcpy(&b->spare, p, sizeof(void *));
+    b->n_spare--;
+    return p;
+}
+
+static void val_put(struct batch *b, uint8_t *v, size_t len)
+{
+    if (!v)
+        return;
+    if (len > PEND_VAL_SMALL || b->n_spare >= BATCH_SPARE_MAX) {
+        free(v);
+        return;
+    }
+    memcpy(v, &b->spare, sizeof(void *));
+    b->spare = v;
+    b->n_spare++;
+}
 
 static size_t home(const struct batch *b, const uint8_t k[PEND_KEY_LEN])
 {
@@ -28,6 +55,28 @@ static size_t home(const struct batch *b, const uint8_t k[PEND_KEY_LEN])
     return (size_t)h & b->mask;
 }
 
+static size_t cmid_home(const struct batch *b, const uint8_t k[16])
+{
+    uint64_t a, c;
+    memcpy(&a, k, 8);
+    memcpy(&c, k + 8, 8);
+    uint64_t h = (a ^ b->seed) * 0x9E3779B97F4A7C15ull;
+    h ^= c + (h >> 29);
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    return (size_t)h & b->mask;
+}
+
+static void cmid_note(struct batch *b, const uint8_t key[PEND_KEY_LEN], int delta)
+{
+    b->cmid_cnt[cmid_home(b, key)] += (uint32_t)delta;
+}
+
+bool batch_may_have_cmid(const struct batch *b, const uint8_t cmid[16])
+{
+    return b->n != 0 && b->cmid_cnt[cmid_home(b, cmid)] != 0;
+}
+
 int batch_init(struct batch *b, size_t cap, uint64_t seed)
 {
     memset(b, 0, sizeof(*b));
@@ -38,7 +87,8 @@ int batch_init(struct batch *b, size_t cap, uint64_t seed)
         hs <<= 1;
     b->ring = calloc(cap, sizeof(*b->ring));
     b->idx = calloc(hs, sizeof(*b->idx));
-    if (!b->ring || !b->idx) {
+    b->cmid_cnt = calloc(hs, sizeof(*b->cmid_cnt));
+    if (!b->ring || !b->idx || !b->cmid_cnt) {
         batch_deinit(b);
         return KR_ENOMEM;
     }
@@ -52,8 +102,14 @@ void batch_deinit(struct batch *b)
 {
     if (b->ring)
         batch_clear(b);
+    while (b->spare) {
+        void *p = b->spare;
+        memcpy(&b->spare, p, sizeof(void *));
+        free(p);
+    }
     free(b->ring);
     free(b->idx);
+    free(b->cmid_cnt);
     memset(b, 0, sizeof(*b));
 }
 
@@ -98,9 +154,9 @@ static void unhash(struct batch *b, size_t i)
     b->idx[i] = 0;
 }
 
-static void free_entry(struct pend *e)
+static void free_entry(struct batch *b, struct pend *e)
 {
-    free(e->val);
+    val_put(b, e->val, e->len);
     memset(e, 0, sizeof(*e));
 }
 
@@ -108,7 +164,8 @@ static void drop_oldest(struct batch *b, uint64_t *dropped)
 {
     struct pend *e = &b->ring[b->head];
     unhash(b, probe(b, e->key));
-    free_entry(e);
+    cmid_note(b, e->key, -1);
+    free_entry(b, e);
     b->head = (b->head + 1) % b->cap;
     b->n--;
     (*dropped)++;
@@ -122,6 +179,7 @@ static void push(struct batch *b, const struct pend *e, uint64_t *dropped)
     size_t r = (b->head + b->n) % b->cap;
     b->ring[r] = *e;
     b->idx[probe(b, e->key)] = (uint32_t)(r + 1);
+    cmid_note(b, e->key, 1);
     b->n++;
 }
 
@@ -136,7 +194,7 @@ int batch_set(struct batch *b, const uint8_t key[PEND_KEY_LEN], enum pend_op op,
     if (op == PEND_PUT) {
         if (len == 0 || len > UINT16_MAX)
             return KR_EINVAL;
-        if (!(e.val = malloc(len)))
+        if (!(e.val = val_get(b, len)))
             return KR_ENOMEM;
         memcpy(e.val, val, len);
         e.len = (uint16_t)len;
@@ -144,7 +202,7 @@ int batch_set(struct batch *b, const uint8_t key[PEND_KEY_LEN], enum pend_op op,
     struct pend *old = batch_find(b, key);
     if (old) {
         /* Coalesce: the newest write wins, at the old position. */
-        free(old->val);
+        val_put(b, old->val, old->len);
         *old = e;
         return 0;
     }
@@ -155,8 +213,9 @@ int batch_set(struct batch *b, const uint8_t key[PEND_KEY_LEN], enum pend_op op,
 void batch_clear(struct batch *b)
 {
     for (size_t i = 0; i < b->n; i++)
-        free_entry(batch_at(b, i));
+        free_entry(b, batch_at(b, i));
     memset(b->idx, 0, (b->mask + 1) * sizeof(*b->idx));
+    memset(b->cmid_cnt, 0, (b->mask + 1) * sizeof(*b->cmid_cnt));
     b->head = 0;
     b->n = 0;
 }
@@ -165,6 +224,7 @@ void batch_clear(struct batch *b)
 static void batch_forget(struct batch *b)
 {
     memset(b->idx, 0, (b->mask + 1) * sizeof(*b->idx));
+    memset(b->cmid_cnt, 0, (b->mask + 1) * sizeof(*b->cmid_cnt));
     b->head = 0;
     b->n = 0;
 }
@@ -178,7 +238,7 @@ void batch_merge(struct batch *older, struct batch *newer, uint64_t *dropped)
     for (size_t r = 0; r < older->n; r++) {
         struct pend *e = batch_at(older, r);
         if (batch_find(newer, e->key)) {
-            free(e->val);
+            val_put(older, e->val, e->len);
             continue;
         }
         if (w != r)
@@ -189,10 +249,12 @@ void batch_merge(struct batch *older, struct batch *newer, uint64_t *dropped)
         memset(batch_at(older, r), 0, sizeof(struct pend));
     size_t kept = w;
     memset(older->idx, 0, (older->mask + 1) * sizeof(*older->idx));
+    memset(older->cmid_cnt, 0, (older->mask + 1) * sizeof(*older->cmid_cnt));
     older->n = 0;
     for (size_t i = 0; i < kept; i++) {
         size_t r = (older->head + i) % older->cap;
         older->idx[probe(older, older->ring[r].key)] = (uint32_t)(r + 1);
+        cmid_note(older, older->ring[r].key, 1);
         older->n++;
     }
     for (size_t i = 0; i < newer->n; i++)

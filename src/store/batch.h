@@ -9,7 +9,12 @@
  * bounded however long the disk refuses commits.
  *
  * Not thread-safe: the store serialises access with its mutex.
- * Ownership: a batch owns the `val` buffers of its entries.
+ * Ownership: a batch owns the `val` buffers of its entries. Values of up to
+ * PEND_VAL_SMALL bytes (every pin record in practice) live in fixed-size
+ * buffers that a batch keeps on its own free list when its entries go
+ * (clear, coalesce, drop), so that a batch in steady use allocates nothing:
+ * the two batches of a store take turns, and the flusher clears the one it
+ * committed while the loop fills the other.
  */
 #ifndef KR_STORE_BATCH_H
 #define KR_STORE_BATCH_H
@@ -44,7 +49,16 @@ struct batch {
     uint32_t *idx; /* hash slots: ring index + 1, 0 = empty */
     size_t mask;   /* hash size - 1 (a power of two >= 2 * cap) */
     uint64_t seed; /* keyed hash: CMIDs come from the network */
+    /* Counting filter on the CMID alone (the first 16 key bytes), mask + 1
+     * counters: 0 means no queued write of any pair of that machine, so the
+     * routing step's "other pairs of this machine" question skips the queue
+     * without walking it. */
+    uint32_t *cmid_cnt;
+    void *spare; /* free PEND_VAL_SMALL buffers, linked through their first bytes */
+    size_t n_spare;
 };
+
+#define PEND_VAL_SMALL 256
 
 /* Allocates for `cap` entries (1..2^26). 0 or KR_ENOMEM / KR_EINVAL. */
 int batch_init(struct batch *b, size_t cap, uint64_t seed);
@@ -54,6 +68,9 @@ void batch_deinit(struct batch *b);
 /* The queued write of a key, or NULL. The pointer is valid until the batch
  * is next modified. */
 struct pend *batch_find(const struct batch *b, const uint8_t key[PEND_KEY_LEN]);
+
+/* False when no queued write has this CMID (true may be a collision). */
+bool batch_may_have_cmid(const struct batch *b, const uint8_t cmid[16]);
 
 /* The i-th oldest entry (i < n). */
 struct pend *batch_at(const struct batch *b, size_t i);

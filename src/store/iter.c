@@ -226,3 +226,122 @@ int kr_store_pin_iter_cmid(struct kr_store *s, const uint8_t cmid[16],
 {
     return iter(s, cmid, cb, ctx);
 }
+
+/* ---- the latest pair of one machine (routing) ---------------------------- */
+
+#define LATEST_QUEUED 32 /* queued writes of one machine looked at; more: walk */
+
+struct latest {
+    uint8_t app[LATEST_QUEUED][16]; /* queued keys of the machine (their say wins) */
+    size_t n;
+    bool overflow;
+    bool have;
+    struct kr_pin best;
+};
+
+static void latest_offer(struct latest *l, const struct kr_pin *p)
+{
+    if (!l->have || p->last_seen > l->best.last_seen) {
+        l->best = *p;
+        l->have = true;
+    }
+}
+
+static bool latest_queued(const struct latest *l, const uint8_t key[KR_PIN_KEY_LEN])
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (memcmp(l->app[i], key + 16, 16) == 0)
+            return true;
+    return false;
+}
+
+/* The queue's writes of the machine (pending wins over inflight); under mu.
+ * A queued conditional delete is left to the stored record (rare: the
+ * record is then read without the condition, like a lookup racing it). */
+static void latest_from_queue(struct kr_store *s, const uint8_t cmid[16], struct latest *l)
+{
+    const struct batch *bs[2] = {s->pending, s->committing ? s->inflight : NULL};
+    for (size_t k = 0; k < 2; k++) {
+        const struct batch *b = bs[k];
+        if (!b || !batch_may_have_cmid(b, cmid))
+            continue;
+        for (size_t i = 0; i < b->n; i++) {
+            const struct pend *e = batch_at(b, i);
+            if (memcmp(e->key, cmid, 16) != 0 || e->op == PEND_EXPIRE || latest_queued(l, e->key))
+                continue;
+            if (l->n == LATEST_QUEUED) {
+                l->overflow = true;
+                return;
+            }
+            memcpy(l->app[l->n++], e->key + 16, 16);
+            struct kr_pin p;
+            if (e->op == PEND_PUT && kr_pin_decode(e->val, e->len, &p, NULL) == 0) {
+                store_pin_set_key(&p, e->key);
+                latest_offer(l, &p);
+            }
+        }
+    }
+}
+
+/* The stored pairs of the machine not decided by the queue; under rd_mu. */
+static int latest_from_db(struct kr_store *s, const uint8_t cmid[16], struct latest *l)
+{
+    int mrc = store_guard_read(s);
+    if (mrc == 0)
+        mrc = mdb_txn_renew(s->rtxn);
+    if (mrc)
+        return mrc;
+    if (s->rcur)
+        mrc = mdb_cursor_renew(s->rtxn, s->rcur);
+    else
+        mrc = mdb_cursor_open(s->rtxn, s->dbi_pins, &s->rcur); /* once */
+    uint8_t from[KR_PIN_KEY_LEN] = {0};
+    memcpy(from, cmid, 16);
+    MDB_val k = store_val(from, sizeof(from)), v;
+    if (mrc == 0)
+        mrc = mdb_cursor_get(s->rcur, &k, &v, MDB_SET_RANGE);
+    while (mrc == 0 && k.mv_size == KR_PIN_KEY_LEN && memcmp(k.mv_data, cmid, 16) == 0) {
+        struct kr_pin p;
+        if (!latest_queued(l, k.mv_data) && kr_pin_decode(v.mv_data, v.mv_size, &p, NULL) == 0) {
+            store_pin_set_key(&p, k.mv_data);
+            latest_offer(l, &p);
+        }
+        mrc = mdb_cursor_get(s->rcur, &k, &v, MDB_NEXT);
+    }
+    mdb_txn_reset(s->rtxn);
+    mrc = store_note_rc(s, mrc);
+    if (mrc == 0 || mrc == MDB_NOTFOUND)
+        return store_guard_tripped(s) ? EIO : 0;
+    return mrc;
+}
+
+static int latest_cb(const struct kr_pin *p, void *ctx)
+{
+    latest_offer(ctx, p);
+    return 0;
+}
+
+int kr_store_pin_cmid_latest(struct kr_store *s, const uint8_t cmid[16], struct kr_pin *out)
+{
+    struct latest l;
+    l.n = 0;
+    l.overflow = l.have = false;
+    pthread_mutex_lock(&s->mu);
+    latest_from_queue(s, cmid, &l);
+    pthread_mutex_unlock(&s->mu);
+    int rc;
+    if (l.overflow) {
+        l.have = false; /* a machine with that many pairs: the general walk */
+        rc = kr_store_pin_iter_cmid(s, cmid, latest_cb, &l);
+    } else {
+        pthread_mutex_lock(&s->rd_mu);
+        int mrc = latest_from_db(s, cmid, &l);
+        pthread_mutex_unlock(&s->rd_mu);
+        rc = mrc ? store_err_from_mdb(mrc, NULL) : 0;
+    }
+    if (rc == 0 && !l.have)
+        rc = KR_ENOENT;
+    if (rc == 0)
+        *out = l.best;
+    return rc;
+}

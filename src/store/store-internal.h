@@ -41,7 +41,8 @@ struct kr_store {
     pthread_mutex_t flush_mu;
     pthread_mutex_t mu;
     pthread_mutex_t rd_mu;
-    MDB_txn *rtxn; /* under rd_mu; kept reset between lookups */
+    MDB_txn *rtxn;    /* under rd_mu; kept reset between lookups */
+    MDB_cursor *rcur; /* under rd_mu: a cursor of rtxn, renewed with it */
 
     /* Under mu. */
     struct batch b[2];
@@ -104,6 +105,9 @@ int store_pin_rec_last_seen(const uint8_t *buf, size_t len, int64_t *last_seen);
 void store_guard_register(struct kr_store *s);
 void store_guard_unregister(struct kr_store *s);
 int store_guard(struct kr_store *s);
+/* store_guard() for point lookups: no system call when the SIGBUS guard is
+ * on (it reads the last byte in use through the map), store_guard() else. */
+int store_guard_read(struct kr_store *s);
 bool store_guard_tripped(struct kr_store *s);
 void store_mark_damaged(struct kr_store *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

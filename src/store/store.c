@@ -300,6 +300,8 @@ int kr_store_close(struct kr_store *s)
         if (!store_guard_tripped(s))
             mdb_env_sync(s->env, 1); /* the meta page NOMETASYNC deferred */
     }
+    if (s->rcur)
+        mdb_cursor_close(s->rcur);
     if (s->rtxn)
         mdb_txn_abort(s->rtxn);
     store_guard_unregister(s); /* before the map goes */
@@ -367,7 +369,7 @@ int kr_store_pin_get(struct kr_store *s, const uint8_t cmid[16], const uint8_t a
         return rc;
     }
     pthread_mutex_lock(&s->rd_mu);
-    int mrc = store_guard(s);
+    int mrc = store_guard_read(s);
     if (mrc == 0)
         mrc = mdb_txn_renew(s->rtxn);
     if (mrc == 0) {

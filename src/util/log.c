@@ -1,11 +1,15 @@
-/* log.c - logfmt lines to stderr or syslog. */
+/* log.c - logfmt lines to stderr or syslog, optionally buffered per event
+ * loop iteration (see kr_log_buffer_start in log.h). */
 #include "kmsrelay/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kmsrelay/netaddr.h" /* kr_now_us */
 
@@ -34,13 +38,109 @@ int kr_log_level(void)
     return log_max;
 }
 
+/* ---- the buffer ---------------------------------------------------------- */
+
+#define LOGBUF_CAP 65536
+
+static pthread_mutex_t buf_mu = PTHREAD_MUTEX_INITIALIZER;
+static char logbuf[LOGBUF_CAP];
+static size_t buf_len;      /* under buf_mu */
+static bool buffering;      /* under buf_mu */
+static pthread_t buf_owner; /* the thread whose lines are buffered */
+static void (*buf_kick)(void *);
+static void *buf_kick_arg;
+
+static void write_all(const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* nowhere to write: nothing better to do with the line */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void flush_locked(void)
+{
+    if (buf_len)
+        write_all(logbuf, buf_len);
+    buf_len = 0;
+}
+
+void kr_log_flush(void)
+{
+    int saved = errno;
+    pthread_mutex_lock(&buf_mu);
+    flush_locked();
+    pthread_mutex_unlock(&buf_mu);
+    errno = saved;
+}
+
+void kr_log_buffer_start(void (*kick)(void *arg), void *arg)
+{
+    static bool registered;
+    pthread_mutex_lock(&buf_mu);
+    flush_locked();
+    buffering = true;
+    buf_owner = pthread_self();
+    buf_kick = kick;
+    buf_kick_arg = arg;
+    if (!registered)
+        registered = atexit(kr_log_flush) == 0; /* exit() writes what is left */
+    pthread_mutex_unlock(&buf_mu);
+}
+
+void kr_log_buffer_stop(void)
+{
+    pthread_mutex_lock(&buf_mu);
+    flush_locked();
+    buffering = false;
+    buf_kick = NULL;
+    buf_kick_arg = NULL;
+    pthread_mutex_unlock(&buf_mu);
+}
+
+/* One whole line (with its newline) to stderr: a deferred line of the
+ * buffering thread into the buffer, any other line at once, after what is
+ * buffered (so that every other line, start-up and state changes above all,
+ * is out before whatever the program does next, e.g. tell systemd). */
+static void emit(const char *line, size_t n, bool defer)
+{
+    void (*kick)(void *) = NULL;
+    void *arg = NULL;
+    pthread_mutex_lock(&buf_mu);
+    if (defer && buffering && pthread_equal(pthread_self(), buf_owner)) {
+        if (buf_len + n > LOGBUF_CAP)
+            flush_locked();
+        if (n > LOGBUF_CAP) {
+            write_all(line, n);
+        } else {
+            if (buf_len == 0) {
+                kick = buf_kick;
+                arg = buf_kick_arg;
+            }
+            memcpy(logbuf + buf_len, line, n);
+            buf_len += n;
+        }
+    } else {
+        flush_locked(); /* what the loop buffered came first */
+        write_all(line, n);
+    }
+    pthread_mutex_unlock(&buf_mu);
+    if (kick)
+        kick(arg);
+}
+
 static const char *level_name(int level)
 {
     static const char *names[] = {"error", "warn", "info", "debug"};
     return level >= 0 && level <= KR_LOG_DEBUG ? names[level] : "info";
 }
 
-void kr_vlog(int level, const char *fmt, va_list ap)
+static void vlog_to(int level, bool defer, const char *fmt, va_list ap)
 {
     if (level > log_max)
         return;
@@ -57,17 +157,37 @@ void kr_vlog(int level, const char *fmt, va_list ap)
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        fprintf(stderr, "ts=%s.%03ldZ level=%s %s\n", when, ts.tv_nsec / 1000000L,
-                level_name(level), line);
+        char out[sizeof(line) + 64];
+        int n = snprintf(out, sizeof(out), "ts=%s.%03ldZ level=%s %s\n", when,
+                         ts.tv_nsec / 1000000L, level_name(level), line);
+        if (n >= (int)sizeof(out)) {
+            n = (int)sizeof(out) - 1;
+            out[n - 1] = '\n';
+        }
+        if (n > 0)
+            emit(out, (size_t)n, defer);
     }
     errno = saved;
+}
+
+void kr_vlog(int level, const char *fmt, va_list ap)
+{
+    vlog_to(level, false, fmt, ap);
 }
 
 void kr_log(int level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    kr_vlog(level, fmt, ap);
+    vlog_to(level, false, fmt, ap);
+    va_end(ap);
+}
+
+void kr_log_defer(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_to(level, true, fmt, ap);
     va_end(ap);
 }
 

@@ -40,15 +40,15 @@ import report  # noqa: E402
 MIX = "v6:60,v5:25,v4:15"
 LG_SOURCES = ["127.0.0.%d" % i for i in range(2, 6)]  # one kms-loadgen process each
 IDLE_SOURCES = ["127.0.0.%d" % i for i in range(2, 10)]
-SCEN = ["a", "b", "c"]
+SCEN = ["a", "b", "c", "d"]  # (d): kmsrelayd with activation logging on, as users run it
 # The sweep adds two tuning variants: HAProxy on one thread, kmsrelayd with 16
 # backend connections per host instead of the default 4.
 SWEEP = ["a", "b", "b1", "c", "c16"]
 
-FULL = dict(reps=7, thr_n=24000, thr_c=64, lat_rate=1000, lat_secs=8, warm_n=800,
+FULL = dict(sys_n=2000, sys_c=4, reps=7, thr_n=24000, thr_c=64, lat_rate=1000, lat_secs=8, warm_n=800,
             sweep_c=[8, 32, 64, 128, 256], sweep_n=8000, idle_ns=[10000, 50000], idle_reps=3,
             pins=1000000, start_reps=5, route_reps=3, storm_n=100000, storm_c=64, storm_reps=3)
-QUICK = dict(reps=2, thr_n=6000, thr_c=64, lat_rate=1000, lat_secs=3, warm_n=300,
+QUICK = dict(sys_n=1000, sys_c=4, reps=2, thr_n=6000, thr_c=64, lat_rate=1000, lat_secs=3, warm_n=300,
              sweep_c=[16, 64], sweep_n=3000, idle_ns=[2000, 5000], idle_reps=1, pins=100000,
              start_reps=2, route_reps=1, storm_n=20000, storm_c=64, storm_reps=1)
 
@@ -61,7 +61,9 @@ def log(msg):
 class Bench:
     def __init__(self, a):
         self.a = a
-        self.k = QUICK if a.quick else FULL
+        self.k = dict(QUICK if a.quick else FULL)
+        if a.reps:
+            self.k["reps"] = a.reps
         self.bin = os.path.abspath(a.bin)
         self.tools = os.path.abspath(a.tools)
         self.w = tempfile.mkdtemp(prefix="kr-bench-")
@@ -87,7 +89,8 @@ class Bench:
                              stderr=open(self.path("stub%d.err" % i), "w"))
             self.stubs.append((name, p, bl.wait_file(pf, p)))
 
-    def relay_conf(self, tag, state_dir, max_conn=8000, per_source=8000, extra="", pool_size=4):
+    def relay_conf(self, tag, state_dir, max_conn=8000, per_source=8000, extra="", pool_size=4,
+                   activations=False):
         hosts = ",\n".join('  { name = "%s"; address = "127.0.0.1:%d"; }' % (n, port)
                            for n, _, port in self.stubs)
         text = ('instance_id = "bench";\nstate_dir = "%s";\nlisten = [ "127.0.0.1:0" ];\n'
@@ -95,8 +98,9 @@ class Bench:
                 'max_per_source = %d; rate = 0; idle_timeout = "1h"; header_timeout = "1h"; };\n'
                 'hosts = (\n%s );\n'
                 'backend: { pool_size = %d; };\n'
-                'log: { target = "stderr"; level = "info"; activations = false; };\n%s'
-                % (state_dir, max_conn, per_source, hosts, pool_size, extra))
+                'log: { target = "stderr"; level = "info"; activations = %s; };\n%s'
+                % (state_dir, max_conn, per_source, hosts, pool_size,
+                   "true" if activations else "false", extra))
         path = self.path("%s.conf" % tag)
         with open(path, "w") as f:
             f.write(text)
@@ -202,7 +206,8 @@ class Bench:
         if sc.startswith("b"):
             p, port = self.start_haproxy(tag, nbthread=1 if sc == "b1" else None)
         else:
-            p, port = self.start_relay(tag, pool_size=16 if sc == "c16" else 4)
+            p, port = self.start_relay(tag, pool_size=16 if sc == "c16" else 4,
+                                       activations=sc == "d")
         return p, p.pid, port
 
     def stop_scenario(self, proc):
@@ -230,7 +235,7 @@ class Bench:
         runs = {sc: [] for sc in SCEN}
         lats = {sc: [] for sc in SCEN}
         for rep in range(k["reps"]):
-            order = SCEN[rep % 3:] + SCEN[:rep % 3]  # rotate: no setup always runs first
+            order = SCEN[rep % len(SCEN):] + SCEN[:rep % len(SCEN)]  # no setup always first
             for sc in order:
                 self.p.phase = "compare (%s)" % sc
                 proc, pid, port = self.start_scenario(sc, "cmp%d-%s" % (rep, sc))
@@ -254,6 +259,7 @@ class Bench:
                     "p50_ms": bl.percentile(lat["lat"], 50) / 1000.0,
                     "p90_ms": bl.percentile(lat["lat"], 90) / 1000.0,
                     "p99_ms": bl.percentile(lat["lat"], 99) / 1000.0,
+                    "p999_ms": bl.percentile(lat["lat"], 99.9) / 1000.0,
                     "lat_errors": lat["errors"], "lat_act": lat["act"], "rss_peak_kib": hwm,
                     "lat_thr": lat["thr"], "rss_anon_kib": anon, "rss_file_kib": fil,
                 }
@@ -264,6 +270,48 @@ class Bench:
                                       row["cpu_us"], hwm, row["thr_errors"], row["lat_errors"]))
         self.res["runs"] = runs
         return lats
+
+    def syscalls(self):
+        """System calls per activation of each setup's process (for (a): the
+        stub host), counted by `strace -c -f -p PID` attached after a warm-up
+        that wrote the pins of the very clients measured (steady state: every
+        client known), over sys_n activations of `kms-loadgen -c sys_c --ndr
+        win8` (a new connection each: bind, alter_context, request, close)."""
+        self.p.phase = "system calls"
+        k = self.k
+        out = {}
+        if not shutil.which("strace"):
+            log("strace not installed: system calls per activation not measured")
+            self.res["syscalls"] = out
+            return
+        for sc in SCEN:
+            proc, pid, port = self.start_scenario(sc, "sys-" + sc)
+            args = [self.b("kms-loadgen"), "-t", "127.0.0.1:%d" % port, "-n", k["sys_n"],
+                    "-c", k["sys_c"], "-k", k["sys_n"], "--seed", 77, "--ndr", "win8", "-q"]
+            self.p.run(args, timeout=300)  # warm-up: the same clients, pins written
+            time.sleep(0.5)
+            sfile = self.path("strace-%s.txt" % sc)
+            tr = self.p.start(["strace", "-c", "-f", "-p", pid, "-o", sfile],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # attached to every thread
+            rc, _, err = self.p.run(args, timeout=300)
+            time.sleep(0.3)
+            self.p.stop(tr, sig=signal.SIGINT)
+            self.stop_scenario(proc)
+            calls = {}
+            with open(sfile) as f:
+                for line in f:
+                    w = line.split()
+                    # % time, seconds, usecs/call, calls, [errors], syscall
+                    if len(w) >= 5 and w[-1] != "total" and w[0][0].isdigit() and w[3].isdigit():
+                        calls[w[-1]] = int(w[3])
+            n = k["sys_n"]
+            out[sc] = {"total": sum(calls.values()) / n,
+                       "by_call": {c: v / n for c, v in sorted(calls.items(), key=lambda x: -x[1])},
+                       "loadgen_rc": rc}
+            log("syscalls %s: %.2f per activation (%s)" % (sc, out[sc]["total"], ", ".join(
+                "%s %.2f" % (c, v) for c, v in list(out[sc]["by_call"].items())[:8])))
+        self.res["syscalls"] = out
 
     def idle(self):
         self.p.phase = "scale: idle connections"
@@ -439,19 +487,30 @@ class Bench:
         self.res["date"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         log("work dir %s, load %s" % (self.w, self.res["load_start"]))
         self.start_stubs()
-        self.sweep()
+        only = self.a.only.split(",") if self.a.only else None
+        self.res["only"] = only
+        lats = {}
+        if not only or "sweep" in only:
+            self.sweep()
+        if not only or "syscalls" in only:
+            self.syscalls()
         self.res["load_compare"] = bl.loadavg()
-        lats = self.compare()
+        if not only or "compare" in only:
+            lats = self.compare()
         self.res["load_scale"] = bl.loadavg()
-        self.idle()
-        self.store()
-        self.storm()
+        if not only or "idle" in only:
+            self.idle()
+        if not only or "store" in only:
+            self.store()
+        if not only or "storm" in only:
+            self.storm()
         self.res["load_end"] = bl.loadavg()
         self.res["elapsed_s"] = time.monotonic() - t0
         self.res["commands"] = self.p.commands
         with open(os.path.join(self.a.out, "results.json"), "w") as f:
             json.dump(self.res, f, indent=1)
-        report.plot(lats, self.k["lat_rate"], os.path.join(self.a.out, "latency.png"))
+        if lats:
+            report.plot(lats, self.k["lat_rate"], os.path.join(self.a.out, "latency.png"))
         report.write(self.res, os.path.join(self.a.out, "RESULTS.md"))
         log("done in %.0f s: %s" % (self.res["elapsed_s"], os.path.join(self.a.out, "RESULTS.md")))
 
@@ -463,6 +522,9 @@ def main():
     ap.add_argument("--out", required=True, help="where RESULTS.md and latency.png go")
     ap.add_argument("--quick", action="store_true", help="short run for development")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--only", help="comma list of phases (sweep,syscalls,compare,idle,store,"
+                    "storm) for a partial run during development; RESULTS.md then shows those")
+    ap.add_argument("--reps", type=int, help="rounds of the comparison (default 7, quick 2)")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -8,6 +8,7 @@
  * integrity fields are zeros; what matters here is that kmsrelayd passes
  * those bytes on untouched and frames them for each client. */
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -315,6 +316,7 @@ static void teardown(void)
     pump(5);
     kr_fix_fini(&t->fx); /* the store, its directory, the log level */
     kr_limits_free(&t->fx.r);
+    kr_front_pools_free(&t->fx.r); /* what kr_relay_destroy frees last */
     event_base_free(t->base);
     free(t);
     T = NULL;
@@ -1433,6 +1435,35 @@ static void test_ipv6_source_prefix(void)
     teardown();
 }
 
+/* front.c sets no socket option per client: listen.c sets TCP_NODELAY on
+ * the listening socket, which Linux copies to every accepted one. This
+ * checks that kernel behaviour (a kernel without it would add Nagle delays
+ * to every answer). */
+static void test_nodelay_inherited(void)
+{
+    int one = 1, v = 0;
+    socklen_t vl = sizeof(v);
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(l >= 0);
+    CU_ASSERT(setsockopt(l, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0);
+    CU_ASSERT_FATAL(bind(l, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(l, 4) == 0);
+    CU_ASSERT_FATAL(getsockname(l, (struct sockaddr *)&sin, &sl) == 0);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(connect(c, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    int a = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    CU_ASSERT_FATAL(a >= 0);
+    CU_ASSERT(getsockopt(a, IPPROTO_TCP, TCP_NODELAY, &v, &vl) == 0);
+    CU_ASSERT(v != 0);
+    close(a);
+    close(c);
+    close(l);
+}
+
 KR_SUITE(proxy)
 {
     CU_pSuite s = CU_add_suite("proxy", NULL, NULL);
@@ -1459,4 +1490,5 @@ KR_SUITE(proxy)
     CU_add_test(s, "pooled_desync", test_pooled_desync);
     CU_add_test(s, "bind_context_limit", test_bind_context_limit);
     CU_add_test(s, "ipv6_source_prefix", test_ipv6_source_prefix);
+    CU_add_test(s, "nodelay_inherited", test_nodelay_inherited);
 }

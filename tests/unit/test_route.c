@@ -277,6 +277,67 @@ static void test_plan_pins(void)
     fake_free(f);
 }
 
+/* A pair never seen goes to the host of the machine's most recently seen
+ * other pair: committed pairs and queued writes both count (the newest
+ * wins), a queued delete hides its pair, and other machines in the queue
+ * (a counting filter skips them) never do. */
+static void test_plan_machine(void)
+{
+    struct kr_relay_fix *f = fake_new(3, true);
+    struct kr_kms_request q, other;
+    struct kr_plan plan;
+    struct kr_pin pin, sib;
+    uint16_t order[NH];
+    mk_req(21, &q);
+    hrw_order(f, q.cmid, order);
+    /* other machines in the queue, none with this CMID */
+    for (uint32_t i = 100; i < 400; i++) {
+        mk_req(i, &other);
+        put_pin(f, &other, f->hosts[order[0]].conf.name);
+    }
+    CU_ASSERT_EQUAL(kr_store_pin_cmid_latest(f->r.store, q.cmid, &sib), KR_ENOENT);
+    kr_route_plan(&f->r, &q, &plan, &pin);
+    CU_ASSERT_EQUAL(plan.machine, -1);
+    CU_ASSERT_EQUAL(plan.hosts[0], order[0]);
+
+    /* the machine's Windows pair, committed, on the host HRW likes least */
+    struct kr_kms_request win = q;
+    memset(win.app_id, 0x11, 16);
+    put_pin(f, &win, f->hosts[order[2]].conf.name);
+    CU_ASSERT_EQUAL(kr_store_flush(f->r.store, NULL), 0);
+    kr_route_plan(&f->r, &q, &plan, &pin);
+    CU_ASSERT_FALSE(plan.have_pin);
+    CU_ASSERT_EQUAL(plan.machine, order[2]);
+    CU_ASSERT_EQUAL(plan.hosts[0], order[2]);
+
+    /* a newer pair of it, only queued, on another host: the newest wins */
+    struct kr_kms_request off = q;
+    memset(off.app_id, 0x22, 16);
+    struct kr_pin p;
+    memset(&p, 0, sizeof(p));
+    memcpy(p.cmid, off.cmid, 16);
+    memcpy(p.app_id, off.app_id, 16);
+    snprintf(p.host, sizeof(p.host), "%s", f->hosts[order[1]].conf.name);
+    p.first_seen = p.last_seen = kr_wall_s() + 10;
+    CU_ASSERT_FATAL(kr_store_pin_put(f->r.store, &p) == 0);
+    CU_ASSERT_EQUAL(kr_store_pin_cmid_latest(f->r.store, q.cmid, &sib), 0);
+    CU_ASSERT_STRING_EQUAL(sib.host, f->hosts[order[1]].conf.name);
+    CU_ASSERT_EQUAL(memcmp(sib.app_id, off.app_id, 16), 0);
+    kr_route_plan(&f->r, &q, &plan, &pin);
+    CU_ASSERT_EQUAL(plan.machine, order[1]);
+
+    /* deleting it (queued) brings back the committed pair */
+    CU_ASSERT_EQUAL(kr_store_pin_del(f->r.store, off.cmid, off.app_id), 0);
+    kr_route_plan(&f->r, &q, &plan, &pin);
+    CU_ASSERT_EQUAL(plan.machine, order[2]);
+    /* and deleting that one too (queued over a committed record) leaves none */
+    CU_ASSERT_EQUAL(kr_store_pin_del(f->r.store, win.cmid, win.app_id), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_cmid_latest(f->r.store, q.cmid, &sib), KR_ENOENT);
+    CU_ASSERT_EQUAL(kr_store_flush(f->r.store, NULL), 0);
+    CU_ASSERT_EQUAL(kr_store_pin_cmid_latest(f->r.store, q.cmid, &sib), KR_ENOENT);
+    fake_free(f);
+}
+
 static void test_failback(void)
 {
     struct kr_relay_fix *f = fake_new(3, true);
@@ -408,6 +469,7 @@ KR_SUITE(route)
     CU_add_test(s, "plan_hrw_and_tiers", test_plan_hrw_and_tiers);
     CU_add_test(s, "plan_health", test_plan_health);
     CU_add_test(s, "plan_pins", test_plan_pins);
+    CU_add_test(s, "plan_machine", test_plan_machine);
     CU_add_test(s, "failback", test_failback);
     CU_add_test(s, "refusals", test_refusals);
     CU_add_test(s, "assist_host", test_assist_host);

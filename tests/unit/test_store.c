@@ -310,6 +310,34 @@ static void test_note_name(void)
 
 /* ---- the write queue, against a naive model ---------------------------- */
 
+/* Small values (every pin record) reuse the buffers of cleared, coalesced
+ * and dropped entries: a batch in steady use allocates nothing (issue 13). */
+static void test_batch_recycles(void)
+{
+    struct batch b;
+    uint8_t key[PEND_KEY_LEN] = {1}, v[PEND_VAL_SMALL + 10];
+    uint64_t dropped = 0;
+    memset(v, 0xAB, sizeof(v));
+    CU_ASSERT_EQUAL_FATAL(batch_init(&b, 4, 7), 0);
+    CU_ASSERT_EQUAL(batch_set(&b, key, PEND_PUT, v, 120, 0, &dropped), 0);
+    uint8_t *first = batch_find(&b, key)->val;
+    batch_clear(&b);
+    CU_ASSERT_EQUAL(b.n_spare, 1);
+    key[0] = 2;
+    CU_ASSERT_EQUAL(batch_set(&b, key, PEND_PUT, v, 200, 0, &dropped), 0);
+    CU_ASSERT_PTR_EQUAL(batch_find(&b, key)->val, first); /* the same buffer again */
+    CU_ASSERT_EQUAL(b.n_spare, 0);
+    CU_ASSERT_EQUAL(batch_set(&b, key, PEND_PUT, v, 90, 0, &dropped), 0); /* coalesced */
+    CU_ASSERT_EQUAL(b.n_spare, 1);
+    CU_ASSERT_EQUAL(memcmp(batch_find(&b, key)->val, v, 90), 0);
+    /* a large value is allocated and freed as it is, never kept */
+    CU_ASSERT_EQUAL(batch_set(&b, key, PEND_PUT, v, sizeof(v), 0, &dropped), 0);
+    CU_ASSERT_EQUAL(b.n_spare, 2);
+    batch_clear(&b);
+    CU_ASSERT_EQUAL(b.n_spare, 2);
+    batch_deinit(&b); /* frees the spares (ASan: no leak) */
+}
+
 static void test_batch_model(void)
 {
     enum { CAP = 37, KEYS = 120, OPS = 20000 };
@@ -1230,6 +1258,7 @@ KR_SUITE(store)
     CU_add_test(s, "pin record rejects", test_record_reject);
     CU_add_test(s, "workstation names", test_note_name);
     CU_add_test(s, "write queue against a model", test_batch_model);
+    CU_add_test(s, "batch recycles value buffers", test_batch_recycles);
     CU_add_test(s, "put/get through the queue and after flush", test_put_get_flush);
     CU_add_test(s, "coalescing and delete", test_coalesce_delete);
     CU_add_test(s, "persistence across reopen", test_persist);
