@@ -333,8 +333,10 @@ static void renew_failed(struct kr_gss_sess *s, const char *reason, const char *
     s->renew_failures++;
     s->renew_retry_us = kr_now_us() + wait_s * 1000000;
     snprintf(s->renew_err, sizeof(s->renew_err), "%s", err);
-    kr_log(KR_LOG_WARN, "event=gss_context_failed zone=%s server=%s reason=%s retry_s=%llu",
-           s->zone, s->server_name, reason, (unsigned long long)wait_s);
+    char q[sizeof(s->renew_err) + 8];
+    kr_log(KR_LOG_WARN,
+           "event=gss_context_failed zone=%s server=%s reason=%s retry_s=%llu error=%s", s->zone,
+           s->server_name, reason, (unsigned long long)wait_s, kr_logfmt_value(err, q, sizeof(q)));
 }
 
 int kr_gss_reopen(struct kr_gss_sess *s, const char *reason, char *err, size_t errlen)

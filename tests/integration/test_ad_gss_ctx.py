@@ -125,6 +125,12 @@ def key_material(keytab):
     return out
 
 
+def no_blobs(text, name):
+    """No long base64 or hex run (a ticket, a token, a key, a MAC)."""
+    blobs = re.findall(r"[A-Za-z0-9+/]{40,}={0,2}|[0-9a-fA-F]{40,}", text)
+    check(not blobs, "binary-looking blobs in the %s: %s" % (name, blobs[:3]))
+
+
 def t_reuse_and_secrets(h):
     """One TKEY negotiation serves many signed messages; no key or ticket
     bytes in the debug log or in /v1/dns."""
@@ -146,8 +152,7 @@ def t_reuse_and_secrets(h):
     for name, text in (("log", log), ("/v1/dns", api)):
         for k in keys:
             check(k not in text, "key bytes of the keytab in the %s" % name)
-        blobs = re.findall(r"[A-Za-z0-9+/]{40,}={0,2}|[0-9a-fA-F]{40,}", text)
-        check(not blobs, "binary-looking blobs in the %s: %s" % (name, blobs[:3]))
+        no_blobs(text, name)
     check(h.stop(r.proc) == 0, "kmsrelayd exit status")
 
 
@@ -165,6 +170,12 @@ def t_samba_reuse(h):
     check("event=dns_error" not in log, "errors: %s" % re.findall(r"event=dns_error[^\n]*", log))
     check(h.stop(r.proc) == 0, "kmsrelayd exit status")
     timings(x, "Samba")
+    # AD requires pre-authentication: with a clock 10 minutes ahead (and no
+    # kdc_timesync) the DC itself refuses us with KRB_AP_ERR_SKEW.
+    rc, out = skewed(x, h, "+10m", krb5_conf(x, h, "krb5-nosync.conf", "  kdc_timesync = 0"))
+    print("  %s" % out.strip().splitlines()[-1][:300])
+    check(rc == 1 and "clock skew beyond Kerberos' 5 minutes" in out and "NTP" in out,
+          "Kerberos clock skew against the DC: %s" % out)
 
 
 def t_bind_restart(h):
@@ -221,6 +232,48 @@ def t_short_ticket(h):
     check(h.stop(r.proc) == 0, "kmsrelayd exit status")
 
 
+def kdc_pids(x):
+    with open("/proc/%d/task/%d/children" % (x.nspid, x.nspid)) as f:
+        kids = [int(p) for p in f.read().split()]
+    out = []
+    for p in kids:
+        try:
+            with open("/proc/%d/comm" % p) as f:
+                if f.read().strip() == "krb5kdc":
+                    out.append(p)
+        except OSError:
+            pass
+    return out
+
+
+def t_kdc_down(h):
+    """The KDC down when the context is due: each failed negotiation backs
+    off (1 s, 2 s, 4 s ...) and the old context serves while it lasts; with
+    the KDC back, a new context and the record never left."""
+    x = fixture()
+    conf = krb5_conf(x, h, "krb5-short.conf", "  ticket_lifetime = 20s")
+    r, a, sock = start(h, x, env={"KRB5_CONFIG": conf})
+    pids = kdc_pids(x)  # the fixture's KDC (its namespace started it)
+    check(len(pids) == 1, "the fixture's krb5kdc: %s" % pids)
+    os.kill(pids[0], signal.SIGTERM)
+    rl.wait_for(lambda: not os.path.exists("/proc/%d" % pids[0]), 10, "krb5kdc to stop")
+    m = rl.wait_log(r.proc, r"event=gss_context_failed [^\n]*retry_s=4", 40)
+    fails = re.findall(r"[^\n]*event=gss_context_failed [^\n]*", r.log())
+    print("  %s" % "\n  ".join(f[:200] for f in fails))
+    retries = [int(v) for v in re.findall(r"retry_s=(\d+)", "\n".join(fails))]
+    check(retries[:3] == [1, 2, 4], "backoff 1, 2, 4 s: %s" % retries)
+    check("no KDC of realm CORP.TEST answered" in fails[0], "why: %s" % fails[0])
+    # The KDC back (kept by the fixtures' harness for the later tests).
+    off = rl.log_size(r.proc)
+    FIX_H.start(["krb5kdc", "-n", "-P", os.path.join(x.dir, "kdc2.pid")], "krb5kdc-2",
+                env=dict(x.env, KRB5_KDC_PROFILE=os.path.join(x.dir, "kdc.conf")))
+    rl.wait_log(r.proc, r"event=gss_context zone=\S+ [^\n]*reason=expiring", 30, start=off)
+    check(ours(x, r.port), "the record left while the KDC was down")
+    rl.wait_for(lambda: "tsig_error=0 verified=1" in (exchanges(r.log(), off) or [""])[-1], 10,
+                "a verified message on the new context", poll=0.2)
+    check(h.stop(r.proc) == 0, "kmsrelayd exit status")
+
+
 def skewed(x, h, offset, conf=None, *extra):
     """kmsrelayctl dns (check|update) with this process' clock `offset`
     ahead, through libfaketime."""
@@ -232,7 +285,9 @@ def skewed(x, h, offset, conf=None, *extra):
         "--zone", "corp.test", "--server", "127.0.0.1", "--keytab", x.keytab,
         "--principal", x.principal, "--debug"]
     r = subprocess.run(args, capture_output=True, env=env, timeout=60)
-    return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    no_blobs(out, "kmsrelayctl --debug output")
+    return r.returncode, out
 
 
 def t_clock_skew(h):
@@ -283,7 +338,7 @@ def t_timings(h):
 if __name__ == "__main__":
     try:
         krtest.run_tests("ad_gss_ctx", [t_reuse_and_secrets, t_bind_restart, t_clock_skew,
-                                        t_timings, t_short_ticket, t_samba_reuse])
+                                        t_timings, t_short_ticket, t_kdc_down, t_samba_reuse])
     finally:
         FIX_H.cleanup()
         print("timings: " + ", ".join("%s %s" % kv for kv in TIMINGS.items()), flush=True)
