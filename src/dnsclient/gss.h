@@ -68,7 +68,7 @@ int kr_gss_query(struct kr_gss_sess *s, const char *name, uint16_t type,
  * zone, query and update on that server: a worker takes the idle session
  * (or opens one), uses it alone, and gives it back. A failed kr_gss_open
  * backs off per server (1 s doubling to 60 s): meanwhile take fails at once
- * with the same error and "(next attempt in N s)". Thread-safe. */
+ * with the same error and "(negotiation backing off)". Thread-safe. */
 int kr_gss_pool_take(const struct kr_gss_opts *o, struct kr_gss_sess **out, char *err,
                      size_t errlen);
 /* Returns a session taken with `o` (it stays for the next request; a

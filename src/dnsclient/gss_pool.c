@@ -69,8 +69,8 @@ int kr_gss_pool_take(const struct kr_gss_opts *o, struct kr_gss_sess **out, char
     }
     uint64_t now = kr_now_us();
     if (e && now < e->retry_us) {
-        snprintf(err, errlen, "%s (next attempt in %.0f s)", e->err,
-                 (double)(e->retry_us - now) / 1e6 + 0.5);
+        /* The same text each time: the service logs repeats as repeats. */
+        snprintf(err, errlen, "%s (negotiation backing off)", e->err);
         int rc = e->rc;
         pthread_mutex_unlock(&mu);
         return rc;

@@ -344,8 +344,8 @@ int kr_gss_reopen(struct kr_gss_sess *s, const char *reason, char *err, size_t e
     OM_uint32 min;
     uint64_t now = kr_now_us();
     if (now < s->renew_retry_us) {
-        snprintf(err, errlen, "%s (next attempt in %.0f s)", s->renew_err,
-                 (double)(s->renew_retry_us - now) / 1e6 + 0.5);
+        /* The same text each time: the service logs repeats as repeats. */
+        snprintf(err, errlen, "%s (negotiation backing off)", s->renew_err);
         return KR_ECRYPTO;
     }
     /* The old context stays usable until the new one is complete. */
