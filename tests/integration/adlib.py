@@ -158,21 +158,24 @@ class Fixture:
                 if len(l.split(None, 4)) == 5]
 
     def restart_named(self, seconds=30):
-        """MIT+BIND: stops named (started by this fixture; the namespace's
-        shell starts it again) and waits until DNS answers: every GSS-TSIG
-        context it had is gone."""
+        self.restart_server("named", seconds)
+
+    def restart_server(self, comm, seconds=30):
+        """Stops the DNS server process `comm` ("named" or "samba", started
+        by this fixture; the namespace's shell starts it again) and waits
+        until DNS answers: every GSS-TSIG context it had is gone."""
         with open("/proc/%d/task/%d/children" % (self.nspid, self.nspid)) as f:
             kids = [int(p) for p in f.read().split()]
         named = []
         for p in kids:
             try:
                 with open("/proc/%d/comm" % p) as f:
-                    if f.read().strip() == "named":
+                    if f.read().strip() == comm:
                         named.append(p)
             except OSError:
                 pass
         if len(named) != 1:
-            raise krtest.Failure("restart_named: named not found among %s" % kids)
+            raise krtest.Failure("restart_server: %s not found among %s" % (comm, kids))
         os.kill(named[0], signal.SIGTERM)
         deadline = time.time() + seconds
         while os.path.exists("/proc/%d" % named[0]) and time.time() < deadline:
@@ -225,7 +228,9 @@ chmod 0750 $D/ntp_signd
 # no TLS key generation at start (the tests bind with SASL GSSAPI), no file serving
 sed -i 's/^\[global\]$/[global]\n\ttls enabled = no\n\tserver services = -s3fs -spoolss -ntp_signd -kcc -drepl -dnsupdate/' $D/etc/smb.conf
 cp $D/kmsrelay.keytab $D/other.keytab {dir}/
-exec samba -F --debug-stdout -d 1 -s $D/etc/smb.conf
+# samba comes back when stopped (Fixture.restart_server); the namespace ends
+# with this shell. Its own session: at exit samba signals its process group.
+while :; do setsid -w samba -F --debug-stdout -d 1 -s $D/etc/smb.conf || true; sleep 0.1; done
 """
 
 
@@ -332,7 +337,7 @@ krb5kdc -n -P {dir}/kdc.pid &
 # named comes back when stopped (Fixture.restart_named), without the TKEY
 # contexts it saves at exit (_default.tsigkeys), as Windows DNS forgets
 # them; the namespace ends with this shell
-while :; do rm -f {dir}/*.tsigkeys; named -g -c {dir}/named.conf; sleep 0.1; done
+while :; do rm -f {dir}/*.tsigkeys; named -g -c {dir}/named.conf || true; sleep 0.1; done
 """
 
 

@@ -178,6 +178,31 @@ def t_samba_reuse(h):
           "Kerberos clock skew against the DC: %s" % out)
 
 
+def t_samba_restart(h):
+    """Samba restarted (its KDC and DNS server; it keeps no TKEY context):
+    one new negotiation, then the reads go on verified."""
+    x = fixture("samba")
+    r, a, sock = start(h, x)
+    rl.wait_for(lambda: len(exchanges(r.log())) >= 3, 15, "3 signed messages", poll=0.2)
+    off = rl.log_size(r.proc)
+    t0 = time.time()
+    x.restart_server("samba", 60)
+    TIMINGS["Samba restart (s)"] = time.time() - t0
+    rl.wait_for(lambda: contexts(r.log(), off), 30, "a new context after the restart",
+                poll=0.2)
+    rl.wait_for(lambda: "tsig_error=0 verified=1" in (exchanges(r.log(), off) or [""])[-1], 15,
+                "a verified message on the new context", poll=0.2)
+    log = r.log()[off:]
+    new = contexts(log)
+    print("  after the restart: %s" % "\n  ".join(c[:160] for c in new))
+    check(len(new) == 1 and "reason=stale" in new[0], "one renegotiation: %s" % new)
+    told = [e for e in exchanges(log) if "verified=0" in e]
+    print("  Samba's answer to the forgotten context: %s" % told[:1])
+    check(told and "rcode=NOTAUTH" in told[0], "Samba's answer: %s" % told)
+    check(ours(x, r.port), "our record left")
+    check(h.stop(r.proc) == 0, "kmsrelayd exit status")
+
+
 def t_bind_restart(h):
     """BIND restarted forgets our context: one new negotiation (BADKEY seen,
     reason=stale), then the read and the repair update succeed."""
@@ -338,7 +363,8 @@ def t_timings(h):
 if __name__ == "__main__":
     try:
         krtest.run_tests("ad_gss_ctx", [t_reuse_and_secrets, t_bind_restart, t_clock_skew,
-                                        t_timings, t_short_ticket, t_kdc_down, t_samba_reuse])
+                                        t_timings, t_short_ticket, t_kdc_down, t_samba_reuse,
+                                        t_samba_restart])
     finally:
         FIX_H.cleanup()
         print("timings: " + ", ".join("%s %s" % kv for kv in TIMINGS.items()), flush=True)
