@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """GSS-TSIG security contexts over time (issue 12), against a real MIT KDC +
-BIND 9 (tests/integration/adlib.py):
+BIND 9 and a Samba AD DC (tests/integration/adlib.py):
 
 - reuse: kmsrelayd negotiates ONE context (one TKEY exchange) with the
   server and signs every later read, repair and update with it (counted
@@ -12,10 +12,16 @@ BIND 9 (tests/integration/adlib.py):
 - a short ticket (ticket_lifetime = 20s in the daemon's own krb5.conf):
   kmsrelayd negotiates again before the context expires, with a fresh
   ticket, and no message fails;
+- the KDC down when the context is due: failed negotiations back off (1, 2,
+  4 s ...) while the old context serves; the KDC back: a new context;
+- Samba: one context for many messages (its MAC form); Samba restarted
+  answers NOTAUTH/BADKEY and kmsrelayd negotiates once more;
 - clock skew, for real under libfaketime: our clock 10 minutes ahead gives
   BIND's BADTIME, read as clock skew with NTP advice (Kerberos itself
   tolerates it: MIT follows the KDC's clock); with kdc_timesync = 0 the
-  Kerberos error itself reads as clock skew beyond Kerberos' 5 minutes;
+  Kerberos error itself (MIT: the KDC reply's time; Samba, which requires
+  pre-authentication: KRB_AP_ERR_SKEW) reads as clock skew beyond
+  Kerberos' 5 minutes;
 - no key or ticket bytes in the daemon's debug log or in /v1/dns.
 
 Timings printed at the end (context set-up and one signed update against
