@@ -183,7 +183,8 @@ class Fixture:
         self.wait_dns(ZONE, seconds)
 
     def copy_keytab(self, src, name):
-        dst = os.path.join(self.h.dir, name)
+        # in the fixture's own directory: two fixtures may share a harness
+        dst = os.path.join(self.dir, "copy-" + name)
         shutil.copyfile(src, dst)
         os.chmod(dst, 0o600)
         return dst
