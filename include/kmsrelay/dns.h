@@ -255,7 +255,8 @@ struct kr_dns_servers {
     size_t n_resolvers;
     /* GSS-TSIG (RFC 3645, issue 12) instead of `key`: the account's keytab
      * and principal. Queries and updates then run on a worker thread
-     * (Kerberos blocks), one security context per request; AXFR stays
+     * (Kerberos blocks), one security context per server kept between
+     * requests (gss_pool.c); AXFR stays
      * HMAC-only; addrs must be given (no MNAME fallback). NULL = HMAC. */
     const char *gss_keytab;
     const char *gss_principal;

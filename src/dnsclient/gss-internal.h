@@ -28,6 +28,11 @@ struct kr_gss_sess {
     gss_ctx_id_t ctx;
     bool samba_logged;
     uint64_t established_us; /* when the context was set up (kr_now_us) */
+    int64_t tkey_expire;     /* the server's TKEY expiration (wall s), 0 = none */
+    int64_t margin_s;        /* negotiate again when less than this is left */
+    unsigned renew_failures; /* failed negotiations in a row (backoff) */
+    uint64_t renew_retry_us; /* no new negotiation before this (kr_now_us) */
+    char renew_err[400];     /* why the last one failed (repeated while backing off) */
 };
 
 /* Credentials from the keytab into a private memory cache. 0 or KR_E* with
@@ -43,8 +48,21 @@ void kr_gssi_forget(struct kr_gss_sess *s);
 void kr_gssi_explain(const struct kr_gss_sess *s, const char *what, OM_uint32 maj, OM_uint32 min,
                      char *err, size_t errlen);
 
-/* Sets up a new context (new key name) on an open session. */
-int kr_gss_reopen(struct kr_gss_sess *s, char *err, size_t errlen);
+/* Sets up a new context (new key name) on an open session; `reason` is
+ * logged ("stale": the server lost ours; "expiring": a fresh ticket is
+ * fetched from the keytab first). Failures back off exponentially (1 s
+ * doubling to 60 s): while backing off it fails at once with the last
+ * error. */
+int kr_gss_reopen(struct kr_gss_sess *s, const char *reason, char *err, size_t errlen);
+
+/* Seconds the context has left: the smaller of GSSAPI's (the service
+ * ticket's end) and the server's TKEY expiration; 0 without a context. */
+int64_t kr_gssi_left_s(const struct kr_gss_sess *s);
+
+/* Renegotiates when the context has less than its margin left (a quarter
+ * of its lifetime, at most 5 minutes), before a message is signed. A
+ * context still valid is kept when that fails. 0 or KR_E* with err. */
+int kr_gssi_ensure(struct kr_gss_sess *s, char *err, size_t errlen);
 
 /* The MIC callbacks for gss_tsig.c (ctx: the session). */
 int kr_gssi_mic(void *ctx, const uint8_t *d, size_t n, uint8_t *mic, size_t *len);

@@ -14,6 +14,9 @@
  * unknown server principal, permission denied on the node). Tickets and
  * keys never appear in any message.
  *
+ * A session renegotiates by itself before its context expires and once
+ * after a BADKEY/BADSIG (gss_req.c), so it may be kept for many messages.
+ *
  * Ownership: kr_gss_open returns a session the caller frees with
  * kr_gss_close; option strings are copied. Results as in kmsrelay/dns.h.
  */
@@ -59,5 +62,19 @@ const char *kr_gss_server_principal(const struct kr_gss_sess *s);
 int kr_gss_update(struct kr_gss_sess *s, const struct kr_dns_update *u, struct kr_dns_result **out);
 int kr_gss_query(struct kr_gss_sess *s, const char *name, uint16_t type,
                  struct kr_dns_result **out);
+
+/* ---- the daemon's sessions (gss_pool.c) ----------------------------------
+ * One security context per (keytab, principal, server address) serves every
+ * zone, query and update on that server: a worker takes the idle session
+ * (or opens one), uses it alone, and gives it back. A failed kr_gss_open
+ * backs off per server (1 s doubling to 60 s): meanwhile take fails at once
+ * with the same error and "(negotiation backing off)". Thread-safe. */
+int kr_gss_pool_take(const struct kr_gss_opts *o, struct kr_gss_sess **out, char *err,
+                     size_t errlen);
+/* Returns a session taken with `o` (it stays for the next request; a
+ * second idle one for the same server is closed). */
+void kr_gss_pool_give(const struct kr_gss_opts *o, struct kr_gss_sess *s);
+/* Closes every idle session and forgets the backoff (client freed). */
+void kr_gss_pool_clear(void);
 
 #endif

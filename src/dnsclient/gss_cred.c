@@ -225,6 +225,7 @@ static void explain_code(const struct kr_gss_sess *s, const char *what, const ch
         hint = h;
         break;
     case KRB5KRB_AP_ERR_SKEW:
+    case KRB5_KDCREP_SKEW: /* the KDC's reply, with kdc_timesync off */
         hint = "clock skew beyond Kerberos' 5 minutes: synchronise this host's clock with the "
                "domain controllers (NTP)";
         break;

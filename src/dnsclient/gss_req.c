@@ -107,7 +107,9 @@ static void judge(struct kr_gss_sess *s, struct kr_dns_msg *rq, const uint8_t *r
     }
 }
 
-/* One signed exchange of a built request. */
+/* One signed exchange of a built request, on the session's context: a
+ * new one first when it is about to expire, and once more after the
+ * server said it no longer knows ours (BADKEY/BADSIG). */
 static int run(struct kr_gss_sess *s, struct kr_dns_msg *rq, struct kr_dns_result **out)
 {
     char err[400];
@@ -118,6 +120,10 @@ static int run(struct kr_gss_sess *s, struct kr_dns_msg *rq, struct kr_dns_resul
     for (int attempt = 0; attempt < 2; attempt++) {
         uint8_t *w = NULL, *rep = NULL, mac[KR_GSST_MAC_MAX];
         size_t wl, rl, ml = sizeof(mac);
+        if (attempt == 0 && kr_gssi_ensure(s, err, sizeof(err)) != 0) {
+            kr_dns_result_set(res, KR_DNS_E_KEY, "%s", err);
+            break;
+        }
         int rc = sign(s, rq, &w, &wl, mac, &ml, err, sizeof(err));
         if (!rc)
             rc = kr_gssi_exchange(&s->addr, s->timeout_ms, w, wl, &rep, &rl, err, sizeof(err));
@@ -130,11 +136,16 @@ static int run(struct kr_gss_sess *s, struct kr_dns_msg *rq, struct kr_dns_resul
         kr_dns_result_clear_rrs(res);
         judge(s, rq, rep, rl, mac, ml, res);
         free(rep);
+        kr_log(KR_LOG_DEBUG,
+               "event=gss_signed_exchange server=%s key=%s opcode=%d rcode=%s tsig_error=%u "
+               "verified=%d context_left_s=%lld",
+               s->server_name, s->key_name, rq->opcode, kr_dns_rcode_name(res->rcode),
+               res->tsig_error, res->verified, (long long)kr_gssi_left_s(s));
         bool stale = res->tsig_error == KR_DNS_TSIG_BADSIG || res->tsig_error == KR_DNS_TSIG_BADKEY;
         if (!stale || attempt == 1)
             break;
         /* The server lost our context (restart, expiry): negotiate again. */
-        if (kr_gss_reopen(s, err, sizeof(err)) != 0) {
+        if (kr_gss_reopen(s, "stale", err, sizeof(err)) != 0) {
             kr_dns_result_set(res, KR_DNS_E_KEY, "%s", err);
             break;
         }

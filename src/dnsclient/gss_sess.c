@@ -148,6 +148,7 @@ static int find_server(struct kr_gss_sess *s, char *err, size_t errlen)
             const struct kr_dns_rr *x = i < res->n_rrs ? &res->rrs[i] : &res->auth[i - res->n_rrs];
             if (x->type == KR_DNS_SOA) {
                 snprintf(s->server_name, sizeof(s->server_name), "%s", x->target);
+                snprintf(s->zone, sizeof(s->zone), "%s", x->owner); /* the apex, for logs */
                 rc = 0;
             }
         }
@@ -201,6 +202,8 @@ static int tkey_round(struct kr_gss_sess *s, const gss_buffer_desc *tok, gss_buf
     } else if (rc) {
         snprintf(err, errlen, "TKEY with %s: malformed reply (%s)", s->server_name, why);
     } else if ((back->value = malloc(r.token_len ? r.token_len : 1)) != NULL) {
+        /* A past or absent expiration (0) says nothing: GSSAPI's time rules. */
+        s->tkey_expire = (int64_t)r.expiration > kr_wall_s() ? (int64_t)r.expiration : 0;
         memcpy(back->value, r.token, r.token_len);
         back->length = r.token_len;
     } else {
@@ -255,6 +258,26 @@ static int negotiate(struct kr_gss_sess *s, char *err, size_t errlen)
     return rc;
 }
 
+/* Negotiates a context and notes its lifetime; one debug line per TKEY
+ * negotiation (tests count them: one context serves many messages). */
+static int establish(struct kr_gss_sess *s, const char *reason, char *err, size_t errlen)
+{
+    uint64_t t0 = kr_now_us();
+    s->tkey_expire = 0;
+    int rc = negotiate(s, err, errlen);
+    if (rc)
+        return rc;
+    s->established_us = kr_now_us();
+    int64_t life = kr_gssi_left_s(s);
+    s->margin_s = life / 4 < 300 ? life / 4 : 300;
+    kr_log(KR_LOG_DEBUG,
+           "event=gss_context zone=%s server_principal=%s key=%s reason=%s lifetime_s=%lld "
+           "renew_before_s=%lld ms=%.1f",
+           s->zone, s->server_principal, s->key_name, reason, (long long)life,
+           (long long)s->margin_s, (double)(s->established_us - t0) / 1000.0);
+    return 0;
+}
+
 int kr_gss_open(const struct kr_gss_opts *o, struct kr_gss_sess **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -283,11 +306,8 @@ int kr_gss_open(const struct kr_gss_opts *o, struct kr_gss_sess **out, char *err
     else if ((rc = find_server(s, err, errlen)) != 0)
         goto fail;
     name_principal(s);
-    if ((rc = kr_gssi_acquire(s, err, errlen)) || (rc = negotiate(s, err, errlen)))
+    if ((rc = kr_gssi_acquire(s, err, errlen)) || (rc = establish(s, "new", err, errlen)))
         goto fail;
-    s->established_us = kr_now_us();
-    kr_log(KR_LOG_DEBUG, "event=gss_context zone=%s server_principal=%s key=%s", s->zone,
-           s->server_principal, s->key_name);
     *out = s;
     return 0;
 fail:
@@ -295,16 +315,89 @@ fail:
     return rc;
 }
 
-int kr_gss_reopen(struct kr_gss_sess *s, char *err, size_t errlen)
+static int renew_ticket(struct kr_gss_sess *s, char *err, size_t errlen)
 {
     OM_uint32 min;
-    if (s->ctx != GSS_C_NO_CONTEXT)
-        gss_delete_sec_context(&min, &s->ctx, GSS_C_NO_BUFFER);
+    if (s->cred != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&min, &s->cred);
+    s->cred = GSS_C_NO_CREDENTIAL;
+    kr_gssi_forget(s); /* the new context must not reuse the old service ticket */
+    return kr_gssi_acquire(s, err, errlen);
+}
+
+/* Backs off after a failed negotiation: 1 s, doubling to 60 s. */
+static void renew_failed(struct kr_gss_sess *s, const char *reason, const char *err)
+{
+    unsigned n = s->renew_failures < 6 ? s->renew_failures : 6;
+    uint64_t wait_s = (1u << n) < 60 ? (1u << n) : 60;
+    s->renew_failures++;
+    s->renew_retry_us = kr_now_us() + wait_s * 1000000;
+    snprintf(s->renew_err, sizeof(s->renew_err), "%s", err);
+    char q[sizeof(s->renew_err) + 8];
+    kr_log(KR_LOG_WARN,
+           "event=gss_context_failed zone=%s server=%s reason=%s retry_s=%llu error=%s", s->zone,
+           s->server_name, reason, (unsigned long long)wait_s, kr_logfmt_value(err, q, sizeof(q)));
+}
+
+int kr_gss_reopen(struct kr_gss_sess *s, const char *reason, char *err, size_t errlen)
+{
+    OM_uint32 min;
+    uint64_t now = kr_now_us();
+    if (now < s->renew_retry_us) {
+        /* The same text each time: the service logs repeats as repeats. */
+        snprintf(err, errlen, "%s (negotiation backing off)", s->renew_err);
+        return KR_ECRYPTO;
+    }
+    /* The old context stays usable until the new one is complete. */
+    gss_ctx_id_t old = s->ctx;
+    char old_key[sizeof(s->key_name)];
+    int64_t old_expire = s->tkey_expire;
+    snprintf(old_key, sizeof(old_key), "%s", s->key_name);
     s->ctx = GSS_C_NO_CONTEXT;
     name_principal(s); /* a fresh key name: the old one may linger on the server */
-    int rc = negotiate(s, err, errlen);
+    int rc = 0;
+    if (strcmp(reason, "expiring") == 0 || s->cred == GSS_C_NO_CREDENTIAL)
+        rc = renew_ticket(s, err, errlen);
     if (!rc)
-        s->established_us = kr_now_us();
+        rc = establish(s, reason, err, errlen);
+    if (rc) {
+        if (s->ctx != GSS_C_NO_CONTEXT)
+            gss_delete_sec_context(&min, &s->ctx, GSS_C_NO_BUFFER);
+        s->ctx = old;
+        s->tkey_expire = old_expire;
+        snprintf(s->key_name, sizeof(s->key_name), "%s", old_key);
+        renew_failed(s, reason, err);
+        return rc;
+    }
+    if (old != GSS_C_NO_CONTEXT)
+        gss_delete_sec_context(&min, &old, GSS_C_NO_BUFFER);
+    s->renew_failures = 0;
+    s->renew_retry_us = 0;
+    return 0;
+}
+
+int64_t kr_gssi_left_s(const struct kr_gss_sess *s)
+{
+    OM_uint32 min, t = 0;
+    if (s->ctx == GSS_C_NO_CONTEXT || GSS_ERROR(gss_context_time(&min, s->ctx, &t)))
+        return 0; /* GSS_S_CONTEXT_EXPIRED included */
+    int64_t left = t == GSS_C_INDEFINITE ? INT64_MAX : (int64_t)t;
+    if (s->tkey_expire && s->tkey_expire - kr_wall_s() < left)
+        left = s->tkey_expire - kr_wall_s();
+    return left > 0 ? left : 0;
+}
+
+int kr_gssi_ensure(struct kr_gss_sess *s, char *err, size_t errlen)
+{
+    int64_t left = kr_gssi_left_s(s);
+    if (left > s->margin_s)
+        return 0;
+    int rc = kr_gss_reopen(s, "expiring", err, errlen);
+    if (rc && left > 0) { /* the old context still works for now */
+        kr_log(KR_LOG_DEBUG, "event=gss_context_kept zone=%s left_s=%lld", s->zone,
+               (long long)left);
+        return 0;
+    }
     return rc;
 }
 

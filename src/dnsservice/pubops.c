@@ -289,10 +289,13 @@ void dns_op_after_read(struct dns_zone *z)
             finish_reconcile(z, "withdrawn, none of our records present");
             return;
         }
-        kr_log(KR_LOG_WARN,
-               "event=dns_drift zone=%s records_of_ours=%zu msg=\"records of ours are in the zone "
-               "while we are withdrawn; withdrawing them\"",
-               z->conf.name, ours);
+        /* Held back by fail-static: the alert said so once; this is no
+         * drift, and the guard below looks again. */
+        if (!z->fail_static)
+            kr_log(KR_LOG_WARN,
+                   "event=dns_drift zone=%s records_of_ours=%zu msg=\"records of ours are in the "
+                   "zone while we are withdrawn; withdrawing them\"",
+                   z->conf.name, ours);
         /* fall through: withdraw them (with the fail-static guard) */
         z->intent = IN_WITHDRAW;
         /* fallthrough */
@@ -323,6 +326,10 @@ void dns_guard_done(struct dns_zone *z, unsigned healthy, const char *evidence)
     z->op = OP_NONE;
     if (healthy == 0) {
         z->guard_retry_us = kr_now_us() + 30 * 1000000ull;
+        /* Look again at the next reconcile, not at the next tick. */
+        z->next_reconcile_us = kr_now_us() + dns_conf(z->d)->dns_reconcile_ms * 1000;
+        kr_log(KR_LOG_DEBUG, "event=dns_guard_check zone=%s healthy_others=0 evidence=%s",
+               z->conf.name, kr_logfmt_value(evidence, q, sizeof(q)));
         if (!z->fail_static)
             kr_log(KR_LOG_ERR,
                    "event=dns_alert zone=%s alert=fail_static evidence=%s msg=\"no eligible "

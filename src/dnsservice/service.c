@@ -265,6 +265,7 @@ void kr_dns_destroy(struct kr_dns *d)
     if (d->tick)
         event_free(d->tick);
     kr_dns_client_free(d->client);
+    kr_gss_pool_clear(); /* the kept security contexts (and their tickets) */
     free(d);
 }
 

@@ -32,6 +32,7 @@ import ctypes
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -156,8 +157,34 @@ class Fixture:
         return [l.split(None, 4)[4] for l in r.stdout.decode().splitlines()
                 if len(l.split(None, 4)) == 5]
 
+    def restart_named(self, seconds=30):
+        self.restart_server("named", seconds)
+
+    def restart_server(self, comm, seconds=30):
+        """Stops the DNS server process `comm` ("named" or "samba", started
+        by this fixture; the namespace's shell starts it again) and waits
+        until DNS answers: every GSS-TSIG context it had is gone."""
+        with open("/proc/%d/task/%d/children" % (self.nspid, self.nspid)) as f:
+            kids = [int(p) for p in f.read().split()]
+        named = []
+        for p in kids:
+            try:
+                with open("/proc/%d/comm" % p) as f:
+                    if f.read().strip() == comm:
+                        named.append(p)
+            except OSError:
+                pass
+        if len(named) != 1:
+            raise krtest.Failure("restart_server: %s not found among %s" % (comm, kids))
+        os.kill(named[0], signal.SIGTERM)
+        deadline = time.time() + seconds
+        while os.path.exists("/proc/%d" % named[0]) and time.time() < deadline:
+            time.sleep(0.05)
+        self.wait_dns(ZONE, seconds)
+
     def copy_keytab(self, src, name):
-        dst = os.path.join(self.h.dir, name)
+        # in the fixture's own directory: two fixtures may share a harness
+        dst = os.path.join(self.dir, "copy-" + name)
         shutil.copyfile(src, dst)
         os.chmod(dst, 0o600)
         return dst
@@ -205,7 +232,9 @@ chmod 0750 $D/ntp_signd
 # no TLS key generation at start (the tests bind with SASL GSSAPI), no file serving
 sed -i 's/^\[global\]$/[global]\n\ttls enabled = no\n\tserver services = -s3fs -spoolss -ntp_signd -kcc -drepl -dnsupdate/' $D/etc/smb.conf
 cp $D/kmsrelay.keytab $D/other.keytab {dir}/
-exec samba -F --debug-stdout -d 1 -s $D/etc/smb.conf
+# samba comes back when stopped (Fixture.restart_server); the namespace ends
+# with this shell. Its own session: at exit samba signals its process group.
+while :; do setsid -w samba -F --debug-stdout -d 1 -s $D/etc/smb.conf || true; sleep 0.1; done
 """
 
 
@@ -310,7 +339,10 @@ kadmin.local -q "ktadd -k {dir}/kmsrelay.keytab kmsrelay/relay.{zone}" >/dev/nul
 kadmin.local -q "ktadd -k {dir}/other.keytab other/relay.{zone}" >/dev/null
 kadmin.local -q "ktadd -k {dir}/admin.keytab admin/relay.{zone}" >/dev/null
 krb5kdc -n -P {dir}/kdc.pid &
-exec named -g -c {dir}/named.conf
+# named comes back when stopped (Fixture.restart_named), without the TKEY
+# contexts it saves at exit (_default.tsigkeys), as Windows DNS forgets
+# them; the namespace ends with this shell
+while :; do rm -f {dir}/*.tsigkeys; named -g -c {dir}/named.conf || true; sleep 0.1; done
 """
 
 

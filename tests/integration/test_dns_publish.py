@@ -81,8 +81,9 @@ def foreign_ok(srv, peer):
           "the foreign record changed: %s" % rrs[0])
 
 
-def start_all(h, srv_factory, peer_alive=True, key_attr="key", timers=None):
-    """peer stub + DNS server (foreign record) + backend stub + relay."""
+def start_all(h, srv_factory, peer_alive=True, key_attr="key", timers=None, debug=False):
+    """peer stub + DNS server (foreign record) + backend stub + relay
+    (logging at debug level with debug=True)."""
     peer = rl.start_stub(h, "kms-peer")
     peer_port = peer.port if peer_alive else 1
     if not peer_alive:
@@ -91,8 +92,11 @@ def start_all(h, srv_factory, peer_alive=True, key_attr="key", timers=None):
                           "kms-peer 3600 IN A 127.0.0.1"])
     a = rl.start_stub(h, "kms-a")
     conf = h.path("relay.conf")
-    rl.write(conf, rl.conf_text(h, [a], extra=dns_block(srv.port, getattr(srv, key_attr),
-                                                        timers)))
+    text = rl.conf_text(h, [a], extra=dns_block(srv.port, getattr(srv, key_attr), timers))
+    if debug:
+        text = text.replace("log: { activations = true; };",
+                            'log: { activations = true; level = "debug"; };')
+    rl.write(conf, text)
     r = rl.start_relay(h, conf)
     return peer, srv, a, r
 
@@ -177,15 +181,26 @@ def t_publish_bind(h):
 def t_fail_static(h):
     """The only other record's host is dead: no withdrawal, an alert instead."""
     peer, srv, a, r = start_all(h, lambda h, recs: bindlib.start(h, records=recs),
-                                peer_alive=False)
+                                peer_alive=False, debug=True)
     wait_published(srv, r, 6)
     h.stop(a.proc, sig=signal.SIGKILL)
     m = rl.wait_log(r.proc, r"event=dns_alert zone=example.test. alert=fail_static[^\n]*",
                     HOLD_DOWN_S + 8)
     print("  %s" % m.group(0)[:200])
-    time.sleep(1.0)
+    off = rl.log_size(r.proc)
+    time.sleep(5.0)  # two reconcile periods (2 s) while the record is held
     check(ours(srv.srv(), r.port), "fail-static: our record must stay")
     check("event=dns_withdrawn" not in r.log(), "withdrawn despite fail-static")
+    # Holding the record is the state the alert announced once: no warning
+    # (dns_drift "withdrawing them") at every reconcile, and the zone is read
+    # once per reconcile period, not at every 250 ms tick.
+    later = r.log()[off:]
+    drift = re.findall(r"event=dns_drift[^\n]*", later)
+    check(not drift, "log spam while fail-static holds the record: %d x %s"
+          % (len(drift), drift[:1]))
+    reads = len(re.findall(r"event=dns_guard_check zone=example.test.", later))
+    print("  %d guard checks in 5 s while held" % reads)
+    check(reads <= 4, "the zone is read %d times in 5 s (reconcile is 2 s)" % reads)
     finish(h, r)
 
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dnsclient/gss.h"
 #include "dnsclient/gss_tsig.h"
 #include "kmsrelay/err.h"
 #include "testutil.h"
@@ -232,6 +233,36 @@ static void t_truncated(void)
     free(w);
 }
 
+/* A failed open backs off per server: the next take within the backoff
+ * fails at once with the same error and says when it tries again; another
+ * server is not affected; clearing the pool forgets the backoff. */
+static void t_pool_backoff(void)
+{
+    struct kr_gss_opts o = {.keytab = "/nonexistent/kmsrelay.keytab",
+                            .principal = "kmsrelay@CORP.TEST",
+                            .zone = "corp.test."};
+    struct kr_gss_sess *s = NULL;
+    char err[600];
+    const char *why = "";
+    CU_ASSERT_FATAL(kr_addr_parse("127.0.0.1:53", AF_INET, &o.server, &why) == 0);
+    kr_gss_pool_clear();
+    int rc = kr_gss_pool_take(&o, &s, err, sizeof(err));
+    CU_ASSERT(rc == KR_EIO && s == NULL);
+    CU_ASSERT(strstr(err, "No such file") != NULL && strstr(err, "backing off") == NULL);
+    rc = kr_gss_pool_take(&o, &s, err, sizeof(err));
+    CU_ASSERT(rc == KR_EIO && s == NULL);
+    CU_ASSERT(strstr(err, "No such file") != NULL);
+    CU_ASSERT(strstr(err, "(negotiation backing off)") != NULL);
+    struct kr_gss_opts o2 = o;
+    CU_ASSERT_FATAL(kr_addr_parse("127.0.0.2:53", AF_INET, &o2.server, &why) == 0);
+    rc = kr_gss_pool_take(&o2, &s, err, sizeof(err));
+    CU_ASSERT(rc == KR_EIO && strstr(err, "backing off") == NULL);
+    kr_gss_pool_clear();
+    rc = kr_gss_pool_take(&o, &s, err, sizeof(err));
+    CU_ASSERT(rc == KR_EIO && strstr(err, "backing off") == NULL);
+    kr_gss_pool_clear();
+}
+
 KR_SUITE(gss)
 {
     CU_pSuite s = CU_add_suite("gss", NULL, NULL);
@@ -240,4 +271,5 @@ KR_SUITE(gss)
     CU_add_test(s, "one altered byte in MAC, time or body", t_altered);
     CU_add_test(s, "clock skew, other key, unsigned", t_time_and_key);
     CU_add_test(s, "truncated replies", t_truncated);
+    CU_add_test(s, "session pool: backoff after a failed negotiation", t_pool_backoff);
 }
