@@ -9,7 +9,8 @@
  * When: at start, after every reload (all names again), and when a name's
  * TTL runs out, clamped to [backend.resolve_min, backend.resolve_max] (a
  * TTL of 0 or 1 s must not turn into a query storm; a day-long TTL must not
- * hide a move for a day). A failed lookup is retried after resolve_min.
+ * hide a move for a day). A failed lookup, and a name that does not
+ * resolve, is retried after resolve_min.
  *
  * Which address: the one in use while the name still lists it (a server
  * rotating its answers moves nothing), else the first (IPv4 before IPv6,
@@ -84,8 +85,15 @@ static void on_lookup(const struct kr_dns_addrs *res, void *arg)
 
     s->lookup = NULL;
     if (res->n) {
-        kr_relay_host_set_addr(d->relay, s->host, pick(d, s->host, res), NULL);
-        s->due_us = kr_now_us() + clamp_ms(c, res->ttl) * 1000;
+        const struct kr_addr *a = pick(d, s->host, res);
+        char text[KR_ADDRSTRLEN];
+        uint64_t next_ms = clamp_ms(c, res->ttl);
+        kr_addr_format((const struct sockaddr *)&a->ss, text);
+        kr_log(KR_LOG_DEBUG,
+               "event=host_resolve host=%s name=%s result=ok addrs=%zu addr=%s ttl=%u next_ms=%llu",
+               s->host, s->name, res->n, text, res->ttl, (unsigned long long)next_ms);
+        kr_relay_host_set_addr(d->relay, s->host, a, NULL);
+        s->due_us = kr_now_us() + next_ms * 1000;
     } else {
         struct kr_host *h = kr_relay_host_by_name(d->relay, s->host);
         bool keep = !res->absent && h && h->conf.addr.len;
@@ -95,7 +103,9 @@ static void on_lookup(const struct kr_dns_addrs *res, void *arg)
                kr_logfmt_value(res->message, q, sizeof(q)));
         if (!keep)
             kr_relay_host_set_addr(d->relay, s->host, NULL, res->message);
-        s->due_us = kr_now_us() + (res->absent ? clamp_ms(c, res->ttl) : c->resolve_min_ms) * 1000;
+        /* Not the negative TTL (often 5 min or more): a host is down
+         * meanwhile, and should be back soon after DNS is fixed. */
+        s->due_us = kr_now_us() + c->resolve_min_ms * 1000;
     }
     arm(s->n);
 }
