@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "dnsclient/addr.h"
 #include "kmsrelay/dns.h"
 #include "kmsrelay/err.h"
 
@@ -132,19 +133,25 @@ static void describe(struct kr_dns_addrs *out, const struct kr_dns_result *ra,
                  ra->server);
 }
 
+void kr_dns_addrs_join(const struct kr_dns_result *a, const struct kr_dns_result *aaaa,
+                       uint16_t port, struct kr_dns_addrs *out)
+{
+    uint32_t neg = 0;
+    memset(out, 0, sizeof(*out));
+    bool none_a = take(out, a, port, &neg);
+    bool none_aaaa = take(out, aaaa, port, &neg);
+    qsort(out->addrs, out->n, sizeof(out->addrs[0]), addr_cmp);
+    if (out->n == 0) {
+        out->absent = none_a && none_aaaa;
+        out->ttl = out->absent ? neg : 0;
+        describe(out, a, aaaa);
+    }
+}
+
 static void finish(struct kr_dns_lookup *l)
 {
     struct kr_dns_addrs out;
-    uint32_t neg = 0;
-    memset(&out, 0, sizeof(out));
-    bool none_a = take(&out, l->res[0], l->port, &neg);
-    bool none_aaaa = take(&out, l->res[1], l->port, &neg);
-    qsort(out.addrs, out.n, sizeof(out.addrs[0]), addr_cmp);
-    if (out.n == 0) {
-        out.absent = none_a && none_aaaa;
-        out.ttl = out.absent ? neg : 0;
-        describe(&out, l->res[0], l->res[1]);
-    }
+    kr_dns_addrs_join(l->res[0], l->res[1], l->port, &out);
     l->cb(&out, l->arg);
     lookup_free(l);
 }
