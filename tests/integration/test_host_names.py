@@ -109,6 +109,12 @@ def t_host_names(h):
             % (bad, line))
     check(want in out, "-n: want %r in %r" % (want, out))
     print("  -n: %s" % out.strip().splitlines()[0])
+    # a host name on the command line (-H) is looked up the same way
+    r = subprocess.run([krtest.binpath("kmsrelayd"), "-n", "-c", path, "-H",
+                        "kms3=nothere.example.test:1700"], capture_output=True, timeout=60)
+    out = r.stdout.decode() + r.stderr.decode()
+    check(r.returncode == 1 and '-H: host kms3: address "nothere.example.test:1700" does not '
+          'resolve: NXDOMAIN' in out, "-n -H: rc %d: %s" % (r.returncode, out))
 
     # --- both names resolve, hosts come UP, clients are pinned ----------------
     r = rl.start_relay(h, path, wait_up=("kms1", "kms2"))
@@ -173,6 +179,9 @@ def t_host_names(h):
     check(hd["health"].lower() == "down" and
           hd["health_reason"].startswith("address does not resolve: NXDOMAIN"), "hosts: %r" % hd)
     print("  name deleted: %s" % hd["health_reason"])
+    rc, out, err = h.run([krtest.binpath("kmsrelayctl"), "--socket", h.path("control.sock"),
+                          "hosts"], timeout=60)
+    check("kms1.example.test:%d" % s1.port in out, "kmsrelayctl hosts:\n" + out)
     rc, doc, out = rl.loadgen(h, r.target(), 20, k=20, c=4, seed=22, name="lg2")
     rl.check_all_ok(rc, doc, out, 20, "while kms1 does not resolve")
     b.add("kms1.example.test. 2 IN A 127.0.0.2")
