@@ -41,6 +41,7 @@ struct name_slot {
     char name[KR_CONF_FQDN_MAX];
     uint16_t port;
     uint64_t due_us; /* next lookup; 0 = in flight */
+    bool failing;    /* the last lookup failed (logged once per streak) */
     struct kr_dns_lookup *lookup;
 };
 
@@ -92,15 +93,23 @@ static void on_lookup(const struct kr_dns_addrs *res, void *arg)
         kr_log(KR_LOG_DEBUG,
                "event=host_resolve host=%s name=%s result=ok addrs=%zu addr=%s ttl=%u next_ms=%llu",
                s->host, s->name, res->n, text, res->ttl, (unsigned long long)next_ms);
+        if (s->failing)
+            kr_log(KR_LOG_INFO, "event=host_resolve host=%s name=%s result=ok addr=%s again=1",
+                   s->host, s->name, text);
+        s->failing = false;
         kr_relay_host_set_addr(d->relay, s->host, a, NULL);
         s->due_us = kr_now_us() + next_ms * 1000;
     } else {
         struct kr_host *h = kr_relay_host_by_name(d->relay, s->host);
         bool keep = !res->absent && h && h->conf.addr.len;
-        kr_log(keep ? KR_LOG_WARN : KR_LOG_ERR,
+        /* Once per streak: a resolver outage must not fill the log. */
+        kr_log(s->failing ? KR_LOG_DEBUG
+               : keep     ? KR_LOG_WARN
+                          : KR_LOG_ERR,
                "event=host_resolve host=%s name=%s result=%s action=%s reason=%s", s->host, s->name,
                res->absent ? "absent" : "failed", keep ? "keep_address" : "down",
                kr_logfmt_value(res->message, q, sizeof(q)));
+        s->failing = true;
         if (!keep)
             kr_relay_host_set_addr(d->relay, s->host, NULL, res->message);
         /* Not the negative TTL (often 5 min or more): a host is down

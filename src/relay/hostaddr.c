@@ -25,6 +25,11 @@ static void lose_addr(struct kr_host *h, const char *why)
 
     snprintf(reason, sizeof(reason), "address does not resolve: %s", why ? why : "?");
     memset(&h->conf.addr, 0, sizeof(h->conf.addr));
+    /* A check in flight still talks to the old address: its success must
+     * not make the host UP again. The timer keeps running (health.c skips
+     * a host without an address). */
+    kr_health_stop(h);
+    kr_health_start(h);
     h->rise_cnt = h->fall_cnt = 0;
     if (h->health != KR_HEALTH_DOWN)
         kr_health_set(h, KR_HEALTH_DOWN, reason);

@@ -15,6 +15,8 @@ points at.
 - The TTL 0 name is looked up no more often than resolve_min (2 s).
 - Deleting kms1's record makes kms1 DOWN with "address does not resolve:
   NXDOMAIN ..."; adding it back brings it UP again.
+- A resolver outage (BIND stopped) keeps every address in use: nothing goes
+  DOWN, clients are served, the failure is logged once.
 - A reload looks every name up again and moves nothing.
 """
 import json
@@ -188,6 +190,23 @@ def t_host_names(h):
     rl.wait_host_state(r, "kms1", "UP", timeout=15, start=off)
     check(host_doc(h, "kms1")["address"] == "127.0.0.2:%d" % s1.port, "address after")
     print("  record back: kms1 UP again")
+
+    # --- a resolver outage keeps the address in use ----------------------------
+    off = rl.log_size(r.proc)
+    b.stop()
+    rl.wait_log(r.proc, r"event=host_resolve host=kms1 name=kms1\.example\.test result=failed "
+                r"action=keep_address", 15, start=off)
+    rc, doc, out = rl.loadgen(h, r.target(), N_CLIENTS, k=N_CLIENTS, c=8, seed=21, name="lg3")
+    rl.check_all_ok(rc, doc, out, N_CLIENTS, "while the resolver is down")
+    check(not re.search(r"event=host_(changed|state) host=kms", r.log()[off:]),
+          "a resolver outage changed a host:\n" + r.log()[off:])
+    check(len(re.findall(r"event=host_resolve host=kms1 [^\n]*result=failed",
+                         r.log()[off:])) == 1, "a failure streak logged more than once")
+    b.restart()
+    rl.wait_log(r.proc, r"event=host_resolve host=kms1 name=kms1\.example\.test result=ok "
+                r"addr=127\.0\.0\.2:%d again=1" % s1.port, 15, start=off)
+    print("  resolver down: addresses kept, %d activations served; back: looked up again"
+          % N_CLIENTS)
 
     # --- a reload looks every name up again and moves nothing -----------------
     off = rl.log_size(r.proc)
