@@ -5,8 +5,9 @@ points at.
 
 - `kmsrelayd -n` looks every name up: OK when they resolve; a name that does
   not is reported with the file:line of its `address`.
-- kms1 = "kms1.example.test:P" (A 127.0.0.1, TTL 2 s) and kms2 =
-  "kms2.example.test:Q" (TTL 0) both come UP and take activations.
+- kms1 = "kms1.example.test:P" (A 127.0.0.1, TTL 2 s), kms2 =
+  "kms2.example.test:Q" (TTL 0) and kms3 (AAAA ::1 only) come UP and take
+  activations.
 - Changing kms1's A record to 127.0.0.2 (RFC 2136 UPDATE) moves kms1 to the
   stub listening on 127.0.0.2:P within the TTL (resolve_max is 60 s, so only
   the TTL explains a quick move), without moving a single pin: the pin dump
@@ -93,9 +94,12 @@ def t_host_names(h):
     s1 = rl.start_stub(h, "kms1-old")
     s1new = stub_at(h, "kms1-new", "127.0.0.2", s1.port, "kms1-new")
     s2 = rl.start_stub(h, "kms2")
-    emap = rl.epid_map([s1, s1new, s2])
-    b = bindlib.start(h, records=["kms1 2 IN A 127.0.0.1", "kms2 0 IN A 127.0.0.1"])
-    hosts = [("kms1", "kms1.example.test:%d" % s1.port), ("kms2", "kms2.example.test:%d" % s2.port)]
+    s3 = stub_at(h, "kms3", "[::1]", 0, "kms3")  # AAAA only
+    emap = rl.epid_map([s1, s1new, s2, s3])
+    b = bindlib.start(h, records=["kms1 2 IN A 127.0.0.1", "kms2 0 IN A 127.0.0.1",
+                                  "kms3 60 IN AAAA ::1"])
+    hosts = [("kms1", "kms1.example.test:%d" % s1.port), ("kms2", "kms2.example.test:%d" % s2.port),
+             ("kms3", "kms3.example.test:%d" % s3.port)]
     path = h.path("relay.conf")
     rl.write(path, conf(h, b.port, hosts))
 
@@ -113,21 +117,23 @@ def t_host_names(h):
     print("  -n: %s" % out.strip().splitlines()[0])
     # a host name on the command line (-H) is looked up the same way
     r = subprocess.run([krtest.binpath("kmsrelayd"), "-n", "-c", path, "-H",
-                        "kms3=nothere.example.test:1700"], capture_output=True, timeout=60)
+                        "kms4=nothere.example.test:1700"], capture_output=True, timeout=60)
     out = r.stdout.decode() + r.stderr.decode()
-    check(r.returncode == 1 and '-H: host kms3: address "nothere.example.test:1700" does not '
+    check(r.returncode == 1 and '-H: host kms4: address "nothere.example.test:1700" does not '
           'resolve: NXDOMAIN' in out, "-n -H: rc %d: %s" % (r.returncode, out))
 
     # --- both names resolve, hosts come UP, clients are pinned ----------------
-    r = rl.start_relay(h, path, wait_up=("kms1", "kms2"))
+    r = rl.start_relay(h, path, wait_up=("kms1", "kms2", "kms3"))
     check(re.search(r"event=host_changed host=kms1 addr=127\.0\.0\.1:%d name=kms1\.example\.test"
                     % s1.port, r.log()), "kms1 not resolved")
+    check(re.search(r"event=host_changed host=kms3 addr=\[::1\]:%d name=kms3\.example\.test"
+                    % s3.port, r.log()), "kms3 (AAAA) not resolved")
     rc, doc, out = rl.loadgen(h, r.target(), N_CLIENTS, k=N_CLIENTS, c=8, seed=21, name="lg0")
     rl.check_all_ok(rc, doc, out, N_CLIENTS, "before the move")
     before_served = rl.last_host(doc, emap)
     sp = rl.spread(before_served)
     print("  served before the move: %s" % sp)
-    check(sp.get("kms1-old", 0) > 0 and sp.get("kms2", 0) > 0, "spread %s" % sp)
+    check(all(sp.get(x, 0) > 0 for x in ("kms1-old", "kms2", "kms3")), "spread %s" % sp)
     wait_pins(h, N_CLIENTS)
     pins_before = pin_map(h)
     check(len(pins_before) == N_CLIENTS, "%d pins" % len(pins_before))
@@ -168,7 +174,8 @@ def t_host_names(h):
              if {"kms1-old": "kms1-new"}.get(hn, hn) != after_served.get(c)]
     check(not wrong, "%d clients not served by their host at its new address" % len(wrong))
     acts = rl.activation_lines(r, off)
-    check(acts and all(a.get("host") in ("kms1", "kms2") for a in acts), "activation hosts")
+    check(acts and all(a.get("host") in ("kms1", "kms2", "kms3") for a in acts),
+          "activation hosts")
     print("  %d pins identical before and after; kms1's %d clients now served at 127.0.0.2"
           % (len(pins_after), sp.get("kms1-old", 0)))
 
@@ -213,7 +220,7 @@ def t_host_names(h):
     rl.reload(r, conf(h, b.port, hosts))
     rl.wait_log(r.proc, r"event=host_resolve host=kms1 name=kms1\.example\.test result=ok", 10,
                 start=off)
-    check("event=host_resolve names=2" in r.log()[off:], "reload did not look names up")
+    check("event=host_resolve names=3" in r.log()[off:], "reload did not look names up")
     check(not re.search(r"event=host_(changed|state) host=kms", r.log()[off:]),
           "a reload with the same names changed a host:\n" + r.log()[off:])
     check(h.stop(r.proc) == 0, "exit status")
