@@ -223,6 +223,23 @@ def t_host_names(h):
     check("event=host_resolve names=3" in r.log()[off:], "reload did not look names up")
     check(not re.search(r"event=host_(changed|state) host=kms", r.log()[off:]),
           "a reload with the same names changed a host:\n" + r.log()[off:])
+    # --- a reload from a name to a numeric address and back --------------------
+    off = rl.log_size(r.proc)
+    numeric = [hosts[0], ("kms2", "127.0.0.1:%d" % s2.port), hosts[2]]
+    rl.reload(r, conf(h, b.port, numeric))
+    rl.wait_log(r.proc, r"event=host_changed host=kms2 addr=127\.0\.0\.1:%d\n" % s2.port, 5,
+                start=off)
+    rl.wait_host_state(r, "kms2", "UP", start=off)
+    check("event=host_resolve names=2" in r.log()[off:], "numeric kms2 still looked up")
+    off = rl.log_size(r.proc)
+    rl.reload(r, conf(h, b.port, hosts))
+    rl.wait_log(r.proc, r"event=host_changed host=kms2 addr=127\.0\.0\.1:%d name=kms2" % s2.port,
+                5, start=off)
+    rl.wait_host_state(r, "kms2", "UP", start=off)
+    pm = pin_map(h)
+    moved = [c for c in pins_after if pm.get(c) != pins_after[c]]
+    check(not moved, "%d pins moved over the reloads" % len(moved))
+    print("  reloads name -> numeric -> name: kms2 UP again, no pin moved")
     check(h.stop(r.proc) == 0, "exit status")
     check("runtime error" not in r.log() and "Sanitizer" not in r.log(), "sanitizer output")
 
