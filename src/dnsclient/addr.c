@@ -83,9 +83,11 @@ static int addr_cmp(const void *pa, const void *pb)
                   &((const struct sockaddr_in6 *)&b->ss)->sin6_addr, 16);
 }
 
+/* TTLs start at TTL_UNSET, so that a real TTL of 0 stays 0. */
+#define TTL_UNSET UINT32_MAX
 static uint32_t min_ttl(uint32_t have, uint32_t ttl)
 {
-    return have == 0 || ttl < have ? ttl : have;
+    return ttl < have ? ttl : have;
 }
 
 /* The negative TTL of a NODATA/NXDOMAIN answer (RFC 2308: the SOA's TTL,
@@ -107,7 +109,7 @@ static bool take(struct kr_dns_addrs *out, const struct kr_dns_result *r, uint16
     if (r->status != KR_DNS_OK)
         return false;
     size_t before = out->n;
-    uint32_t ttl = 0;
+    uint32_t ttl = TTL_UNSET;
     for (size_t i = 0; i < r->n_rrs; i++) {
         ttl = min_ttl(ttl, r->rrs[i].ttl); /* a CNAME's TTL bounds the chain */
         add_addr(out, &r->rrs[i], port);
@@ -136,14 +138,15 @@ static void describe(struct kr_dns_addrs *out, const struct kr_dns_result *ra,
 void kr_dns_addrs_join(const struct kr_dns_result *a, const struct kr_dns_result *aaaa,
                        uint16_t port, struct kr_dns_addrs *out)
 {
-    uint32_t neg = 0;
+    uint32_t neg = TTL_UNSET;
     memset(out, 0, sizeof(*out));
+    out->ttl = TTL_UNSET;
     bool none_a = take(out, a, port, &neg);
     bool none_aaaa = take(out, aaaa, port, &neg);
     qsort(out->addrs, out->n, sizeof(out->addrs[0]), addr_cmp);
     if (out->n == 0) {
         out->absent = none_a && none_aaaa;
-        out->ttl = out->absent ? neg : 0;
+        out->ttl = out->absent && neg != TTL_UNSET ? neg : 0;
         describe(out, a, aaaa);
     }
 }

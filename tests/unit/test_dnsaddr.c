@@ -62,6 +62,17 @@ static void t_join_order_ttl(void)
     CU_ASSERT_EQUAL(x.ttl, 7);
     CU_ASSERT_FALSE(x.absent);
 
+    /* a TTL of 0 stays 0 (the caller's floor deals with it) */
+    struct kr_dns_rr z[1], l6[1];
+    rr_addr(&z[0], 0, AF_INET, "10.0.0.7");
+    rr_addr(&l6[0], 60, AF_INET6, "fd00::7");
+    struct kr_dns_result rz = answer(0, z, 1), rl6 = answer(0, l6, 1);
+    kr_dns_addrs_join(&rz, &rl6, 1700, &x);
+    CU_ASSERT_EQUAL(x.n, 2);
+    CU_ASSERT_EQUAL(x.ttl, 0);
+    kr_dns_addrs_join(&rl6, &rz, 1700, &x);
+    CU_ASSERT_EQUAL(x.ttl, 0);
+
     /* the same answer in the other order joins the same way */
     struct kr_dns_rr b[2] = {a[2], a[1]};
     struct kr_dns_result rb = answer(0, b, 2);
