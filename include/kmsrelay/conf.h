@@ -59,10 +59,21 @@ int kr_cidr_match(const struct kr_cidr *c, const struct sockaddr *sa);
 
 struct kr_conf_host {
     char name[KR_CONF_NAME_MAX]; /* unique; the HRW key and the pin value */
-    struct kr_addr addr;         /* numeric ip:port */
-    uint32_t weight;             /* HRW weight, >= 1 (default 1) */
-    uint32_t priority;           /* tier, lower first (default 0) */
-    uint8_t admin;               /* enum kr_admin or KR_ADMIN_UNSET */
+    struct kr_addr addr;         /* numeric ip:port; for a named address the
+                                  * one DNS gave (the relay fills it), empty
+                                  * (family AF_UNSPEC, len 0) until then */
+    /* `address` written as a DNS name ("kms1.corp.example:1688"): the name
+     * as written (no final dot), "" for a numeric address, and its port.
+     * kmsrelayd resolves it (A and AAAA, off the loop, through dns.resolvers
+     * or /etc/resolv.conf) at start, at reload and when its TTL runs out
+     * (src/daemon/names.c); /etc/hosts is not read. */
+    char addr_name[KR_CONF_FQDN_MAX];
+    uint16_t addr_port;
+    char addr_at[KR_CONF_PATH_MAX + 16]; /* "file:line" of `address`, "-H" from the
+                                          * command line (for messages) */
+    uint32_t weight;                     /* HRW weight, >= 1 (default 1) */
+    uint32_t priority;                   /* tier, lower first (default 0) */
+    uint8_t admin;                       /* enum kr_admin or KR_ADMIN_UNSET */
 };
 
 /* One zone kmsrelayd publishes its _vlmcs._tcp SRV record in (dns.zones;
@@ -162,6 +173,8 @@ struct kr_conf {
     char discover[KR_CONF_MAX_DISCOVER][KR_CONF_FQDN_MAX];
     uint64_t discover_interval_ms; /* re-resolve at least this often (60s; TTL sooner) */
     uint64_t discover_linger_ms;   /* a vanished host stays drained this long (1h) */
+    uint64_t resolve_min_ms;       /* host names: re-resolve no sooner than this (5s), */
+    uint64_t resolve_max_ms;       /* and no later than this (5m), whatever the TTL */
 
     /* Prometheus metrics (src/metrics): "ip:port" of the HTTP listener, ""
      * = off (the default); port 0 lets the kernel choose (tests) */
@@ -189,7 +202,8 @@ void kr_conf_defaults(struct kr_conf *c);
 int kr_conf_load(const char *path, struct kr_conf **out, char *errbuf, size_t errlen);
 
 /* Parses a command-line host "name=ip:port[,weight=N]" or "ip:port" (name =
- * the address text). */
+ * the address text). The address may be a DNS name ("kms1.corp:1688",
+ * "kms1.corp" for port 1688): addr_name is set, addr left empty. */
 int kr_conf_host_parse(const char *text, struct kr_conf_host *out, const char **why);
 
 /* Whole-config checks (unique names, at least one listener, ranges);

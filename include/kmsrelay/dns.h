@@ -335,6 +335,40 @@ int kr_dns_axfr_sync(const struct kr_dns_servers *s, const struct kr_dns_client_
 int kr_dns_update_sync(const struct kr_dns_servers *s, const struct kr_dns_client_opts *opts,
                        const struct kr_dns_update *u, struct kr_dns_result **out);
 
+/* ---- a host name's addresses (src/dnsclient/addr.c) --------------------- */
+
+/*
+ * A and AAAA of one name, asked at once through recursive resolvers
+ * (s->recursion should be set), with the TTL to re-resolve by. CNAME
+ * chains are followed by the resolver; every A/AAAA of the answer counts.
+ * Addresses: IPv4 first, then IPv6, each in byte order (stable whatever
+ * order the server rotates them in), all with `port`.
+ */
+#define KR_DNS_ADDRS_MAX 16
+struct kr_dns_addrs {
+    size_t n;
+    struct kr_addr addrs[KR_DNS_ADDRS_MAX];
+    uint32_t ttl;                 /* least TTL of the answer's records; when n == 0 and
+                                   * `absent`, the negative TTL (SOA); else 0 */
+    bool absent;                  /* n == 0 and both answers say so (NXDOMAIN, or no A
+                                   * and no AAAA): not a passing failure */
+    char message[KR_DNS_MSG_MAX]; /* n == 0: why, one line ("NXDOMAIN from
+                                   * 127.0.0.1:53", a network error, ...) */
+};
+typedef void (*kr_dns_addrs_cb)(const struct kr_dns_addrs *res, void *arg);
+struct kr_dns_lookup; /* opaque: one lookup in flight */
+
+/* Same rules as kr_dns_query (callback once, from the loop, never inside
+ * this call; 0 or KR_EINVAL/KR_ENOMEM and then no callback). */
+int kr_dns_lookup_addrs(struct kr_dns_client *c, const struct kr_dns_servers *s, const char *name,
+                        uint16_t port, kr_dns_addrs_cb cb, void *arg, struct kr_dns_lookup **out);
+/* Stops a lookup; its callback will not run. NULL is fine. */
+void kr_dns_lookup_cancel(struct kr_dns_lookup *l);
+/* The blocking form (command line, `kmsrelayd -n`). 0 (look at out->n) or
+ * KR_ENOMEM / KR_EINVAL. */
+int kr_dns_lookup_addrs_sync(const struct kr_dns_servers *s, const char *name, uint16_t port,
+                             struct kr_dns_addrs *out);
+
 /* The nameservers of /etc/resolv.conf (port 53), for callers with no
  * configured servers. Returns how many were written (at most max). */
 size_t kr_dns_system_resolvers(struct kr_addr *out, size_t max);

@@ -49,6 +49,10 @@ int conf_load_tree(config_t *cfg, const char *source, struct kr_conf **out, stru
 /* A backend address: "ip:port", "[v6]:port", or an address without a port
  * (1688 is added). Wildcards and port 0 are refused. */
 int conf_host_addr_parse(const char *text, struct kr_addr *out, const char **why);
+/* A host's `address`: a numeric one (conf_host_addr_parse) into h->addr,
+ * or a DNS name "name[:port]" (1688 by default) into h->addr_name and
+ * h->addr_port with h->addr left empty. 0 or KR_EMALF with *why. */
+int conf_host_target_parse(const char *text, struct kr_conf_host *h, const char **why);
 /* Host names: 1..63 printable ASCII bytes without space, '"', '=', ',' or '\'. */
 bool conf_name_ok(const char *name);
 /* Same address and port (families compared, v4-mapped not folded). */

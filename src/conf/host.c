@@ -1,7 +1,12 @@
 /*
  * host.c - backend host entries: "-H name=ip:port[,weight=N]" from the
  * command line, and the address and name rules shared with the file.
+ * An address is numeric ("10.0.0.5:1688", "[fd00::5]:1688", either
+ * without a port for 1688) or a DNS name ("kms1.corp.example:1688",
+ * "kms1.corp.example"); a name is only recorded here, the daemon resolves
+ * it (src/daemon/names.c). Numeric addresses never cause a lookup.
  */
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +15,8 @@
 #include "kmsrelay/err.h"
 
 #define KMS_PORT "1688"
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 
 bool conf_name_ok(const char *name)
 {
@@ -53,6 +60,75 @@ int conf_host_addr_parse(const char *text, struct kr_addr *out, const char **why
     if (kr_addr_port((const struct sockaddr *)&a.ss) == 0)
         return kr_fail(why, KR_EMALF, "a backend port cannot be 0");
     *out = a;
+    return 0;
+}
+
+/* A DNS host name: dot-separated labels of letters, digits, '-' and '_'
+ * (AD names have them), 1 to 63 bytes each, no '-' at either end, 253 in
+ * all, one optional final dot. A last label of digits only is a mistyped
+ * IPv4 address ("10.0.0.300"), not a name. */
+static bool host_name_ok(const char *s, size_t n)
+{
+    if (n > 0 && s[n - 1] == '.')
+        n--;
+    if (n == 0 || n > 253)
+        return false;
+    size_t start = 0;
+    bool digits = true;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || s[i] == '.') {
+            size_t len = i - start;
+            if (len == 0 || len > 63 || s[start] == '-' || s[i - 1] == '-')
+                return false;
+            if (i == n && digits)
+                return false;
+            start = i + 1;
+            digits = true;
+            continue;
+        }
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && c != '-' && c != '_')
+            return false;
+        if (!isdigit(c))
+            digits = false;
+    }
+    return true;
+}
+
+int conf_host_target_parse(const char *text, struct kr_conf_host *h, const char **why)
+{
+    const char *nwhy = "not a numeric address";
+    const char *colon = strrchr(text, ':');
+    size_t n = colon ? (size_t)(colon - text) : strlen(text);
+    uint32_t port = 1688;
+
+    memset(&h->addr, 0, sizeof(h->addr));
+    h->addr_name[0] = '\0';
+    h->addr_port = 0;
+    if (conf_host_addr_parse(text, &h->addr, &nwhy) == 0)
+        return 0;
+    memset(&h->addr, 0, sizeof(h->addr));
+    /* '[' or two colons: an IPv6 address, so the numeric parser's reason. */
+    if (text[0] == '[' || (colon && memchr(text, ':', n)))
+        return kr_fail(why, KR_EMALF, nwhy);
+    if (colon && (parse_u32(colon + 1, 0, 65535, &port) != 0))
+        return kr_fail(why, KR_EMALF, "the port must be a number from 1 to 65535");
+    if (port == 0)
+        return kr_fail(why, KR_EMALF, "a backend port cannot be 0");
+    if (!host_name_ok(text, n)) {
+        bool numeric = true;
+        for (size_t i = 0; i < n; i++)
+            numeric &= isdigit((unsigned char)text[i]) || text[i] == '.';
+        return kr_fail(why, KR_EMALF,
+                       numeric ? nwhy
+                               : "neither a numeric IPv4 or IPv6 address nor a DNS host name "
+                                 "(letters, digits, '-', '_' and dots)");
+    }
+    if (text[n - 1] == '.')
+        n--; /* kept without the final dot: names are absolute anyway */
+    memcpy(h->addr_name, text, n);
+    h->addr_name[n] = '\0';
+    h->addr_port = (uint16_t)port;
     return 0;
 }
 
@@ -117,8 +193,9 @@ int kr_conf_host_parse(const char *text, struct kr_conf_host *out, const char **
             return kr_fail(why, KR_EMALF, "host address too long");
         memcpy(h.name, addr, strlen(addr) + 1);
     }
-    if (conf_host_addr_parse(addr, &h.addr, why) != 0)
+    if (conf_host_target_parse(addr, &h, why) != 0)
         return KR_EMALF;
+    snprintf(h.addr_at, sizeof(h.addr_at), "-H");
 
     while (opts && *opts) {
         char *next = strchr(opts, ',');

@@ -206,9 +206,14 @@ static int host_identity(struct conf_ctx *x, config_setting_t *g, struct kr_conf
         ok = 0;
     } else if (!(str = conf_get_string(x, s, "address"))) {
         ok = 0;
-    } else if (conf_host_addr_parse(str, &h->addr, &why) != 0) {
+    } else if (conf_host_target_parse(str, h, &why) != 0) {
         CONF_ERR_AT(x, s, "%s: address \"%s\": %s", path, str, why);
         ok = 0;
+    } else {
+        const char *f;
+        int l;
+        conf_where(x, s, &f, &l);
+        snprintf(h->addr_at, sizeof(h->addr_at), "%s:%d", f, l);
     }
     return ok ? 0 : -1;
 }

@@ -138,6 +138,11 @@ const struct conf_opt conf_opts[] = {
      "re-resolve backend.discover at least this often"},
     {"backend", "discover_linger", CT_DUR, OFF(discover_linger_ms), 0, DAY(30), "1h", R,
      "a host gone from DNS stays drained this long"},
+    /* host addresses written as DNS names (src/daemon/names.c) */
+    {"backend", "resolve_min", CT_DUR, OFF(resolve_min_ms), SEC(1), HOUR(1), "5s", R,
+     "a host name is re-resolved when its TTL runs out, but no sooner than this"},
+    {"backend", "resolve_max", CT_DUR, OFF(resolve_max_ms), SEC(1), DAY(1), "5m", R,
+     "a host name is re-resolved at least this often, whatever its TTL"},
 
     /* address checked in validate.c */
     {"metrics", "listen", CT_NAME, OFF(metrics_listen), 0, 0, "", R,

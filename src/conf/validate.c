@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf/conf-internal.h"
 #include "kmsrelay/err.h"
@@ -62,6 +63,10 @@ static void check_lists(const struct kr_conf *c, struct check *k, bool need_host
                    "host name \"%s\" is used twice (names must be unique: "
                    "they are what pins point to)",
                    h->name);
+            else if (h->addr_name[0] && h->addr_port == c->hosts[j].addr_port &&
+                     strcasecmp(h->addr_name, c->hosts[j].addr_name) == 0)
+                AT(k, "hosts", (int)i, "host %s has the same address %s:%u as host %s", h->name,
+                   h->addr_name, h->addr_port, c->hosts[j].name);
             else if (conf_addr_equal(&h->addr, &c->hosts[j].addr)) {
                 kr_addr_format((const struct sockaddr *)&h->addr.ss, a);
                 AT(k, "hosts", (int)i, "host %s has the same address %s as host %s", h->name, a,
@@ -86,6 +91,12 @@ static void check_times(const struct kr_conf *c, struct check *k)
         dur(c->request_budget_ms, b);
         AT(k, "backend.attempt_timeout", -1,
            "backend.attempt_timeout (%s) is longer than backend.budget (%s)", a, b);
+    }
+    if (c->resolve_min_ms > c->resolve_max_ms) {
+        dur(c->resolve_min_ms, a);
+        dur(c->resolve_max_ms, b);
+        AT(k, "backend.resolve_min", -1,
+           "backend.resolve_min (%s) is longer than backend.resolve_max (%s)", a, b);
     }
     if (c->check_fast_interval_ms > c->check_interval_ms) {
         dur(c->check_fast_interval_ms, a);

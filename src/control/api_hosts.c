@@ -63,7 +63,10 @@ json_t *ctl_host_json(const struct kr_relay *r, const struct kr_host *h, const u
 
     kr_addr_format((const struct sockaddr *)&h->conf.addr.ss, a);
     ctl_set(o, "name", json_string(h->conf.name));
-    ctl_set(o, "address", json_string(a));
+    ctl_set(o, "address", json_string(h->conf.addr.len ? a : ""));
+    if (h->conf
+            .addr_name[0]) /* written as a DNS name (issue 14): "address" is what it resolved to */
+        ctl_set(o, "address_name", json_sprintf("%s:%u", h->conf.addr_name, h->conf.addr_port));
     ctl_set(o, "weight", json_integer(kr_host_weight(h)));
     ctl_set(o, "config_weight", json_integer(kr_control_config_weight(r, h)));
     ctl_set(o, "priority", json_integer(h->conf.priority));

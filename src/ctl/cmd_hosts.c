@@ -142,6 +142,8 @@ static void add_host_row(struct ctl_table *t1, const json_t *h)
     snprintf(name, sizeof(name), "%s%s", ctl_jstr(h, "name", b, sizeof(b)),
              json_is_true(json_object_get(h, "removed")) ? " (removed)" : "");
     snprintf(addr, sizeof(addr), "%s", ctl_jstr(h, "address", b, sizeof(b)));
+    if (!addr[0]) /* a host name that does not resolve (yet): show the name */
+        snprintf(addr, sizeof(addr), "%s", ctl_jstr(h, "address_name", b, sizeof(b)));
     snprintf(admin, sizeof(admin), "%s", ctl_jstr(h, "admin", b, sizeof(b)));
     const char *row[] = {name, addr, hbuf, admin, w, chk[0] ? chk : "-", lat, pins, req, err};
     ctl_table_add(t1, row);

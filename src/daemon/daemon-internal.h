@@ -7,6 +7,7 @@
  *   dnsenv.c   the DNS service's view of the relay (struct kr_dns_env)
  *   notes.c    start-up and reload notes: public listeners, the port file,
  *              multi-line errors as log lines
+ *   names.c    backend hosts whose address is a DNS name: their lookups
  *
  * Ownership: struct kr_daemon owns every pointer in it.
  */
@@ -31,6 +32,7 @@ struct kr_daemon {
     struct kr_relay *relay; /* borrows store and conf */
     struct kr_dns *dns;     /* borrows the relay through dns_env */
     struct kr_dns_env dns_env;
+    struct daemon_names *names;        /* names.c: host names' lookups */
     struct kr_audit_periodic *audit;   /* borrows the store */
     struct kr_metrics_server *metrics; /* NULL when metrics are off */
     struct kr_control *control;        /* NULL when the control socket failed */
@@ -69,6 +71,18 @@ void daemon_store_close(struct kr_daemon *d);
 
 /* dnsenv.c */
 void daemon_dns_env(struct kr_daemon *d, struct kr_dns_env *env);
+
+/* names.c: the lookups of the hosts written with a DNS name (borrows
+ * d->relay and d->conf). create starts them; apply (after a reload)
+ * starts every one again; destroy cancels them. */
+struct daemon_names;
+int daemon_names_create(struct kr_daemon *d, struct daemon_names **out);
+void daemon_names_apply(struct daemon_names *n);
+void daemon_names_destroy(struct daemon_names *n);
+/* -n: every host name must resolve now. 0, or KR_ECONFIG with one line
+ * per name that does not ("file:line: host kms1: address ... does not
+ * resolve: NXDOMAIN ..."). Blocks (at most dns.timeout per resolver). */
+int daemon_names_check(const struct kr_conf *c, char *err, size_t errlen);
 
 /* notes.c */
 void daemon_log_lines(int level, const char *event, const char *text);

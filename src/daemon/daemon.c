@@ -40,6 +40,10 @@ static int start(struct kr_daemon *d, char *err, size_t errlen)
         return rc;
     if ((rc = kr_relay_create(d->base, d->conf, d->store, &d->relay, err, errlen)) != 0)
         return rc;
+    if ((rc = daemon_names_create(d, &d->names)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
     /* DNS after the listeners: our SRV names their port. */
     daemon_dns_env(d, &d->dns_env);
     if ((rc = kr_dns_create(&d->dns_env, &d->dns, err, errlen)) != 0)
@@ -97,6 +101,7 @@ int kr_daemon_apply(struct kr_daemon *d, struct kr_conf *nc, char *err, size_t e
     struct kr_conf *old = d->conf;
     d->conf = nc;
     kr_dns_apply(d->dns);
+    daemon_names_apply(d->names); /* every host name looked up again */
     kr_audit_periodic_apply(d->audit, nc);
     free(old);
 
@@ -165,6 +170,7 @@ void kr_daemon_destroy(struct kr_daemon *d)
     kr_metrics_server_free(d->metrics);  /* before the relay: it reads the store */
     kr_dns_destroy(d->dns);              /* before the hosts it looks at */
     kr_audit_periodic_destroy(d->audit); /* before the store it records into */
+    daemon_names_destroy(d->names);      /* before the relay it feeds */
     kr_relay_destroy(d->relay);
     daemon_store_close(d);
     if (d->stop_timer)

@@ -242,7 +242,7 @@ static int one_shot(const struct kr_daemon_opts *o, struct kr_conf *conf)
 {
     int rc = 0;
     if (o->check) {
-        char err[1024];
+        char err[4096];
         if ((rc = daemon_preflight(conf, err, sizeof(err))) != 0)
             fprintf(stderr, "kmsrelayd: %s\n", err);
         else

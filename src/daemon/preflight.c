@@ -16,6 +16,8 @@
  *     the soft limit to, does the reserve for backends and checks leave room
  *     for clients.max_connections? (a warning: the start runs with the
  *     smaller cap in force, and says so).
+ *   - every backend host written as a DNS name resolves now (names.c;
+ *     each one that does not is reported with the file:line of its address).
  * Listen addresses and every value were parsed with the configuration.
  */
 #include <errno.h>
@@ -123,6 +125,8 @@ int daemon_preflight(const struct kr_conf *c, char *err, size_t errlen)
 {
     int rc;
     if ((rc = kr_dns_check(c, err, errlen)) != 0)
+        return rc;
+    if ((rc = daemon_names_check(c, err, errlen)) != 0)
         return rc;
     if ((rc = check_state_dir(c, err, errlen)) != 0)
         return rc;

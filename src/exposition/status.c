@@ -214,7 +214,14 @@ static void host_card(struct evbuffer *b, const struct mx_page *p, const struct 
     char addr[KR_ADDRSTRLEN];
     kr_addr_format((const struct sockaddr *)&h->conf.addr.ss, addr);
     evbuffer_add_printf(b, "<div class=\"kv\">");
-    mx_html(b, addr);
+    if (h->conf.addr_name[0]) { /* written as a DNS name: the name, then what it resolved to */
+        mx_html(b, h->conf.addr_name);
+        evbuffer_add_printf(b, ":%u (", h->conf.addr_port);
+        mx_html(b, h->conf.addr.len ? addr : "does not resolve");
+        evbuffer_add_printf(b, ")");
+    } else {
+        mx_html(b, addr);
+    }
     evbuffer_add_printf(b, " &middot; weight %u &middot; pins ", kr_host_weight(h));
     if (mx_pins_of(h->conf.name, &pins))
         evbuffer_add_printf(b, "%llu", (unsigned long long)pins);

@@ -264,6 +264,10 @@ static void start_check(struct kr_host *h)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct kr_host *h = arg;
+    if (kr_host_unresolved(h)) { /* nowhere to connect (hostaddr.c) */
+        schedule(h);
+        return;
+    }
     if (!h->check && !h->removed && !h->relay->stopping)
         start_check(h);
 }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kmsrelay/err.h"
 #include "kmsrelay/log.h"
@@ -196,7 +197,13 @@ static bool in_conf(const struct kr_conf *c, const char *name)
  * when its pool must be closed (address changed) once the table is in place. */
 static bool update_host(struct kr_relay *r, struct kr_host *h, const struct kr_conf_host *hc)
 {
-    bool moved = !same_addr(&h->conf.addr, &hc->addr);
+    /* The same host name and port: keep the address DNS gave (hostaddr.c;
+     * the daemon resolves it again after the reload). */
+    bool same_name = hc->addr_name[0] && h->conf.addr_port == hc->addr_port &&
+                     strcasecmp(h->conf.addr_name, hc->addr_name) == 0;
+    struct kr_addr resolved = h->conf.addr;
+    bool moved = !same_name && (!same_addr(&h->conf.addr, &hc->addr) ||
+                                strcasecmp(h->conf.addr_name, hc->addr_name) != 0);
     bool revived = h->removed;
     uint8_t current = h->admin;
 
@@ -209,10 +216,12 @@ static bool update_host(struct kr_relay *r, struct kr_host *h, const struct kr_c
         kr_log(KR_LOG_INFO, "event=host_changed host=%s weight=%u priority=%u", hc->name,
                hc->weight, hc->priority);
     h->conf = *hc;
+    if (same_name)
+        h->conf.addr = resolved;
     relay_weight_resolve(r, h, hc);
     if (moved) {
-        char a[KR_ADDRSTRLEN];
-        kr_addr_format((const struct sockaddr *)&hc->addr.ss, a);
+        char a[KR_ADDRSTRLEN + KR_CONF_FQDN_MAX];
+        relay_host_addr_text(&h->conf, a, sizeof(a));
         kr_log(KR_LOG_INFO, "event=host_changed host=%s addr=%s", hc->name, a);
     }
     if (moved || revived) {
@@ -263,8 +272,8 @@ int relay_hosts_apply(struct kr_relay *r, const struct kr_conf *c, struct kr_hos
     for (size_t i = 0; i < c->n_hosts; i++) {
         struct kr_host *h = fresh[i];
         if (h) {
-            char a[KR_ADDRSTRLEN];
-            kr_addr_format((const struct sockaddr *)&h->conf.addr.ss, a);
+            char a[KR_ADDRSTRLEN + KR_CONF_FQDN_MAX];
+            relay_host_addr_text(&h->conf, a, sizeof(a));
             kr_log(KR_LOG_INFO, "event=host_added host=%s addr=%s weight=%u admin=%s", h->conf.name,
                    a, h->conf.weight, kr_admin_name(h->admin));
             kr_health_start(h);

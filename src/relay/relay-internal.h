@@ -49,6 +49,10 @@ int relay_hosts_check(const struct kr_relay *r, const struct kr_conf *c, char *e
 /* Frees removed hosts that have no connection and no waiting attempt. */
 void relay_hosts_reap(struct kr_relay *r);
 
+/* hostaddr.c: the address for logs: "10.0.0.5:1688", or for a named one
+ * "kms1.corp:1688" while unresolved. */
+void relay_host_addr_text(const struct kr_conf_host *hc, char *out, size_t cap);
+
 /* weights.c: the host's operator weight from the store; `hc` is its config
  * entry (NULL for a discovered host), checked against the weight the
  * override replaced. */

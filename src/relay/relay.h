@@ -414,6 +414,22 @@ int kr_relay_dyn_drain(struct kr_relay *r, const char *name);
 /* Gone for good: removed like a host deleted from the config. */
 int kr_relay_dyn_remove(struct kr_relay *r, const char *name);
 
+/* A host written with a DNS name whose address is not known (not resolved
+ * yet, or the name does not resolve): nowhere to connect, so routing and
+ * the checks skip it. */
+static inline bool kr_host_unresolved(const struct kr_host *h)
+{
+    return h->conf.addr_name[0] && h->conf.addr.len == 0;
+}
+
+/* hostaddr.c: a config host whose address is a DNS name gets the address
+ * the daemon resolved (`addr`), or none (`addr` NULL: the name does not
+ * resolve, `why` says how; the host is DOWN until it does). The name, pins,
+ * admin state and health stay; a new address closes the pool and checks at
+ * once. KR_ENOENT when no config host of that name has a named address. */
+int kr_relay_host_set_addr(struct kr_relay *r, const char *name, const struct kr_addr *addr,
+                           const char *why);
+
 /* listen.c: descriptors kept back from clients for config c (backend pools,
  * health checks, store, logs, DNS): the start's descriptor budget, for
  * `kmsrelayd -n` to check without applying it. */

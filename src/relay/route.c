@@ -101,7 +101,7 @@ static bool refused(const struct kr_host *h, const struct elig_ctx *e)
 
 static bool eligible(const struct kr_host *h, const struct elig_ctx *e, bool for_pinned)
 {
-    if (h->removed || refused(h, e))
+    if (h->removed || kr_host_unresolved(h) || refused(h, e))
         return false;
     if (for_pinned)
         return (h->admin == KR_ADMIN_READY || h->admin == KR_ADMIN_DRAIN) &&
@@ -192,7 +192,8 @@ static size_t last_resorts(const struct kr_relay *r, const struct elig_ctx *e, i
         const struct kr_host *h = r->hosts[i];
         bool admin_ok =
             h->admin == KR_ADMIN_READY || ((int)i == pinned && h->admin == KR_ADMIN_DRAIN);
-        if (!h->removed && admin_ok && h->hrw.weight > 0 && h->health == health && !refused(h, e))
+        if (!h->removed && !kr_host_unresolved(h) && admin_ok && h->hrw.weight > 0 &&
+            h->health == health && !refused(h, e))
             out[n++] = (uint16_t)i;
     }
     return n;

@@ -94,8 +94,10 @@ def t_check_configs(h):
     check(rc == 1 and "no backend hosts" in err, "no hosts: %d %r" % (rc, err))
     rc, out, err = h.run([relayd(), "-n", "-H", "a=127.0.0.1:1700", "-H", "b=[::1]:1700,weight=2"])
     check(rc == 0 and "configuration OK" in out, "-H hosts: %d %r" % (rc, err))
-    rc, out, err = h.run([relayd(), "-n", "-H", "a=kms.example.com:1688"])
-    check(rc == 1 and "-H a=kms.example.com:1688" in err, "bad -H: %d %r" % (rc, err))
+    # (a DNS name is an address since issue 14, see it.host_names; a
+    # malformed one is still refused while parsing)
+    rc, out, err = h.run([relayd(), "-n", "-H", "a=kms..example.com:1688"])
+    check(rc == 1 and "-H a=kms..example.com:1688" in err, "bad -H: %d %r" % (rc, err))
     rc, out, err = h.run([relayd(), "--frobnicate"])
     check(rc == 2 and "unknown option" in err, "usage error: %d %r" % (rc, err))
     rc, out, err = h.run([relayd(), "--version"])

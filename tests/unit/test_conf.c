@@ -201,8 +201,18 @@ static void t_errors(void)
     expect_error("hosts = ( { address = \"10.0.0.1\"; } );\n", 1, "missing name");
     expect_error("hosts = ( { name = \"a b\"; address = \"10.0.0.1\"; } );\n", 1,
                  "host name \"a b\" must be");
-    expect_error("hosts = ( { name = \"a\"; address = \"kms.example.com:1688\"; } );\n", 1,
-                 "host a: address \"kms.example.com:1688\": not a numeric");
+    /* host names are addresses too (issue 14), but only well-formed ones */
+    expect_error("hosts = ( { name = \"a\"; address = \"kms example.com:1688\"; } );\n", 1,
+                 "host a: address \"kms example.com:1688\": neither a numeric");
+    expect_error("hosts = ( { name = \"a\"; address = \"10.0.0.300:1688\"; } );\n", 1,
+                 "host a: address \"10.0.0.300:1688\": not a numeric");
+    expect_error("hosts = ( { name = \"a\"; address = \"kms.example.com:0\"; } );\n", 1,
+                 "a backend port cannot be 0");
+    expect_error("hosts = ( { name = \"a\"; address = \"kms.example.com:1688\"; },\n"
+                 "          { name = \"b\"; address = \"KMS.example.com.:1688\"; } );\n",
+                 2, "host b has the same address KMS.example.com:1688 as host a");
+    expect_error("backend: { resolve_min = \"10m\"; resolve_max = \"1m\"; };\n", 1,
+                 "backend.resolve_min (10m) is longer than backend.resolve_max (1m)");
     expect_error("hosts = ( { name = \"a\"; address = \"0.0.0.0:1688\"; } );\n", 1, "wildcard");
     expect_error("hosts = ( { name = \"a\"; address = \"10.0.0.1\"; state = \"gone\"; } );\n", 1,
                  "state \"gone\" is not one of ready, drain, maint, retired");
@@ -397,6 +407,50 @@ static void t_cidr(void)
     CU_ASSERT_FALSE(match("0.0.0.0/0", un));
 }
 
+/* Issue 14: an address may be a DNS name, kept with its port and the
+ * place it was written; numeric addresses stay numeric. */
+static void t_host_names(void)
+{
+    struct kr_conf_host h;
+    const char *why = NULL;
+    struct kr_conf *c = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(kr_conf_host_parse("kms1=kms1.corp.example:1700,weight=2", &h, &why), 0);
+    CU_ASSERT_STRING_EQUAL(h.name, "kms1");
+    CU_ASSERT_STRING_EQUAL(h.addr_name, "kms1.corp.example");
+    CU_ASSERT_EQUAL(h.addr_port, 1700);
+    CU_ASSERT_EQUAL(h.addr.len, 0);
+    CU_ASSERT_EQUAL(h.addr.ss.ss_family, AF_UNSPEC);
+    CU_ASSERT_STRING_EQUAL(h.addr_at, "-H");
+    CU_ASSERT_EQUAL_FATAL(kr_conf_host_parse("kms2.corp.example.", &h, &why), 0);
+    CU_ASSERT_STRING_EQUAL(h.name, "kms2.corp.example.");
+    CU_ASSERT_STRING_EQUAL(h.addr_name, "kms2.corp.example");
+    CU_ASSERT_EQUAL(h.addr_port, 1688);
+    CU_ASSERT_EQUAL_FATAL(kr_conf_host_parse("x=dc_1-kms:1688", &h, &why), 0);
+    CU_ASSERT_STRING_EQUAL(h.addr_name, "dc_1-kms");
+    /* numeric forms: no name, a real address */
+    CU_ASSERT_EQUAL_FATAL(kr_conf_host_parse("x=10.0.0.5:1689", &h, &why), 0);
+    CU_ASSERT_STRING_EQUAL(h.addr_name, "");
+    CU_ASSERT_EQUAL(h.addr.ss.ss_family, AF_INET);
+    CU_ASSERT_EQUAL_FATAL(kr_conf_host_parse("x=fd00::5", &h, &why), 0);
+    CU_ASSERT_STRING_EQUAL(h.addr_name, "");
+    CU_ASSERT_EQUAL(h.addr.ss.ss_family, AF_INET6);
+
+    CU_ASSERT_EQUAL_FATAL(load_text("backend: { resolve_min = \"2s\"; };\n"
+                                    "hosts = ( { name = \"a\"; address = \"10.0.0.1\"; },\n"
+                                    "  { name = \"b\";\n"
+                                    "    address = \"kms-b.corp.example:1700\"; } );\n",
+                                    &c),
+                          0);
+    CU_ASSERT_STRING_EQUAL(c->hosts[0].addr_name, "");
+    CU_ASSERT_STRING_EQUAL(c->hosts[1].addr_name, "kms-b.corp.example");
+    CU_ASSERT_EQUAL(c->hosts[1].addr_port, 1700);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c->hosts[1].addr_at, "t.conf:4"));
+    CU_ASSERT_EQUAL(c->resolve_min_ms, 2000);
+    CU_ASSERT_EQUAL(c->resolve_max_ms, 300000);
+    free(c);
+}
+
 static void t_host_parse(void)
 {
     struct kr_conf_host h;
@@ -427,7 +481,13 @@ static void t_host_parse(void)
         "",
         "a=",
         "=1.2.3.4:1",
-        "a=host:1688",
+        "a=-host:1688",
+        "a=host.:1688:1",
+        "a=host..example:1688",
+        "a=host:99999",
+        "a=host:",
+        "a=10.0.0.300",
+        "a=kms_1.example.com/24",
         "a=0.0.0.0:1688",
         "a=1.2.3.4:0",
         "a=1.2.3.4:1,weight=0",
@@ -500,6 +560,7 @@ KR_SUITE(conf)
     CU_add_test(s, "units", t_units);
     CU_add_test(s, "cidr", t_cidr);
     CU_add_test(s, "host parse", t_host_parse);
+    CU_add_test(s, "host names", t_host_names);
     CU_add_test(s, "validate", t_validate);
     CU_add_test(s, "admin names", t_admin_names);
 }

@@ -161,6 +161,43 @@ static void test_plan_hrw_and_tiers(void)
     fake_free(f);
 }
 
+/* Issue 14: a host written with a DNS name that has no address (not looked
+ * up yet, or it does not resolve) is never tried, not even as a last
+ * resort; once resolved it is a host like any other. */
+static void test_unresolved_name(void)
+{
+    struct kr_relay_fix *f = fake_new(3, false);
+    struct kr_kms_request q;
+    struct kr_plan plan;
+    struct kr_pin pin;
+    uint8_t kms[16];
+    memset(kms, 0x42, 16);
+    mk_req(7, &q);
+    struct kr_host *a = &f->hosts[0];
+
+    snprintf(a->conf.addr_name, sizeof(a->conf.addr_name), "kms-a.example.test");
+    a->conf.addr_port = 1688;
+    memset(&a->conf.addr, 0, sizeof(a->conf.addr));
+    CU_ASSERT(kr_host_unresolved(a));
+    CU_ASSERT(!kr_route_eligible(&f->r, a, kms, false));
+    CU_ASSERT(!kr_route_eligible(&f->r, a, kms, true));
+    for (int health = KR_HEALTH_UNKNOWN; health <= KR_HEALTH_DOWN; health++) {
+        a->health = (uint8_t)health;
+        kr_route_plan(&f->r, &q, &plan, &pin);
+        CU_ASSERT_EQUAL(plan.n, 2);
+        for (size_t i = 0; i < plan.n; i++)
+            CU_ASSERT_NOT_EQUAL(plan.hosts[i], 0);
+    }
+    a->health = KR_HEALTH_UP;
+    a->conf.addr.ss.ss_family = AF_INET;
+    a->conf.addr.len = sizeof(struct sockaddr_in);
+    CU_ASSERT(!kr_host_unresolved(a));
+    CU_ASSERT(kr_route_eligible(&f->r, a, kms, false));
+    kr_route_plan(&f->r, &q, &plan, &pin);
+    CU_ASSERT_EQUAL(plan.n, 3);
+    fake_free(f);
+}
+
 static void test_plan_health(void)
 {
     struct kr_relay_fix *f = fake_new(3, false);
@@ -468,6 +505,7 @@ KR_SUITE(route)
     CU_add_test(s, "eligibility", test_eligibility);
     CU_add_test(s, "plan_hrw_and_tiers", test_plan_hrw_and_tiers);
     CU_add_test(s, "plan_health", test_plan_health);
+    CU_add_test(s, "unresolved host name", test_unresolved_name);
     CU_add_test(s, "plan_pins", test_plan_pins);
     CU_add_test(s, "plan_machine", test_plan_machine);
     CU_add_test(s, "failback", test_failback);
