@@ -63,6 +63,7 @@ struct kr_control {
     struct kr_relay *relay;
     struct kr_dns *dns;              /* NULL: no DNS service */
     struct kr_audit_periodic *audit; /* NULL: no periodic audit */
+    struct kr_peers *peers;          /* NULL: replication off */
     struct evhttp *http;
     char path[KR_CONF_PATH_MAX]; /* the socket we created */
     dev_t dev;                   /* ... and its file, to unlink only ours */
@@ -267,6 +268,7 @@ int ctl_api_rebalance(struct ctl_call *c);
 int ctl_api_clients(struct ctl_call *c);
 int ctl_api_report(struct ctl_call *c);
 int ctl_api_dns(struct ctl_call *c);
+int ctl_api_peers(struct ctl_call *c); /* api_peers.c */
 int ctl_api_reload(struct ctl_call *c);
 
 /* A pin as JSON (api_pins.c): full adds kms_id and the workstation names.

@@ -24,7 +24,7 @@ static int control_reload(void *arg, char *err, size_t errlen);
 static void start_control(struct kr_daemon *d)
 {
     char err[1024];
-    struct kr_control_deps deps = {d->relay, d->dns, d->audit, control_reload, d};
+    struct kr_control_deps deps = {d->relay, d->dns, d->audit, control_reload, d, d->peers};
     if (kr_control_start(d->base, &deps, &d->control, err, sizeof(err)) != 0) {
         char q[1100];
         kr_log(KR_LOG_ERR, "event=control_error msg=%s action=\"running without the control API\"",
@@ -38,6 +38,9 @@ static int start(struct kr_daemon *d, char *err, size_t errlen)
     if ((rc = daemon_store_open(d, err, errlen)) != 0)
         return rc;
     if ((rc = kr_relay_create(d->base, d->conf, d->store, &d->relay, err, errlen)) != 0)
+        return rc;
+    /* Peers after the relay: received admin states go to its hosts. */
+    if ((rc = kr_peers_start(d->base, d->conf, d->relay, d->store, &d->peers, err, errlen)) != 0)
         return rc;
     /* DNS after the listeners: our SRV names their port. */
     daemon_dns_env(d, &d->dns_env);
@@ -162,6 +165,7 @@ void kr_daemon_destroy(struct kr_daemon *d)
     daemon_reload_cancel(d);
     kr_control_free(d->control);         /* joins its workers: before the store closes */
     kr_metrics_server_free(d->metrics);  /* before the relay: it reads the store */
+    kr_peers_free(d->peers);             /* before the relay and store it writes */
     kr_dns_destroy(d->dns);              /* before the hosts it looks at */
     kr_audit_periodic_destroy(d->audit); /* before the store it records into */
     kr_relay_destroy(d->relay);
