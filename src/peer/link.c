@@ -165,7 +165,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         int en = EVUTIL_SOCKET_ERROR();
         snprintf(why, sizeof(why), "%s", en ? evutil_socket_error_to_string(en) : "link error");
     }
-    if (!c->tls_up) {
+    if (!c->tls_up && e) {
         /* The handshake failed: a wrong certificate, CA or name, or no TLS 1.3. */
         const char *who = c->peer ? c->peer->name : "?";
         kr_log(KR_LOG_WARN, "event=peer_refused peer=%s remote=%s reason=\"TLS handshake: %s\"",
