@@ -19,7 +19,9 @@
  *
  * Kinds of CHANGE: PIN_PUT (key: the 32-byte pin key, value: a stored pin
  * record, src/store/pin_record.c), PIN_DEL (key, no value), HOST (key: host
- * name, value: u8 admin 0..3, u32 weight 1..10000).
+ * name, value: u8 admin 0..3, u32 weight 1..10000), COUNT (key: 16-byte
+ * application id then host name, value: u32 count, u32 N policy -- what the
+ * host last reported for that application).
  *
  * Errors: decode returns KR_EMORE while `len` is a valid prefix of a frame
  * (read on), KR_EMALF / KR_ETOOBIG / KR_EUNSUP with *why for anything
@@ -48,6 +50,7 @@ enum kr_peer_kind {
     KR_PEER_PIN_PUT = 1,
     KR_PEER_PIN_DEL = 2,
     KR_PEER_HOST = 3,
+    KR_PEER_COUNT = 4,
 };
 
 struct kr_peer_mark {

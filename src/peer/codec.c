@@ -71,6 +71,13 @@ static int check_change(const struct kr_peer_change *c, const char **why)
         if (kr_peer_host_decode(c->val, c->val_len, &admin, &w) != 0)
             return fail(why, KR_EMALF, "HOST value: bad admin state or weight");
         return 0;
+    case KR_PEER_COUNT:
+        if (c->key_len <= 16 || c->key_len >= 16 + KR_PEER_NAME_MAX ||
+            memchr(c->key + 16, 0, c->key_len - 16u))
+            return fail(why, KR_EMALF, "COUNT needs an application id and a host name");
+        if (c->val_len != 8)
+            return fail(why, KR_EMALF, "COUNT value is 8 bytes");
+        return 0;
     default:
         return fail(why, KR_EUNSUP, "unknown change kind");
     }

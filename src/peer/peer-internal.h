@@ -24,7 +24,7 @@
 #include "kmsrelay/store.h"
 #include "peer/peer.h"
 
-#define PEER_KEY_MAX 64 /* a pin key (32) or a host name (<= 63) */
+#define PEER_KEY_MAX 80 /* a pin key (32), a host name (<= 63), app id + name */
 #define PEER_ORIGINS KR_PEER_MAX_ORIGINS
 
 /* The version of one key: who decided last, and when. */
@@ -47,6 +47,14 @@ struct log_ent {
 };
 
 struct peer_conn;
+
+/* The last count of a (host, application) sent or received (counts.c). */
+struct count_seen {
+    uint64_t hkey; /* the host's HRW key (its name) */
+    uint8_t app[16];
+    uint32_t count, n_policy;
+};
+#define PEER_COUNTS (2 * KR_CONF_MAX_HOSTS * 4)
 
 struct peer {
     struct kr_peers *P;
@@ -86,6 +94,9 @@ struct kr_peers {
     size_t n_peers;
     struct peer_conn *conns; /* every open connection */
     uint64_t refused;        /* inbound refused before naming a peer */
+    struct count_seen counts[PEER_COUNTS];
+    size_t n_counts;
+    struct event *count_timer;
     bool alone_logged;
 };
 
@@ -104,6 +115,19 @@ int log_append(struct kr_peers *P, uint8_t kind, const uint8_t *key, size_t klen
                const uint8_t *val, size_t vlen, uint64_t hlc);
 /* The own change of seq s, NULL when no longer (or not yet) kept. */
 const struct log_ent *log_get(const struct kr_peers *P, uint64_t s);
+
+/* service.c: records an own change (any thread) and wakes the loop. */
+void peer_own_change(struct kr_peers *P, uint8_t kind, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen);
+
+/* counts.c: hosts' reported counts (relay memory, not the store): scanned
+ * every second for new values; applied from peers; sent in a resync. */
+int counts_start(struct kr_peers *P);
+void counts_apply(struct kr_peers *P, const struct kr_peer_change *ch);
+void counts_snapshot(struct kr_peers *P,
+                     void (*send)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                                  size_t vlen),
+                     void *arg);
 
 /* service.c */
 void peer_link_up(struct peer *p);

@@ -49,9 +49,15 @@ static void observe(void *ctx, int kind, const uint8_t *key, size_t klen, const 
     default:
         return;
     }
+    peer_own_change(P, k, key, klen, val, vlen);
+}
+
+void peer_own_change(struct kr_peers *P, uint8_t k, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen)
+{
     pthread_mutex_lock(&P->mu);
     P->hlc = kr_peer_hlc_next(P->hlc, wall_ms());
-    uint8_t mk = k == KR_PEER_HOST ? KR_PEER_HOST : KR_PEER_PIN_PUT;
+    uint8_t mk = k == KR_PEER_PIN_DEL ? KR_PEER_PIN_PUT : k;
     int rc = meta_set(P, mk, key, klen, P->hlc, 0, k == KR_PEER_PIN_DEL);
     if (rc == 0)
         rc = log_append(P, k, key, klen, val, vlen, P->hlc);
@@ -104,6 +110,10 @@ static int setup(struct kr_peers *P, const struct kr_conf *conf, char *err, size
         return KR_ENOMEM;
     }
     int rc = link_tls_init(P, conf, err, errlen);
+    if (rc == 0 && counts_start(P) != 0) {
+        snprintf(err, errlen, "peers: out of memory");
+        rc = KR_ENOMEM;
+    }
     if (rc == 0)
         rc = link_listen(P, conf, err, errlen);
     return rc;
@@ -150,6 +160,8 @@ void kr_peers_free(struct kr_peers *P)
             event_free(P->peers[i].retry);
     if (P->wake)
         event_free(P->wake);
+    if (P->count_timer)
+        event_free(P->count_timer);
     if (P->ctx)
         SSL_CTX_free(P->ctx);
     meta_free(P);

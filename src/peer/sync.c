@@ -124,6 +124,20 @@ static int snap_host(const struct kr_host_rec *h, void *arg)
     return 0;
 }
 
+static void snap_count(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    struct peer_conn *c = arg;
+    uint64_t hlc;
+    const char *origin;
+    bool del;
+    char o[KR_CONF_NAME_MAX];
+    pthread_mutex_lock(&c->P->mu);
+    version_of(c->P, KR_PEER_COUNT, key, klen, kr_wall_s(), &hlc, &origin, &del);
+    snprintf(o, sizeof(o), "%s", origin);
+    pthread_mutex_unlock(&c->P->mu);
+    send_change(c, o, 0, hlc, KR_PEER_COUNT, key, klen, val, vlen);
+}
+
 /* Forgotten pins: a peer that still has one must learn it is gone. */
 static void snap_tombstones(struct peer_conn *c)
 {
@@ -152,6 +166,7 @@ static void send_resync(struct peer_conn *c)
     kr_store_pin_iter(P->store, snap_pin, c);
     kr_store_host_iter(P->store, snap_host, c);
     snap_tombstones(c);
+    counts_snapshot(P, snap_count, c);
     if (kr_peer_enc_resync(P->inc, upto, 1, f, sizeof(f), &len) == 0)
         link_send(c, f, len);
     c->next_seq = upto + 1;
@@ -254,6 +269,8 @@ static void on_hello(struct peer_conn *c, const struct kr_peer_frame *f)
 /* The version here of a key without a recorded one (see version_of). */
 static bool local_default(struct kr_peers *P, const struct kr_peer_change *ch, uint64_t *hlc)
 {
+    if (ch->kind == KR_PEER_COUNT)
+        return false; /* counts: the newest received or scanned wins */
     if (ch->kind == KR_PEER_HOST) {
         char name[KR_PEER_NAME_MAX];
         struct kr_host_rec h;
@@ -275,7 +292,7 @@ static bool local_default(struct kr_peers *P, const struct kr_peer_change *ch, u
  * then recorded as the key's version). */
 static bool wins(struct kr_peers *P, const struct kr_peer_change *ch)
 {
-    uint8_t mk = ch->kind == KR_PEER_HOST ? KR_PEER_HOST : KR_PEER_PIN_PUT;
+    uint8_t mk = ch->kind == KR_PEER_PIN_DEL ? KR_PEER_PIN_PUT : ch->kind;
     uint64_t dh = 0;
     bool have_default = false;
     pthread_mutex_lock(&P->mu);
@@ -338,8 +355,10 @@ static int apply(struct peer_conn *c, const struct kr_peer_change *ch)
         kr_store_pin_put(P->store, &pin);
     } else if (ch->kind == KR_PEER_PIN_DEL) {
         kr_store_pin_del(P->store, ch->key, ch->key + 16);
-    } else {
+    } else if (ch->kind == KR_PEER_HOST) {
         apply_host(P, ch, c->peer->name);
+    } else {
+        counts_apply(P, ch);
     }
     peer_applying = false;
     c->peer->st.applied++;
