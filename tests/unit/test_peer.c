@@ -1,0 +1,166 @@
+/* test_peer.c - the peer replication protocol (src/peer/codec.c): frames,
+ * need-more versus malformed, last-writer-wins order, the hybrid logical
+ * clock; and the version table and change log (src/peer/meta.c). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "kmsrelay/err.h"
+#include "kmsrelay/peerproto.h"
+#include "peer/peer-internal.h"
+#include "testutil.h"
+
+static void check_prefixes(const uint8_t *f, size_t len)
+{
+    struct kr_peer_frame out;
+    size_t used;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t *b = malloc(i ? i : 1);
+        memcpy(b, f, i);
+        CU_ASSERT_EQUAL(kr_peer_decode(b, i, &out, &used, NULL), KR_EMORE);
+        free(b);
+    }
+    CU_ASSERT_EQUAL(kr_peer_decode(f, len, &out, &used, NULL), 0);
+    CU_ASSERT_EQUAL(used, len);
+}
+
+static void test_round_trip(void)
+{
+    uint8_t f[KR_PEER_FRAME_MAX], key[32], rec[40];
+    size_t len, used;
+    struct kr_peer_frame out;
+    struct kr_peer_mark m[2] = {{"relay-b", 7, 42}, {"relay-c", 0, 0}};
+    CU_ASSERT_EQUAL(kr_peer_enc_hello("relay-a", 99, m, 2, f, sizeof(f), &len), 0);
+    check_prefixes(f, len);
+    kr_peer_decode(f, len, &out, &used, NULL);
+    CU_ASSERT_EQUAL(out.type, KR_PEER_HELLO);
+    CU_ASSERT_STRING_EQUAL(out.name, "relay-a");
+    CU_ASSERT_EQUAL(out.inc, 99);
+    CU_ASSERT_EQUAL(out.n_marks, 2);
+    CU_ASSERT_STRING_EQUAL(out.marks[0].origin, "relay-b");
+    CU_ASSERT_EQUAL(out.marks[0].seq, 42);
+
+    for (size_t i = 0; i < 32; i++)
+        key[i] = (uint8_t)i;
+    memset(rec, 0xAB, sizeof(rec));
+    struct kr_peer_change c = {"relay-a", 5, 1ull << 40, KR_PEER_PIN_PUT, key, 32, rec, 40};
+    CU_ASSERT_EQUAL(kr_peer_enc_change(&c, f, sizeof(f), &len), 0);
+    check_prefixes(f, len);
+    kr_peer_decode(f, len, &out, &used, NULL);
+    CU_ASSERT_EQUAL(out.type, KR_PEER_CHANGE);
+    CU_ASSERT_EQUAL(out.ch.seq, 5);
+    CU_ASSERT_EQUAL(out.ch.hlc, 1ull << 40);
+    CU_ASSERT_EQUAL(out.ch.val_len, 40);
+    CU_ASSERT_EQUAL(memcmp(out.ch.key, key, 32), 0);
+
+    uint8_t hv[5];
+    kr_peer_host_encode(1, 7, hv);
+    struct kr_peer_change hc = {"relay-b", 0, 3, KR_PEER_HOST, (const uint8_t *)"kms-1", 5, hv, 5};
+    CU_ASSERT_EQUAL(kr_peer_enc_change(&hc, f, sizeof(f), &len), 0);
+    CU_ASSERT_EQUAL(kr_peer_decode(f, len, &out, &used, NULL), 0);
+    uint8_t admin;
+    uint32_t w;
+    CU_ASSERT_EQUAL(kr_peer_host_decode(out.ch.val, out.ch.val_len, &admin, &w), 0);
+    CU_ASSERT_EQUAL(admin, 1);
+    CU_ASSERT_EQUAL(w, 7);
+
+    CU_ASSERT_EQUAL(kr_peer_enc_ack(1, 2, f, sizeof(f), &len), 0);
+    check_prefixes(f, len);
+    CU_ASSERT_EQUAL(kr_peer_enc_resync(1, 2, 1, f, sizeof(f), &len), 0);
+    check_prefixes(f, len);
+    kr_peer_decode(f, len, &out, &used, NULL);
+    CU_ASSERT_EQUAL(out.phase, 1);
+}
+
+static void test_malformed(void)
+{
+    uint8_t f[KR_PEER_FRAME_MAX], key[32] = {0};
+    size_t len, used;
+    struct kr_peer_frame out;
+    const char *why = NULL;
+    CU_ASSERT_EQUAL(kr_peer_enc_ack(1, 2, f, sizeof(f), &len), 0);
+    f[4] = 2; /* version */
+    CU_ASSERT_EQUAL(kr_peer_decode(f, len, &out, &used, &why), KR_EUNSUP);
+    CU_ASSERT_PTR_NOT_NULL(why);
+    f[4] = 1;
+    f[0]++; /* one trailing byte inside the frame */
+    uint8_t g[64];
+    memcpy(g, f, len);
+    g[len] = 0;
+    CU_ASSERT_EQUAL(kr_peer_decode(g, len + 1, &out, &used, &why), KR_EMALF);
+    CU_ASSERT_STRING_EQUAL(why, "trailing bytes in a frame");
+    uint8_t big[6] = {0xff, 0xff, 0, 0, 1, 2}; /* 64 KiB: refused from the header alone */
+    CU_ASSERT_EQUAL(kr_peer_decode(big, sizeof(big), &out, &used, &why), KR_ETOOBIG);
+    uint8_t type9[6] = {2, 0, 0, 0, 1, 9};
+    CU_ASSERT_EQUAL(kr_peer_decode(type9, sizeof(type9), &out, &used, &why), KR_EUNSUP);
+    /* A change that would not decode is not encoded either. */
+    struct kr_peer_change bad = {"a", 1, 1, KR_PEER_PIN_PUT, key, 31, key, 1};
+    CU_ASSERT_EQUAL(kr_peer_enc_change(&bad, f, sizeof(f), &len), KR_EINVAL);
+    uint8_t hv[5];
+    kr_peer_host_encode(4, 1, hv); /* no such admin state */
+    struct kr_peer_change h = {"a", 1, 1, KR_PEER_HOST, (const uint8_t *)"h", 1, hv, 5};
+    CU_ASSERT_EQUAL(kr_peer_enc_change(&h, f, sizeof(f), &len), KR_EINVAL);
+    CU_ASSERT_EQUAL(kr_peer_enc_hello("", 1, NULL, 0, f, sizeof(f), &len), KR_EINVAL);
+    CU_ASSERT_EQUAL(kr_peer_enc_ack(1, 2, f, 10, &len), KR_ENOSPC);
+}
+
+static void test_lww(void)
+{
+    /* Later time wins whatever the origin; a tie goes to the greater name,
+     * the same on every peer (the order is antisymmetric). */
+    CU_ASSERT(kr_peer_lww_cmp(2, "a", 1, "b") > 0);
+    CU_ASSERT(kr_peer_lww_cmp(1, "b", 2, "a") < 0);
+    CU_ASSERT(kr_peer_lww_cmp(5, "rb", 5, "ra") > 0);
+    CU_ASSERT(kr_peer_lww_cmp(5, "ra", 5, "rb") < 0);
+    CU_ASSERT_EQUAL(kr_peer_lww_cmp(5, "ra", 5, "ra"), 0);
+    /* HLC: never backwards, even when the wall clock is. */
+    uint64_t t = kr_peer_hlc_next(0, 1000);
+    CU_ASSERT_EQUAL(t, 1000ull << 16);
+    uint64_t u = kr_peer_hlc_next(t, 999);
+    CU_ASSERT(u > t);
+    CU_ASSERT(kr_peer_hlc_next(u, 2000) == 2000ull << 16);
+}
+
+static void test_meta_log(void)
+{
+    struct kr_peers *P = calloc(1, sizeof(*P));
+    CU_ASSERT_EQUAL_FATAL(meta_init(P, 4), 0);
+    CU_ASSERT_EQUAL(meta_origin(P, "ra"), 0);
+    CU_ASSERT_EQUAL(meta_origin(P, "rb"), 1);
+    CU_ASSERT_EQUAL(meta_origin(P, "ra"), 0);
+    uint8_t key[32];
+    for (unsigned i = 0; i < 3000; i++) { /* grows the table past its first size */
+        memset(key, 0, sizeof(key));
+        memcpy(key, &i, sizeof(i));
+        CU_ASSERT_EQUAL(meta_set(P, KR_PEER_PIN_PUT, key, 32, i + 1, (uint8_t)(i & 1), i == 7), 0);
+    }
+    unsigned k = 7;
+    memset(key, 0, sizeof(key));
+    memcpy(key, &k, sizeof(k));
+    struct meta_ent *e = meta_get(P, KR_PEER_PIN_PUT, key, 32);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->hlc, 8);
+    CU_ASSERT(e->deleted);
+    CU_ASSERT_PTR_NULL(meta_get(P, KR_PEER_HOST, key, 32)); /* kinds are separate keys */
+    /* The log keeps the newest 4: older ones need a full resync. */
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT_EQUAL(log_append(P, KR_PEER_PIN_DEL, key, 32, NULL, 0, (uint64_t)i), 0);
+    CU_ASSERT_EQUAL(P->seq, 6);
+    CU_ASSERT_EQUAL(P->log_first, 3);
+    CU_ASSERT_PTR_NULL(log_get(P, 2));
+    CU_ASSERT_PTR_NOT_NULL(log_get(P, 3));
+    CU_ASSERT_EQUAL(log_get(P, 6)->hlc, 5);
+    CU_ASSERT_PTR_NULL(log_get(P, 7));
+    meta_free(P);
+    free(P);
+}
+
+KR_SUITE(peer)
+{
+    CU_pSuite s = CU_add_suite("peer", NULL, NULL);
+    CU_add_test(s, "frames round trip, every prefix is need-more", test_round_trip);
+    CU_add_test(s, "malformed frames are refused with a reason", test_malformed);
+    CU_add_test(s, "last writer wins, hybrid logical clock", test_lww);
+    CU_add_test(s, "version table and change log", test_meta_log);
+}
