@@ -80,6 +80,7 @@ int kr_daemon_create(struct event_base *base, const struct kr_daemon_opts *o, st
         return rc;
     }
     kr_metrics_server_set_dns(d->metrics, d->dns); /* for the status page */
+    kr_metrics_server_set_peers(d->metrics, d->peers);
     start_control(d);
     *out = d;
     return 0;
@@ -116,6 +117,7 @@ int kr_daemon_apply(struct kr_daemon *d, struct kr_conf *nc, char *err, size_t e
                kr_logfmt_value(merr, q, sizeof(q)));
     }
     kr_metrics_server_set_dns(d->metrics, d->dns);
+    kr_metrics_server_set_peers(d->metrics, d->peers);
     return 0;
 }
 

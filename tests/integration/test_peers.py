@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import krtest  # noqa: E402
@@ -93,6 +94,7 @@ class Pair:
         if n == "ra" and self.via:
             addr = self.via
         extra = ('control: { socket = "%s"; mode = "0600"; };\n'
+                 'metrics: { listen = "127.0.0.1:0"; };\n'
                  'peers: { name = "%s"; listen = "127.0.0.1:%d"; ca = "%s"; cert = "%s"; '
                  'key = "%s"; retry = "200ms"; relays = ( { name = "%s"; address = "%s"; } ); };\n'
                  % (self.sock(n), n, self.pport[n], self.h.path("ca.pem"), self.h.path(n + ".pem"),
@@ -106,6 +108,18 @@ class Pair:
     def start(self, n, tag=None):
         self.relays[n] = rl.start_relay(self.h, self.h.path(n + ".conf"), name=tag or n,
                                         wait_up=HOSTS)
+
+    def metrics(self, n):
+        """name{labels} -> value of relay n's /metrics."""
+        addr = rl.wait_log(self.relays[n].proc, r"event=metrics_listen addr=(\S+)").group(1)
+        with urllib.request.urlopen("http://%s/metrics" % addr, timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for ln in text.splitlines():
+            if ln and not ln.startswith("#"):
+                k, v = ln.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
 
     def wait_up(self, start=0):
         rl.wait_log(self.relays["ra"].proc, r"event=peer_up peer=rb", timeout=20, start=start)
@@ -223,6 +237,11 @@ def test_refused(h):
     admin = {x["name"]: x["admin"] for x in hosts["hosts"]}
     check(admin["kms-1"] == "ready", "a refused peer's change was applied: %r" % admin)
     check(pair.peer("rb")["state"] == "up", "the real link suffered: %r" % pair.peer("rb"))
+    m = pair.metrics("rb")
+    check(m.get('kmsrelay_peer_up{peer="ra"}') == 1 and m.get("kmsrelay_peers_alone") == 0,
+          "metrics: %r" % {k: v for k, v in m.items() if "peer" in k})
+    check(m.get("kmsrelay_peers_refused_total", 0) >= 3, "refusals not counted: %r"
+          % {k: v for k, v in m.items() if "refused" in k})
 
 
 # ---- acceptance 1 and 6 -----------------------------------------------------
@@ -465,6 +484,7 @@ def test_partition(h):
     rl.wait_log(pair.relays["ra"].proc, r"event=peer_down peer=rb", timeout=10, start=start)
     out = pair.ctl("ra", "peers", expect=(1,))
     check("ALONE" in out, "ra does not say it is alone: %s" % out)
+    check(pair.metrics("ra").get("kmsrelay_peers_alone") == 1, "metrics do not say alone")
     # Different pins on each side, and one pin on both (rb's move is later).
     pair.ctl("ra", "pin", "move", cm[0], other("ra", cm[0]))
     pair.ctl("ra", "pin", "move", cm[1], other("ra", cm[1]))
