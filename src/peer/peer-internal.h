@@ -87,7 +87,10 @@ struct kr_peers {
     char origins[PEER_ORIGINS][KR_CONF_NAME_MAX];
     size_t n_origins; /* 0 is self */
 
-    struct event *wake; /* new own changes: stream them */
+    struct event *wake;    /* new own changes: stream them (loop thread) */
+    pthread_t loop_thread; /* the thread of base */
+    int wake_fd;           /* eventfd: the same from any other thread */
+    struct event *wake_ev; /* reads wake_fd */
     SSL_CTX *ctx;
     struct evconnlistener *lis;
     struct peer peers[KR_CONF_MAX_PEERS];

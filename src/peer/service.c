@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -64,7 +66,16 @@ void peer_own_change(struct kr_peers *P, uint8_t k, const uint8_t *key, size_t k
     pthread_mutex_unlock(&P->mu);
     if (rc != 0)
         kr_log(KR_LOG_ERR, "event=peer_error msg=\"out of memory recording a change\"");
-    event_active(P->wake, EV_READ, 0);
+    if (pthread_equal(pthread_self(), P->loop_thread)) {
+        event_active(P->wake, EV_READ, 0);
+    } else {
+        /* A control job's thread: libevent is not thread-safe here, an
+         * eventfd write is. */
+        uint64_t one = 1;
+        if (write(P->wake_fd, &one, sizeof(one)) < 0) {
+            /* EAGAIN: the counter is full, a wake-up is pending anyway */
+        }
+    }
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -73,6 +84,15 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < P->n_peers; i++)
         if (P->peers[i].link && P->peers[i].link->hello_got)
             sync_pump(P->peers[i].link);
+}
+
+static void on_wake_fd(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t n;
+    if (read(fd, &n, sizeof(n)) < 0) {
+        /* EAGAIN: another wake-up drained it */
+    }
+    on_wake(fd, what, arg);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -94,6 +114,14 @@ static int setup(struct kr_peers *P, const struct kr_conf *conf, char *err, size
     }
     meta_origin(P, P->self);
     P->wake = event_new(P->base, -1, 0, on_wake, P);
+    P->loop_thread = pthread_self();
+    P->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (P->wake_fd >= 0)
+        P->wake_ev = event_new(P->base, P->wake_fd, EV_READ | EV_PERSIST, on_wake_fd, P);
+    if (!P->wake_ev || event_add(P->wake_ev, NULL) != 0) {
+        snprintf(err, errlen, "peers: cannot create the wake-up eventfd");
+        return KR_EIO;
+    }
     for (size_t i = 0; i < conf->n_peers; i++) {
         struct peer *p = &P->peers[P->n_peers++];
         p->P = P;
@@ -130,6 +158,7 @@ int kr_peers_start(struct event_base *base, const struct kr_conf *conf, struct k
         snprintf(err, errlen, "peers: out of memory");
         return KR_ENOMEM;
     }
+    P->wake_fd = -1;
     P->base = base;
     P->relay = relay;
     P->store = store;
@@ -160,6 +189,10 @@ void kr_peers_free(struct kr_peers *P)
             event_free(P->peers[i].retry);
     if (P->wake)
         event_free(P->wake);
+    if (P->wake_ev)
+        event_free(P->wake_ev);
+    if (P->wake_fd >= 0)
+        close(P->wake_fd);
     if (P->count_timer)
         event_free(P->count_timer);
     if (P->ctx)
