@@ -75,13 +75,15 @@ def free_port():
 class Pair:
     """Relays ra and rb; ra dials rb (its name sorts first)."""
 
-    def __init__(self, h, stubs, via=None):
-        self.h, self.stubs = h, stubs
+    def __init__(self, h, stubs, proxy=False, peers_extra=""):
+        self.h, self.stubs, self.peers_extra = h, stubs, peers_extra
         make_ca(h, "ca")
         for n in ("ra", "rb"):
             make_cert(h, "ca", n)
         self.pport = {"ra": free_port(), "rb": free_port()}
-        self.via = via  # the address ra dials rb at (a proxy), default rb itself
+        # ra dials rb through a proxy (to cut the link), or directly
+        self.proxy = Proxy(self.pport["rb"]) if proxy else None
+        self.via = "127.0.0.1:%d" % self.proxy.port if proxy else None
         self.relays = {}
         for n in ("ra", "rb"):
             rl.write(h.path(n + ".conf"), self.conf(n))
@@ -97,9 +99,9 @@ class Pair:
         extra = ('control: { socket = "%s"; mode = "0600"; };\n'
                  'metrics: { listen = "127.0.0.1:0"; };\n'
                  'peers: { name = "%s"; listen = "127.0.0.1:%d"; ca = "%s"; cert = "%s"; '
-                 'key = "%s"; retry = "200ms"; relays = ( { name = "%s"; address = "%s"; } ); };\n'
+                 'key = "%s"; retry = "200ms"; relays = ( { name = "%s"; address = "%s"; } ); %s};\n'
                  % (self.sock(n), n, self.pport[n], self.h.path("ca.pem"), self.h.path(n + ".pem"),
-                    self.h.path(n + ".key"), other, addr))
+                    self.h.path(n + ".key"), other, addr, self.peers_extra))
         return rl.conf_text(self.h, [self.stubs[x] for x in HOSTS], assist=False,
                             state_dir=self.h.path("state-" + n), extra=extra)
 
@@ -471,21 +473,8 @@ class Proxy:
 
 def test_partition(h):
     stubs = stubs3(h)
-    make_ca(h, "ca")  # Pair makes it too; the proxy needs rb's port first
-    pb = free_port()
-    proxy = Proxy(pb)
-    pair = Pair.__new__(Pair)
-    pair.h, pair.stubs = h, stubs
-    for n in ("ra", "rb"):
-        make_cert(h, "ca", n)
-    pair.pport = {"ra": free_port(), "rb": pb}
-    pair.via = "127.0.0.1:%d" % proxy.port
-    pair.relays = {}
-    for n in ("ra", "rb"):
-        rl.write(h.path(n + ".conf"), pair.conf(n))
-    pair.start("rb")
-    pair.start("ra")
-    pair.wait_up()
+    pair = Pair(h, stubs, proxy=True)
+    proxy = pair.proxy
     ta = pair.relays["ra"].target()
     rc, d, out = rl.loadgen(h, ta, 60, c=4, seed=5, name="few")
     rl.check_all_ok(rc, d, out, 60, "clients through ra")
