@@ -41,14 +41,11 @@ static void load_one(struct conf_ctx *x, config_setting_t *g, int i)
         CONF_ERR_AT(x, s, "peer %s: address \"%s\": %s", p.name, str, why);
         return;
     }
-    for (config_setting_t *m = g; m;) {
-        for (int k = 0; k < config_setting_length(m); k++) {
-            const char *n = config_setting_name(config_setting_get_elem(m, (unsigned)k));
-            if (n && strcmp(n, "name") != 0 && strcmp(n, "address") != 0)
-                CONF_ERR_AT(x, config_setting_get_elem(m, (unsigned)k),
-                            "peer %s: unknown setting \"%s\" (name, address)", p.name, n);
-        }
-        m = NULL;
+    for (int k = 0; k < config_setting_length(g); k++) {
+        config_setting_t *m = config_setting_get_elem(g, (unsigned)k);
+        const char *n = config_setting_name(m);
+        if (n && strcmp(n, "name") != 0 && strcmp(n, "address") != 0)
+            CONF_ERR_AT(x, m, "peer %s: unknown setting \"%s\" (name, address)", p.name, n);
     }
     x->c->peers[x->c->n_peers++] = p;
 }

@@ -1,11 +1,14 @@
 /* test_peer.c - the peer replication protocol (src/peer/codec.c): frames,
  * need-more versus malformed, last-writer-wins order, the hybrid logical
  * clock; and the version table and change log (src/peer/meta.c). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <CUnit/CUnit.h>
 
+#include "kmsrelay/conf.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/peerproto.h"
 #include "peer/peer-internal.h"
@@ -156,6 +159,73 @@ static void test_meta_log(void)
     free(P);
 }
 
+/* The peers group of the configuration (src/conf/peers.c). */
+static int load_conf(const char *body, struct kr_conf **c, char *err, size_t cap)
+{
+    char path[] = "/tmp/kr-peer-conf-XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "hosts = ( { name = \"kms-1\"; address = \"127.0.0.1:1688\"; } );\n%s", body);
+    fclose(f);
+    err[0] = '\0';
+    int rc = kr_conf_load(path, c, err, cap);
+    unlink(path);
+    return rc;
+}
+
+#define TLS "ca = \"/c.pem\"; cert = \"/a.pem\"; key = \"/a.key\"; "
+
+static void test_conf(void)
+{
+    struct kr_conf *c = NULL;
+    char err[2048];
+    CU_ASSERT_EQUAL(load_conf("peers: { name = \"ra\"; listen = \"127.0.0.1:7688\"; " TLS
+                              "relays = ( { name = \"rb\"; address = \"10.0.0.2:7688\"; } ); };",
+                              &c, err, sizeof(err)),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->peer_name, "ra");
+    CU_ASSERT_EQUAL(c->n_peers, 1);
+    CU_ASSERT_STRING_EQUAL(c->peers[0].name, "rb");
+    CU_ASSERT_EQUAL(c->peer_log_size, 100000);
+    CU_ASSERT_EQUAL(c->peer_retry_ms, 1000);
+    free(c);
+    c = NULL;
+    /* Off by default. */
+    CU_ASSERT_EQUAL(load_conf("", &c, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(c->peer_name[0], '\0');
+    CU_ASSERT_EQUAL(c->n_peers, 0);
+    free(c);
+    static const struct {
+        const char *body, *needle;
+    } bad[] = {
+        {"peers: { relays = ( { name = \"rb\"; address = \"10.0.0.2:7688\"; } ); };",
+         "peers.name is not set"},
+        {"peers: { name = \"ra\"; listen = \"127.0.0.1:7688\"; };", "ca, cert and key"},
+        {"peers: { name = \"ra\"; " TLS "};", "peers.listen"},
+        {"peers: { name = \"ra\"; listen = \"127.0.0.1:7688\"; " TLS
+         "relays = ( { name = \"ra\"; address = \"10.0.0.2:7688\"; } ); };",
+         "this relay's own name"},
+        {"peers: { name = \"ra\"; listen = \"127.0.0.1:7688\"; " TLS
+         "relays = ( { name = \"rb\"; address = \"nowhere\"; } ); };",
+         "peer rb: address"},
+        {"peers: { name = \"ra\"; listen = \"127.0.0.1:7688\"; " TLS
+         "relays = ( { name = \"rb\"; address = \"10.0.0.2:1\"; port = 2; } ); };",
+         "unknown setting \"port\""},
+        {"peers: { name = \"ra\"; listen = \"127.0.0.1:7688\"; " TLS "relay = (); };",
+         "unknown setting"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        c = NULL;
+        CU_ASSERT_EQUAL(load_conf(bad[i].body, &c, err, sizeof(err)), KR_ECONFIG);
+        if (!strstr(err, bad[i].needle))
+            fprintf(stderr, "\n  case %zu: want \"%s\" in: %s", i, bad[i].needle, err);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].needle));
+        CU_ASSERT_PTR_NULL(c);
+    }
+}
+
 KR_SUITE(peer)
 {
     CU_pSuite s = CU_add_suite("peer", NULL, NULL);
@@ -163,4 +233,5 @@ KR_SUITE(peer)
     CU_add_test(s, "malformed frames are refused with a reason", test_malformed);
     CU_add_test(s, "last writer wins, hybrid logical clock", test_lww);
     CU_add_test(s, "version table and change log", test_meta_log);
+    CU_add_test(s, "the peers group of the configuration", test_conf);
 }
