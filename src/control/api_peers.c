@@ -3,6 +3,8 @@
  * for each peer its link state, lag in changes and seconds, counters and
  * last error; "alone" when peers are configured and none is reachable.
  */
+#include <string.h>
+
 #include "control/control-internal.h"
 #include "peer/peer.h"
 
@@ -25,6 +27,20 @@ static json_t *one(const struct kr_peer_status *s)
     ctl_set(o, "resyncs_received", json_integer((json_int_t)s->resyncs_received));
     ctl_set(o, "refused", json_integer((json_int_t)s->refused));
     ctl_set(o, "last_error", json_string(s->last_error));
+    return o;
+}
+
+json_t *ctl_peers_summary(const struct kr_peers *p)
+{
+    json_t *o = json_object();
+    struct kr_peers_summary sum;
+    memset(&sum, 0, sizeof(sum));
+    if (p)
+        kr_peers_summary(p, &sum);
+    ctl_set(o, "configured", json_boolean(p != NULL));
+    ctl_set(o, "total", json_integer((json_int_t)sum.n_peers));
+    ctl_set(o, "up", json_integer((json_int_t)sum.n_up));
+    ctl_set(o, "alone", json_boolean(sum.n_peers > 0 && sum.n_up == 0));
     return o;
 }
 

@@ -269,6 +269,9 @@ int ctl_api_clients(struct ctl_call *c);
 int ctl_api_report(struct ctl_call *c);
 int ctl_api_dns(struct ctl_call *c);
 int ctl_api_peers(struct ctl_call *c); /* api_peers.c */
+/* {configured, up, total, alone} for GET /v1/status (api_peers.c). */
+struct kr_peers;
+json_t *ctl_peers_summary(const struct kr_peers *p);
 int ctl_api_reload(struct ctl_call *c);
 
 /* A pin as JSON (api_pins.c): full adds kms_id and the workstation names.

@@ -491,6 +491,8 @@ def test_partition(h):
     out = pair.ctl("ra", "peers", expect=(1,))
     check("ALONE" in out, "ra does not say it is alone: %s" % out)
     check(pair.metrics("ra").get("kmsrelay_peers_alone") == 1, "metrics do not say alone")
+    out = pair.ctl("ra", "status")
+    check("ALONE" in out, "kmsrelayctl status does not say alone: %s" % out)
     # Different pins on each side, and one pin on both (rb's move is later).
     pair.ctl("ra", "pin", "move", cm[0], other("ra", cm[0]))
     pair.ctl("ra", "pin", "move", cm[1], other("ra", cm[1]))
