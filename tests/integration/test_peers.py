@@ -268,20 +268,32 @@ N = 5000
 def test_pins_follow(h):
     stubs = stubs3(h)
     pair = Pair(h, stubs)
+    # rc: one relay without peers that sees all the traffic (acceptance 6)
+    sc = h.path("rc.sock")
+    rl.write(h.path("rc.conf"), rl.conf_text(
+        h, [stubs[x] for x in HOSTS], assist=False, state_dir=h.path("state-rc"),
+        extra='control: { socket = "%s"; mode = "0600"; };\n' % sc))
+    rc_relay = rl.start_relay(h, h.path("rc.conf"), name="rc", wait_up=HOSTS)
     emap = rl.epid_map(stubs)
     ta, tb = pair.relays["ra"].target(), pair.relays["rb"].target()
     rc, d1, out = rl.loadgen(h, ta, N, c=16, seed=7, name="a1")
     rl.check_all_ok(rc, d1, out, N, "first activations through ra")
+    rc, dc, out = rl.loadgen(h, rc_relay.target(), N, c=16, seed=7, name="c1")
+    rl.check_all_ok(rc, dc, out, N, "the same through rc")
     first = rl.last_host(d1, emap)
     h.stop(stubs["kms-3"].proc, signal.SIGKILL)
     rc, d2, out = rl.loadgen(h, ta, N, c=16, seed=7, name="a2")
     rl.check_all_ok(rc, d2, out, N, "renewals through ra with kms-3 dead")
+    rc, dc, out = rl.loadgen(h, rc_relay.target(), N, c=16, seed=7, name="c2")
+    rl.check_all_ok(rc, dc, out, N, "the same through rc")
     on_a = rl.last_host(d2, emap)
     moved = sum(1 for c in on_a if first[c] != on_a[c])
     check(N // 4 < moved < N // 2, "about 1/3 should fail over, %d did" % moved)
     pair.converge()
     rc, d3, out = rl.loadgen(h, tb, N, c=16, seed=7, name="b1")
     rl.check_all_ok(rc, d3, out, N, "renewals through rb")
+    rc, dc, out = rl.loadgen(h, rc_relay.target(), N, c=16, seed=7, name="c3")
+    rl.check_all_ok(rc, dc, out, N, "the same through rc")
     on_b = rl.last_host(d3, emap)
     same = sum(1 for c in on_a if on_b.get(c) == on_a[c])
     print("  %d clients, %d failed over on ra, %d of %d on the same host through rb"
@@ -296,6 +308,10 @@ def test_pins_follow(h):
     ra_rep, rb_rep = strip_times(pair.json("ra", "report")), strip_times(pair.json("rb", "report"))
     check(ra_rep == rb_rep, "the reports differ:\n%s\n%s"
           % (json.dumps(ra_rep)[:1500], json.dumps(rb_rep)[:1500]))
+    argv = [krtest.binpath("kmsrelayctl"), "--socket", sc, "report", "--json"]
+    rc_rep = strip_times(json.loads(h.run(argv, timeout=120, check_rc=0)[1]))
+    check(ra_rep == rc_rep, "the peers' report is not the single relay's:\n%s\n%s"
+          % (json.dumps(ra_rep)[:1500], json.dumps(rc_rep)[:1500]))
 
 
 # ---- acceptance 2 -----------------------------------------------------------
