@@ -36,10 +36,20 @@ static size_t key_of(const struct kr_host *h, const uint8_t app[16], uint8_t *ke
     return 16 + n;
 }
 
+static void heartbeat(struct kr_peers *P)
+{
+    if (++P->beat % PEER_HEARTBEAT_S != 0)
+        return;
+    for (size_t i = 0; i < P->n_peers; i++)
+        if (P->peers[i].link && P->peers[i].link->hello_got)
+            sync_ack(P->peers[i].link);
+}
+
 static void on_scan(evutil_socket_t fd, short what, void *arg)
 {
     struct kr_peers *P = arg;
     struct kr_relay *r = P->relay;
+    heartbeat(P);
     for (size_t i = 0; i < r->n_hosts; i++) {
         const struct kr_host *h = r->hosts[i];
         for (size_t k = 0; !h->removed && k < KR_HOST_APPS; k++) {

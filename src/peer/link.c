@@ -151,13 +151,18 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct peer_conn *c = arg;
     if (what & BEV_EVENT_CONNECTED) {
+        /* Both sides send at least a heartbeat every PEER_HEARTBEAT_S (the
+         * read timeout set in setup_bev): a silent link is a dead one, a
+         * partition sends no FIN. */
         c->tls_up = true;
         sync_on_tls_up(c);
         return;
     }
     char why[300] = "";
     unsigned long e = bufferevent_get_openssl_error(bev);
-    if (e) {
+    if (what & BEV_EVENT_TIMEOUT) {
+        snprintf(why, sizeof(why), "nothing received for %d s", PEER_DEAD_S);
+    } else if (e) {
         ERR_error_string_n(e, why, sizeof(why));
     } else if (what & BEV_EVENT_EOF) {
         snprintf(why, sizeof(why), "closed by the peer");
@@ -180,6 +185,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 static void setup_bev(struct peer_conn *c)
 {
+    struct timeval tv = {PEER_DEAD_S, 0}; /* also bounds a stalled handshake */
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, 256 * 1024, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);

@@ -26,6 +26,8 @@
 
 #define PEER_KEY_MAX 80 /* a pin key (32), a host name (<= 63), app id + name */
 #define PEER_ORIGINS KR_PEER_MAX_ORIGINS
+#define PEER_HEARTBEAT_S 5 /* an ACK at least this often on an up link */
+#define PEER_DEAD_S 15     /* nothing received this long: the link is dead */
 
 /* The version of one key: who decided last, and when. */
 struct meta_ent {
@@ -99,7 +101,8 @@ struct kr_peers {
     uint64_t refused;        /* inbound refused before naming a peer */
     struct count_seen counts[PEER_COUNTS];
     size_t n_counts;
-    struct event *count_timer;
+    struct event *count_timer; /* also sends the heartbeats */
+    unsigned beat;
     bool alone_logged;
 };
 
@@ -170,6 +173,8 @@ void sync_on_tls_up(struct peer_conn *c);
 void sync_on_read(struct peer_conn *c);
 /* Sends own changes while the output is not too full. */
 void sync_pump(struct peer_conn *c);
+/* An ACK of what we have: the reply to changes, and the heartbeat. */
+void sync_ack(struct peer_conn *c);
 
 /* Thread-local: true while sync.c applies a peer's change (the observer
  * must not take it for an own change). */

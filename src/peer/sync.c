@@ -440,11 +440,15 @@ void sync_on_read(struct peer_conn *c)
         link_close(c, "protocol error or refused");
         return;
     }
-    if (c->unacked && c->peer) {
-        uint8_t f[64];
-        size_t len;
-        if (kr_peer_enc_ack(c->peer->have_inc, c->peer->have_seq, f, sizeof(f), &len) == 0)
-            link_send(c, f, len);
-        c->unacked = 0;
-    }
+    if (c->unacked && c->peer)
+        sync_ack(c);
+}
+
+void sync_ack(struct peer_conn *c)
+{
+    uint8_t f[64];
+    size_t len;
+    if (kr_peer_enc_ack(c->peer->have_inc, c->peer->have_seq, f, sizeof(f), &len) == 0)
+        link_send(c, f, len);
+    c->unacked = 0;
 }

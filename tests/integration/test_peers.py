@@ -426,6 +426,7 @@ class Proxy:
         self.target = target_port
         self.port = free_port()
         self.conns = []
+        self.frozen = False  # forward nothing, close nothing: a silent partition
         self.lis = None
         self.lock = threading.Lock()
         self.open()
@@ -459,7 +460,8 @@ class Proxy:
                 d = x.recv(65536)
                 if not d:
                     break
-                y.sendall(d)
+                if not self.frozen:
+                    y.sendall(d)
         except OSError:
             pass
         for s in (x, y):
@@ -483,7 +485,18 @@ class Proxy:
                 s.close()
             self.conns = []
 
+    def freeze(self):
+        """A silent partition: bytes vanish, nothing is closed, and new
+        connections are refused."""
+        self.frozen = True
+        try:
+            self.lis.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.lis.close()
+
     def heal(self):
+        self.frozen = False
         self.open()
 
 
@@ -502,8 +515,9 @@ def test_partition(h):
         return [x for x in HOSTS if x not in cur][0]
 
     start = rl.log_size(pair.relays["ra"].proc)
-    proxy.cut()
-    rl.wait_log(pair.relays["ra"].proc, r"event=peer_down peer=rb", timeout=10, start=start)
+    proxy.freeze()  # no FIN, no RST: only the heartbeat timeout tells
+    rl.wait_log(pair.relays["ra"].proc, r"event=peer_down peer=rb error=\"nothing received",
+                timeout=30, start=start)
     out = pair.ctl("ra", "peers", expect=(1,))
     check("ALONE" in out, "ra does not say it is alone: %s" % out)
     check(pair.metrics("ra").get("kmsrelay_peers_alone") == 1, "metrics do not say alone")
