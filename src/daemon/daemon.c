@@ -50,6 +50,7 @@ static int start(struct kr_daemon *d, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return KR_ENOMEM;
     }
+    kr_audit_periodic_set_peers(d->audit, d->peers);
     daemon_store_watch(d);
     return 0;
 }
@@ -165,8 +166,9 @@ void kr_daemon_destroy(struct kr_daemon *d)
     if (!d)
         return;
     daemon_reload_cancel(d);
-    kr_control_free(d->control);         /* joins its workers: before the store closes */
-    kr_metrics_server_free(d->metrics);  /* before the relay: it reads the store */
+    kr_control_free(d->control);        /* joins its workers: before the store closes */
+    kr_metrics_server_free(d->metrics); /* before the relay: it reads the store */
+    kr_audit_periodic_set_peers(d->audit, NULL);
     kr_peers_free(d->peers);             /* before the relay and store it writes */
     kr_dns_destroy(d->dns);              /* before the hosts it looks at */
     kr_audit_periodic_destroy(d->audit); /* before the store it records into */

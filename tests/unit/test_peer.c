@@ -8,6 +8,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "kmsrelay/audit.h"
 #include "kmsrelay/conf.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/peerproto.h"
@@ -226,6 +227,50 @@ static void test_conf(void)
     }
 }
 
+/* The audit marks a peer relay's record by its link state (issue 15). */
+static void test_audit_peer(void)
+{
+    struct kr_audit_rrset *s = calloc(1, sizeof(*s));
+    strcpy(s->zone, "example.test.");
+    strcpy(s->owner, "_vlmcs._tcp.example.test.");
+    struct kr_audit_srv_in in[] = {{300, 0, 0, 1688, "relay-b.example.test."}};
+    kr_audit_add_view(s, "127.0.0.1:53", 1, NULL, in, 1);
+    kr_audit_add_marker(s, "kmsrelay=1 owner=relay-b target=relay-b.example.test. port=1688", 300);
+    struct kr_audit_probe *pr = &s->probe[0]; /* its target does not answer */
+    pr->done = 1;
+    strcpy(pr->addrs[pr->n_addrs++], "127.0.0.9");
+    struct kr_audit_try *t = &pr->tries[pr->n_tries++];
+    strcpy(t->addr, "127.0.0.9");
+    t->port = 1688;
+    t->stage = KR_PROBE_CONNECT;
+    strcpy(t->error, "Connection refused");
+
+    struct kr_audit_peer peer = {"relay-b", 1, 0};
+    struct kr_audit_policy pol = {0};
+    pol.instance_id = "relay-a";
+    pol.now = 1700000000;
+    pol.peer_stale_s = 300;
+    struct kr_audit_finding f[4];
+    CU_ASSERT_EQUAL_FATAL(kr_audit_classify(s, &pol, f, 4), 1);
+    CU_ASSERT_EQUAL(f[0].cls, KR_AUDIT_PEER_STALE); /* no link state: the probe decides */
+    pol.peers = &peer;
+    pol.n_peers = 1;
+    kr_audit_classify(s, &pol, f, 4);
+    CU_ASSERT_EQUAL(f[0].cls, KR_AUDIT_AUTHORIZED_OK); /* link up: a peer's record */
+    CU_ASSERT_PTR_NOT_NULL(strstr(f[0].reason, "link up"));
+    peer.link_up = 0;
+    peer.down_since = pol.now - 10;
+    kr_audit_classify(s, &pol, f, 4);
+    CU_ASSERT_EQUAL(f[0].cls, KR_AUDIT_AUTHORIZED_OK); /* not for long: still the peer's */
+    CU_ASSERT_FALSE(kr_audit_is_problem(&f[0]));
+    peer.down_since = pol.now - 301;
+    kr_audit_classify(s, &pol, f, 4);
+    CU_ASSERT_EQUAL(f[0].cls, KR_AUDIT_PEER_STALE);
+    CU_ASSERT(f[0].confirmed);
+    CU_ASSERT(kr_audit_is_problem(&f[0]));
+    free(s);
+}
+
 KR_SUITE(peer)
 {
     CU_pSuite s = CU_add_suite("peer", NULL, NULL);
@@ -234,4 +279,5 @@ KR_SUITE(peer)
     CU_add_test(s, "last writer wins, hybrid logical clock", test_lww);
     CU_add_test(s, "version table and change log", test_meta_log);
     CU_add_test(s, "the peers group of the configuration", test_conf);
+    CU_add_test(s, "audit: a peer's record follows its link state", test_audit_peer);
 }
