@@ -184,7 +184,8 @@ static void snapshot_peers(struct kr_audit_periodic *p)
     p->run_n_peers = 0;
     for (size_t i = 0; i < n && i < KR_CONF_MAX_PEERS; i++) {
         struct kr_audit_peer *a = &p->run_peers[p->run_n_peers++];
-        snprintf(a->id, sizeof(a->id), "%s", st[i].name);
+        _Static_assert(sizeof(a->id) == sizeof(st[i].name), "peer names fit");
+        memcpy(a->id, st[i].name, sizeof(a->id));
         a->link_up = st[i].up;
         a->down_since = st[i].down_since ? st[i].down_since : p->started;
     }

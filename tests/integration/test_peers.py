@@ -464,7 +464,8 @@ class Proxy:
                     y.sendall(d)
         except OSError:
             pass
-        for s in (x, y):
+        # Frozen: one side giving up must not tell the other (no FIN).
+        for s in ((x,) if self.frozen else (x, y)):
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
