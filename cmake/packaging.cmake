@@ -69,7 +69,7 @@ if(KR_DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 else()
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libevent-2.1-7, libevent-extra-2.1-7, libldns3, liblmdb0, libconfig9, libjansson4, libssl3, libsystemd0, libgssapi-krb5-2, libkrb5-3")
+      "libevent-2.1-7, libevent-extra-2.1-7, libldns3, liblmdb0, libconfig9, libjansson4, libssl3, libsystemd0, libgssapi-krb5-2, libkrb5-3, libldap-2.5-0, libsasl2-2, libsasl2-modules-gssapi-mit")
 endif()
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "prometheus")
 # Maintainer scripts and the conffile list, with this prefix's paths.

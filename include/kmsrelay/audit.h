@@ -6,8 +6,10 @@
  *
  *   1. collect  (audit/collect.c): the _vlmcs._tcp SRV RRset and the TXT
  *      owner markers from every authoritative server, optionally an AXFR
- *      to find _vlmcs records elsewhere; one struct kr_audit_rrset per
- *      owner name. Uses the blocking DNS client of kmsrelay/dns.h.
+ *      to find _vlmcs records elsewhere, or for an AD zone (gss) the
+ *      zone's _vlmcs dnsNodes read over LDAP (kmsrelay/directory.h); one
+ *      struct kr_audit_rrset per owner name. Uses the blocking DNS client
+ *      of kmsrelay/dns.h.
  *   2. probe    (audit/probe.c, audit/resolve.c): per record, resolve the
  *      target (A/AAAA at the same servers; CNAME and "." detected), TCP
  *      connect to each address and send one DCE/RPC bind for the KMS
@@ -185,6 +187,7 @@ struct kr_audit_rrset {
     char zone[KR_AUDIT_NAME_MAX];
     char owner[KR_AUDIT_NAME_MAX];
     int from_axfr; /* found by AXFR, not asked for */
+    int from_ldap; /* found in the directory (an AD zone's dnsNode), not asked for */
     int truncated; /* more records than KR_AUDIT_MAX_RR */
     unsigned n_views;
     struct kr_audit_view views[KR_AUDIT_MAX_SERVERS];
@@ -297,9 +300,16 @@ struct kr_audit_opts {
     const struct kr_addr *servers; /* --server; none: the zone's NS (system resolver) */
     size_t n_servers;
     const struct kr_dns_key *key; /* signs AXFR and --fix UPDATEs; NULL: none */
-    int axfr;                     /* also scan the zone (TSIG AXFR) for _vlmcs names */
-    unsigned timeout_ms;          /* per DNS try and per probe step; 0 = 3000 */
-    const uint16_t *probe_ports;  /* extra ports for the wrong-port check */
+    /* An AD zone's account (GSS-TSIG, issue 12), instead of key: --fix
+     * UPDATEs are signed with Kerberos, and the zone's _vlmcs names are
+     * read from the directory (LDAP, SASL GSSAPI, kmsrelay/directory.h)
+     * because AD refuses zone transfers: the first server's address on
+     * ldap_port (0 = 389), named by the zone's SOA MNAME. */
+    const char *gss_keytab, *gss_principal;
+    uint16_t ldap_port;
+    int axfr;                    /* also scan the zone (TSIG AXFR) for _vlmcs names */
+    unsigned timeout_ms;         /* per DNS try and per probe step; 0 = 3000 */
+    const uint16_t *probe_ports; /* extra ports for the wrong-port check */
     size_t n_probe_ports;
     const struct kr_addr *resolvers; /* for targets outside the zone; none: resolv.conf */
     size_t n_resolvers;
@@ -311,6 +321,7 @@ struct kr_audit_opts {
 struct kr_audit_entry {
     struct kr_audit_rrset *set;                   /* owned */
     const struct kr_dns_key *key;                 /* borrowed from the opts it was collected with */
+    const char *gss_keytab, *gss_principal;       /* the same (NULL: HMAC key or none) */
     struct kr_addr servers[KR_AUDIT_MAX_SERVERS]; /* where views came from, in order */
     size_t n_servers;
     size_t n_f;
@@ -330,7 +341,9 @@ struct kr_audit_result {
 };
 
 /* Reads every zone's _vlmcs._tcp SRV and TXT RRsets from each server (and
- * with opts->axfr the other _vlmcs names of the zone). A server that fails
+ * with opts->axfr, or for a GSS zone from the directory, the other _vlmcs
+ * names of the zone, each then asked from every server too; the directory
+ * is one more view of each name). A server that fails
  * is recorded in the RRset's views and in r->errors. Returns 0 or
  * KR_ENOMEM. Blocking (kr_dns_*_sync). */
 int kr_audit_collect(const struct kr_audit_opts *o, struct kr_audit_result *r);

@@ -52,8 +52,31 @@ extern const uint8_t kr_kms_app_windows[16];    /* 55c92734-d682-4d71-983e-d6ec3
 extern const uint8_t kr_kms_app_office2010[16]; /* 59a52881-a989-479d-af46-f275c6370663 */
 extern const uint8_t kr_kms_app_office2013[16]; /* 0ff1ce15-a989-479d-af46-f275c6370663 */
 
+/* The known applications by index, the order of every table by application:
+ * 0 Windows, 1 Office 2010, 2 Office 2013+; KR_KMS_APPS_KNOWN for any other
+ * id. kr_kms_app_id gives the id of index 0..2, NULL for any other. */
+#define KR_KMS_APPS_KNOWN 3
+int kr_kms_app_index(const uint8_t app_id[16]);
+const uint8_t *kr_kms_app_id(int idx);
+/* The name of index idx for labels and tables: "Windows", "Office 2010",
+ * "Office 2013+", or "other" for any other index. */
+const char *kr_kms_app_label(int idx);
 /* "Windows", "Office 2010", "Office 2013+", or NULL for an unknown id. */
 const char *kr_kms_app_name(const uint8_t app_id[16]);
+/* The activation threshold: the count a KMS host must report before it
+ * activates the clients of application `app_id`. Every client asks for its
+ * own minimum (its request's N_Policy: 25 for Windows client editions, 5 for
+ * Windows Server and Office) and the count serves them all, so the threshold
+ * is the highest N_Policy among them.
+ *
+ * `n_policy` is the highest N_Policy known (0: none known). `all_known`
+ * says it is that of every client (the report, which walks every pin); when
+ * it is only one sample (the request that fetched a host's count: the
+ * control API, the metrics), other clients of the application may ask more,
+ * so the result is at least the application's usual minimum: 25 for
+ * Windows, 5 for Office and unknown ids. With nothing known (n_policy 0),
+ * that minimum as well. Pure (kms-protocol.md 2 N_Policy, 3.3 Count). */
+uint32_t kr_kms_activation_threshold(const uint8_t app_id[16], uint32_t n_policy, int all_known);
 /* Symbolic name of an HRESULT ("SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH")
  * or NULL when unknown. */
 const char *kr_kms_hresult_name(uint32_t hr);

@@ -27,6 +27,19 @@ void kr_audit_servers(const struct kr_audit_opts *o, const struct kr_addr *a, si
  * the other-port results are cleared). */
 void kr_audit_probe_one(const struct kr_audit_opts *o, const struct kr_audit_entry *e, unsigned i);
 
+/* Adds server `server`'s records of e's owner (SRV as a view, TXT markers;
+ * `first`: keep the TXT rdata for --fix). server NULL: markers only. */
+void kr_audit_add_records(struct kr_audit_entry *e, const char *server, const struct kr_dns_rr *rrs,
+                          size_t n, int first);
+/* Asks each of e's servers for its owner's SRV and TXT: one view each. */
+void kr_audit_query_owner(const struct kr_audit_opts *o, struct kr_audit_entry *e,
+                          struct kr_audit_result *r);
+
+/* ldap.c: the directory scan of entry idx's (GSS) zone: each _vlmcs node
+ * becomes an entry (asked from every server like the main name) and the
+ * directory one more view of each. Errors go to r->errors. */
+int kr_audit_ldap(const struct kr_audit_opts *o, struct kr_audit_result *r, ptrdiff_t idx);
+
 /* The AXFR scan of entry idx's zone: adds an entry per other _vlmcs name. */
 int kr_audit_axfr(const struct kr_audit_opts *o, struct kr_audit_result *r, ptrdiff_t idx);
 

@@ -3,8 +3,9 @@
  * the _vlmcs._tcp SRV and TXT RRsets from every authoritative server (the
  * --server list, or the zone's NS found through the system resolver),
  * each server asked on its own so that disagreements show; optionally a
- * TSIG-signed AXFR to find _vlmcs names elsewhere in the zone. Every query
- * goes through the blocking client of kmsrelay/dns.h.
+ * TSIG-signed AXFR to find _vlmcs names elsewhere in the zone, or for an AD
+ * zone (gss) the directory (audit/ldap.c). Every query goes through the
+ * blocking client of kmsrelay/dns.h.
  */
 #include <netdb.h>
 #include <stdarg.h>
@@ -134,8 +135,8 @@ static void keep_txt(struct kr_audit_entry *e, const struct kr_dns_rr *rr)
     snprintf(e->txt[e->n_txt++], sizeof(e->txt[0]), "%s", rr->rdata);
 }
 
-static void add_records(struct kr_audit_entry *e, const char *server, const struct kr_dns_rr *rrs,
-                        size_t n, int first)
+void kr_audit_add_records(struct kr_audit_entry *e, const char *server, const struct kr_dns_rr *rrs,
+                          size_t n, int first)
 {
     struct kr_audit_srv_in in[KR_AUDIT_MAX_RR * 2];
     size_t k = 0;
@@ -159,6 +160,35 @@ static void add_records(struct kr_audit_entry *e, const char *server, const stru
         kr_audit_add_view(e->set, server, 1, NULL, in, k);
 }
 
+/* Asks every server of e for its owner's SRV and TXT RRsets: one view each. */
+void kr_audit_query_owner(const struct kr_audit_opts *o, struct kr_audit_entry *e,
+                          struct kr_audit_result *r)
+{
+    int first = 1;
+    for (size_t i = 0; i < e->n_servers; i++) {
+        char name[KR_ADDRSTRLEN], err[KR_DNS_MSG_MAX];
+        kr_addr_format((const struct sockaddr *)&e->servers[i].ss, name);
+        struct kr_dns_result *srv =
+            ask(o, &e->servers[i], e->set->owner, KR_DNS_SRV, err, sizeof(err));
+        if (!srv) {
+            kr_audit_add_view(e->set, name, 0, err, NULL, 0);
+            kr_audit_error(r, "%s SRV from %s: %s", e->set->owner, name, err);
+            continue;
+        }
+        kr_audit_add_records(e, name, srv->rrs, srv->n_rrs, first);
+        kr_dns_result_free(srv);
+        struct kr_dns_result *txt =
+            ask(o, &e->servers[i], e->set->owner, KR_DNS_TXT, err, sizeof(err));
+        if (txt) {
+            kr_audit_add_records(e, NULL, txt->rrs, txt->n_rrs, first);
+            kr_dns_result_free(txt);
+        } else {
+            kr_audit_error(r, "%s TXT from %s: %s", e->set->owner, name, err);
+        }
+        first = 0;
+    }
+}
+
 static int collect_zone(const struct kr_audit_opts *o, const char *zone, struct kr_audit_result *r)
 {
     char owner[KR_AUDIT_NAME_MAX + 16], z[KR_AUDIT_NAME_MAX];
@@ -171,36 +201,20 @@ static int collect_zone(const struct kr_audit_opts *o, const char *zone, struct 
     if (!e)
         return KR_ENOMEM;
     e->key = o->key;
+    e->gss_keytab = o->gss_keytab;
+    e->gss_principal = o->gss_principal;
     if (o->n_servers) {
         e->n_servers = o->n_servers < KR_AUDIT_MAX_SERVERS ? o->n_servers : KR_AUDIT_MAX_SERVERS;
         memcpy(e->servers, o->servers, e->n_servers * sizeof(e->servers[0]));
     } else {
         e->n_servers = find_ns(o, z, e->servers, KR_AUDIT_MAX_SERVERS, r);
     }
-    int first = 1;
-    for (size_t i = 0; i < e->n_servers; i++) {
-        char name[KR_ADDRSTRLEN], err[KR_DNS_MSG_MAX];
-        kr_addr_format((const struct sockaddr *)&e->servers[i].ss, name);
-        struct kr_dns_result *srv =
-            ask(o, &e->servers[i], e->set->owner, KR_DNS_SRV, err, sizeof(err));
-        if (!srv) {
-            kr_audit_add_view(e->set, name, 0, err, NULL, 0);
-            kr_audit_error(r, "%s SRV from %s: %s", e->set->owner, name, err);
-            continue;
-        }
-        add_records(e, name, srv->rrs, srv->n_rrs, first);
-        kr_dns_result_free(srv);
-        struct kr_dns_result *txt =
-            ask(o, &e->servers[i], e->set->owner, KR_DNS_TXT, err, sizeof(err));
-        if (txt) {
-            add_records(e, NULL, txt->rrs, txt->n_rrs, first);
-            kr_dns_result_free(txt);
-        } else {
-            kr_audit_error(r, "%s TXT from %s: %s", e->set->owner, name, err);
-        }
-        first = 0;
-    }
-    return o->axfr ? kr_audit_axfr(o, r, e - r->e) : 0;
+    kr_audit_query_owner(o, e, r);
+    ptrdiff_t idx = e - r->e;
+    int rc = o->axfr ? kr_audit_axfr(o, r, idx) : 0;
+    if (rc == 0 && o->gss_keytab && o->gss_keytab[0])
+        rc = kr_audit_ldap(o, r, idx);
+    return rc;
 }
 
 /* A _vlmcs name other than the one we queried: first label "_vlmcs*". */
@@ -256,7 +270,7 @@ int kr_audit_axfr(const struct kr_audit_opts *o, struct kr_audit_result *r, ptrd
             e->n_servers = ns;
             memcpy(e->servers, servers, ns * sizeof(servers[0]));
             /* All of this name's records in one view: the AXFR server. */
-            add_records(e, x->server, x->rrs, x->n_rrs, 1);
+            kr_audit_add_records(e, x->server, x->rrs, x->n_rrs, 1);
         }
     }
     kr_dns_result_free(x);

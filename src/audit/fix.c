@@ -202,6 +202,7 @@ static void reread(json_t *fix, struct kr_dns_servers *sv, const char *owner, FI
 {
     struct kr_dns_result *now = NULL;
     sv->key = NULL;
+    sv->gss_keytab = sv->gss_principal = NULL; /* a plain read, as the audit's */
     if (kr_dns_query_sync(sv, NULL, owner, KR_DNS_SRV, &now) == 0 && now->status == KR_DNS_OK) {
         json_t *after = rrs_json(now->rrs, now->n_rrs, KR_DNS_SRV);
         print_rrset(out, "RRset after", after);
@@ -228,6 +229,10 @@ static int fix_one(const struct kr_audit_opts *o, struct kr_audit_entry *e, size
     struct kr_dns_result *res = NULL;
     kr_audit_servers(o, &e->servers[v], 1, &sv);
     sv.key = e->key ? e->key : o->key;
+    if (!sv.key) { /* an AD zone: the UPDATE is signed with Kerberos (GSS-TSIG) */
+        sv.gss_keytab = e->gss_keytab ? e->gss_keytab : o->gss_keytab;
+        sv.gss_principal = e->gss_principal ? e->gss_principal : o->gss_principal;
+    }
     pause_for_tests(o->test_pause_ms, out);
     int urc = kr_dns_update_sync(&sv, NULL, &up, &res);
     free(u.pre);

@@ -98,6 +98,10 @@ static void worker(struct kr_offload *run, void *arg)
             if (z->key_file[0] && kr_dns_key_load(z->key_file, z->key_name[0] ? z->key_name : NULL,
                                                   &keys[i], err, sizeof(err)) == 0)
                 o.key = &keys[i];
+            if (z->gss_keytab[0]) { /* an AD zone: its directory too, with Kerberos */
+                o.gss_keytab = z->gss_keytab;
+                o.gss_principal = z->gss_principal;
+            }
             if (kr_audit_collect(&o, &r) != 0)
                 break;
         }

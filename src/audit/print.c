@@ -89,7 +89,9 @@ void kr_audit_print(FILE *out, const json_t *doc)
     json_array_foreach(json_object_get(doc, "zones"), i, z)
     {
         fprintf(out, "%s (zone %s, %s)\n", str(z, "owner"), str(z, "zone"),
-                strcmp(str(z, "found_by"), "axfr") == 0 ? "found by AXFR" : "queried");
+                strcmp(str(z, "found_by"), "axfr") == 0   ? "found by AXFR"
+                : strcmp(str(z, "found_by"), "ldap") == 0 ? "found in the directory"
+                                                          : "queried");
         const json_t *v;
         json_array_foreach(json_object_get(z, "servers"), k, v)
         {

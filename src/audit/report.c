@@ -25,6 +25,11 @@ static json_t *try_json(const struct kr_audit_try *t)
     return o;
 }
 
+static const char *found_by(const struct kr_audit_rrset *set)
+{
+    return set->from_axfr ? "axfr" : set->from_ldap ? "ldap" : "query";
+}
+
 static json_t *record_json(const struct kr_audit_rrset *set, const struct kr_audit_rec *r)
 {
     json_t *o = json_object();
@@ -114,7 +119,7 @@ static json_t *finding_json(const struct kr_audit_entry *e, size_t k,
     json_object_set_new(o, "marker",
                         f->marker >= 0 ? marker_json(&set->markers[f->marker]) : json_null());
     json_t *ev = json_object();
-    json_object_set_new(ev, "found_by", json_string(set->from_axfr ? "axfr" : "query"));
+    json_object_set_new(ev, "found_by", json_string(found_by(set)));
     json_object_set_new(ev, "servers", views_json(set, r));
     if (r) {
         const struct kr_audit_probe *p = &set->probe[f->rr];
@@ -167,7 +172,7 @@ json_t *kr_audit_json(const struct kr_audit_result *r, const struct kr_audit_pol
         json_t *z = json_object();
         json_object_set_new(z, "zone", json_string(e->set->zone));
         json_object_set_new(z, "owner", json_string(e->set->owner));
-        json_object_set_new(z, "found_by", json_string(e->set->from_axfr ? "axfr" : "query"));
+        json_object_set_new(z, "found_by", json_string(found_by(e->set)));
         json_object_set_new(z, "records", json_integer(e->set->n_rr));
         json_object_set_new(z, "truncated", json_boolean(e->set->truncated));
         json_object_set_new(z, "servers", views_json(e->set, NULL));

@@ -52,8 +52,8 @@ static int one_client(const struct kr_pin *p, void *arg)
     struct clients_ctx *x = arg;
     if ((++x->walked & 4095) == 0 && ctl_job_cancelled(x->job))
         return KR_ETIMEDOUT;
-    if (x->by_app &&
-        (x->by_id ? memcmp(p->app_id, x->app_id, 16) != 0 : ctl_app_index(p->app_id) != x->app_idx))
+    if (x->by_app && (x->by_id ? memcmp(p->app_id, x->app_id, 16) != 0
+                               : kr_kms_app_index(p->app_id) != x->app_idx))
         return 0;
     if (x->host[0] && strcmp(p->host, x->host) != 0)
         return 0;

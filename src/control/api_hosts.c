@@ -18,14 +18,6 @@
 
 #define PC_MAX_HOSTS 256 /* distinct host names counted; more share "other" */
 
-/* The threshold every client of an application needs: 25 for Windows
- * (client editions; servers need 5, but one count serves both), 5 for
- * Office. */
-static uint32_t default_threshold(const uint8_t app_id[16])
-{
-    return ctl_app_index(app_id) == 0 ? 25 : 5;
-}
-
 static json_t *counts_json(const struct kr_relay *r, const struct kr_host *h, json_t *warnings)
 {
     json_t *a = json_array();
@@ -35,11 +27,9 @@ static json_t *counts_json(const struct kr_relay *r, const struct kr_host *h, js
         if (!c->when_us)
             continue;
         const char *name = kr_kms_app_name(c->app_id);
-        /* The last request's own policy may be a server's 5 while Windows
-         * clients need 25: warn against the highest one that applies. */
-        uint32_t thr = default_threshold(c->app_id);
-        if (c->n_policy > thr)
-            thr = c->n_policy;
+        /* The last request's own policy is one sample (a server's 5 while
+         * Windows clients need 25): not all_known. */
+        uint32_t thr = kr_kms_activation_threshold(c->app_id, c->n_policy, 0);
         uint64_t age_ms = now > c->when_us ? (now - c->when_us) / 1000 : 0;
         bool below = c->count < thr;
         json_t *e = json_object();
@@ -107,7 +97,7 @@ json_t *ctl_host_json(const struct kr_relay *r, const struct kr_host *h, const u
         uint64_t total = 0;
         for (int i = 0; i < CTL_APPS; i++) {
             total += pins[i];
-            ctl_set(p, ctl_app_label(i), json_integer((json_int_t)pins[i]));
+            ctl_set(p, kr_kms_app_label(i), json_integer((json_int_t)pins[i]));
         }
         ctl_set(p, "total", json_integer((json_int_t)total));
         ctl_set(o, "pins", p);
@@ -148,7 +138,7 @@ static int count_pin(const struct kr_pin *p, void *arg)
         return KR_ETIMEDOUT;
     if (x->only[0] && strcmp(p->host, x->only) != 0)
         return 0;
-    int app = ctl_app_index(p->app_id);
+    int app = kr_kms_app_index(p->app_id);
     for (size_t i = 0; i < x->n; i++)
         if (strcmp(x->v[i].host, p->host) == 0) {
             x->v[i].n[app]++;

@@ -215,28 +215,31 @@ int ctl_api_dns(struct ctl_call *c)
 
 /* ---- reload --------------------------------------------------------------- */
 
+/* The daemon reads and parses the file off the loop, as for SIGHUP, so the
+ * request waits (ctl->reloading, one at a time) and reload_done answers it.
+ * kr_control_free drops one still waiting (the daemon cancelled it). */
 #define RELOAD_ERRBUF 16384
 
-int ctl_api_reload(struct ctl_call *c)
-{
-    struct ctl_body b;
+struct ctl_reload {
+    struct kr_control *ctl;
+    struct evhttp_request *req;
+    bool in_call; /* inside ctl->reload: the handler answers itself */
+    bool over;
     int rc;
+    char err[RELOAD_ERRBUF];
+};
 
-    if ((rc = ctl_body_parse(CTL_BODY_EMPTY, c->body, c->body_len, &b, c->err, sizeof(c->err))))
-        return rc;
-    if (!c->ctl->reload)
-        return ctl_fail(c->err, sizeof(c->err), 409, "this daemon cannot reload");
-    char *err = calloc(1, RELOAD_ERRBUF);
-    if (!err)
-        return ctl_fail(c->err, sizeof(c->err), 500, "out of memory");
-    rc = c->ctl->reload(c->ctl->reload_arg, err, RELOAD_ERRBUF);
+/* The reply to a reload that ended with rc (errors in err, one per line). */
+static int reload_reply(struct kr_control *ctl, int rc, char *err, json_t **out, char *msg,
+                        size_t msglen)
+{
+    *out = json_object();
     if (rc == 0) {
-        c->out = json_object();
-        ctl_set(c->out, "result", json_string("ok"));
-        ctl_set(c->out, "config", json_string(c->r->conf->source));
-        ctl_set(c->out, "hosts", json_integer((json_int_t)c->r->conf->n_hosts));
-        ctl_set(c->out, "listeners", json_integer((json_int_t)c->r->conf->n_listen));
-        free(err);
+        const struct kr_conf *conf = ctl->relay->conf; /* the new one */
+        ctl_set(*out, "result", json_string("ok"));
+        ctl_set(*out, "config", json_string(conf->source));
+        ctl_set(*out, "hosts", json_integer((json_int_t)conf->n_hosts));
+        ctl_set(*out, "listeners", json_integer((json_int_t)conf->n_listen));
         return 200;
     }
     json_t *lines = json_array();
@@ -249,16 +252,69 @@ int ctl_api_reload(struct ctl_call *c)
         if (!nl)
             break;
     }
-    c->out = json_object();
-    ctl_set(c->out, "result", json_string("failed"));
-    ctl_set(c->out, "errors", lines);
-    free(err);
+    ctl_set(*out, "result", json_string("failed"));
+    ctl_set(*out, "errors", lines);
     if (rc == KR_EUNSUP)
-        return ctl_fail(c->err, sizeof(c->err), 409,
+        return ctl_fail(msg, msglen, 409,
                         "nothing to reload: kmsrelayd runs without a configuration file (-c)");
     if (rc == KR_ECONFIG)
-        return ctl_fail(c->err, sizeof(c->err), 422,
+        return ctl_fail(msg, msglen, 422,
                         "the configuration has errors; the running configuration is kept");
-    return ctl_fail(c->err, sizeof(c->err), 500,
+    return ctl_fail(msg, msglen, 500,
                     "the configuration could not be applied; the running configuration is kept");
+}
+
+static void reload_done(void *arg, int rc, const char *err)
+{
+    struct ctl_reload *p = arg;
+    if (err != p->err)
+        snprintf(p->err, sizeof(p->err), "%s", err ? err : "");
+    p->rc = rc;
+    p->over = true;
+    if (p->in_call)
+        return;
+    struct kr_control *ctl = p->ctl;
+    json_t *out = NULL;
+    char msg[CTL_ERR_MAX] = "";
+    int status = reload_reply(ctl, rc, p->err, &out, msg, sizeof(msg));
+    ctl->reloading = NULL;
+    ctl_reply(ctl, p->req, status, out, msg);
+    free(p);
+}
+
+void ctl_reload_drop(struct kr_control *ctl)
+{
+    free(ctl->reloading);
+    ctl->reloading = NULL;
+}
+
+int ctl_api_reload(struct ctl_call *c)
+{
+    struct kr_control *ctl = c->ctl;
+    struct ctl_body b;
+    struct ctl_reload *p;
+    int rc;
+
+    if ((rc = ctl_body_parse(CTL_BODY_EMPTY, c->body, c->body_len, &b, c->err, sizeof(c->err))))
+        return rc;
+    if (!ctl->reload)
+        return ctl_fail(c->err, sizeof(c->err), 409, "this daemon cannot reload");
+    if (ctl->reloading)
+        return ctl_fail(c->err, sizeof(c->err), 409,
+                        "a reload is in progress already; retry in a moment");
+    if (!(p = calloc(1, sizeof(*p))))
+        return ctl_fail(c->err, sizeof(c->err), 500, "out of memory");
+    p->ctl = ctl;
+    p->req = c->req;
+    p->in_call = true;
+    rc = ctl->reload(ctl->reload_arg, reload_done, p, p->err, sizeof(p->err));
+    p->in_call = false;
+    if (rc == 0 && !p->over) {
+        ctl->reloading = p;
+        return CTL_ASYNC;
+    }
+    /* Refused at once, or over already (no worker thread). */
+    int status = reload_reply(ctl, rc ? rc : p->rc, p->err, &c->out, c->err, sizeof(c->err));
+    free(p);
+    return status;
 }

@@ -78,8 +78,6 @@ static int parse_cmid(struct ctl_call *c, uint8_t cmid[16])
 /* ?app=: one exact application id. *one false when absent (all of them). */
 static int parse_app(struct ctl_call *c, uint8_t app_id[16], bool *one)
 {
-    static const uint8_t *const known[] = {kr_kms_app_windows, kr_kms_app_office2010,
-                                           kr_kms_app_office2013};
     const char *v = c->query ? evhttp_find_header(c->query, "app") : NULL;
     int idx;
     bool by_id;
@@ -92,7 +90,7 @@ static int parse_app(struct ctl_call *c, uint8_t app_id[16], bool *one)
                         "application GUID)",
                         v);
     if (!by_id)
-        memcpy(app_id, known[idx], 16);
+        memcpy(app_id, kr_kms_app_id(idx), 16);
     *one = true;
     return 0;
 }

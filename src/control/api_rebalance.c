@@ -102,6 +102,57 @@ static int unit_cb(const struct kr_pin *p, void *arg)
     return 0;
 }
 
+/* One planned move: the client's pins (every application) go to the new
+ * host unless this is a dry run; the pin may have changed since the walk.
+ * Counts it as applied or skipped; returns its JSON entry. */
+static json_t *rb_move(struct rb_ctx *x, const struct ctl_rb_move *m, size_t *applied,
+                       size_t *skipped)
+{
+    const struct ctl_rb_pin *rp = &x->pins[m->pin];
+    struct unit u = {.from = x->names[m->from], .n = 0};
+    bool ok = kr_store_pin_iter_cmid(x->store, rp->cmid, unit_cb, &u) == 0 && u.n > 0;
+    json_t *e = json_object();
+    ctl_set(e, "cmid", ctl_json_guid(rp->cmid));
+    ctl_set(e, "workstation", ok ? json_string(u.p[0].workstation) : json_null());
+    ctl_set(e, "applications", ok ? json_integer((json_int_t)u.n) : json_null());
+    ctl_set(e, "last_seen", ctl_json_time(rp->last_seen));
+    ctl_set(e, "from", json_string(x->names[m->from]));
+    ctl_set(e, "to", json_string(x->names[m->to]));
+    if (!ok) {
+        (*skipped)++;
+        ctl_set(e, "skipped", json_string("the pin changed meanwhile"));
+    } else if (!x->dry_run) {
+        bool all = true;
+        for (size_t k = 0; k < u.n; k++) {
+            snprintf(u.p[k].host, sizeof(u.p[k].host), "%s", x->names[m->to]);
+            all &= kr_store_pin_put(x->store, &u.p[k]) == 0;
+        }
+        if (all)
+            (*applied)++;
+        else
+            (*skipped)++;
+    }
+    return e;
+}
+
+/* Every host's pins before and after, with its role and target share. */
+static json_t *rb_hosts_json(const struct rb_ctx *x)
+{
+    json_t *hosts = json_array();
+    for (size_t i = 0; i < x->n_hosts; i++) {
+        json_t *h = json_object();
+        ctl_set(h, "host", json_string(x->names[i]));
+        ctl_set(h, "weight", json_integer(x->hosts[i].weight));
+        ctl_set(h, "role", json_string(role_word(x->hosts[i].role)));
+        ctl_set(h, "before", json_integer((json_int_t)x->before[i]));
+        ctl_set(h, "after", json_integer((json_int_t)x->hosts[i].count));
+        ctl_set(h, "share",
+                x->hosts[i].role == CTL_RB_POOL ? json_real(x->hosts[i].target) : json_null());
+        json_array_append_new(hosts, h);
+    }
+    return hosts;
+}
+
 static void rb_work(struct ctl_job *j)
 {
     struct rb_ctx *x = j->ctx;
@@ -126,33 +177,8 @@ static void rb_work(struct ctl_job *j)
     n = x->max ? ctl_rebalance_plan(x->hosts, x->n_hosts, x->pins, x->n_pins, x->max, moves) : 0;
 
     json_t *list = json_array();
-    for (size_t i = 0; i < n; i++) {
-        const struct ctl_rb_pin *rp = &x->pins[moves[i].pin];
-        struct unit u = {.from = x->names[moves[i].from], .n = 0};
-        bool ok = kr_store_pin_iter_cmid(x->store, rp->cmid, unit_cb, &u) == 0 && u.n > 0;
-        json_t *e = json_object();
-        ctl_set(e, "cmid", ctl_json_guid(rp->cmid));
-        ctl_set(e, "workstation", ok ? json_string(u.p[0].workstation) : json_null());
-        ctl_set(e, "applications", ok ? json_integer((json_int_t)u.n) : json_null());
-        ctl_set(e, "last_seen", ctl_json_time(rp->last_seen));
-        ctl_set(e, "from", json_string(x->names[moves[i].from]));
-        ctl_set(e, "to", json_string(x->names[moves[i].to]));
-        if (!ok) {
-            skipped++;
-            ctl_set(e, "skipped", json_string("the pin changed meanwhile"));
-        } else if (!x->dry_run) {
-            bool all = true;
-            for (size_t k = 0; k < u.n; k++) {
-                snprintf(u.p[k].host, sizeof(u.p[k].host), "%s", x->names[moves[i].to]);
-                all &= kr_store_pin_put(x->store, &u.p[k]) == 0;
-            }
-            if (all)
-                applied++;
-            else
-                skipped++;
-        }
-        json_array_append_new(list, e);
-    }
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, rb_move(x, &moves[i], &applied, &skipped));
     free(moves);
     if (!x->dry_run && applied && (rc = kr_store_flush(x->store, &why)) != 0) {
         json_decref(list);
@@ -162,18 +188,6 @@ static void rb_work(struct ctl_job *j)
         return;
     }
 
-    json_t *hosts = json_array();
-    for (size_t i = 0; i < x->n_hosts; i++) {
-        json_t *h = json_object();
-        ctl_set(h, "host", json_string(x->names[i]));
-        ctl_set(h, "weight", json_integer(x->hosts[i].weight));
-        ctl_set(h, "role", json_string(role_word(x->hosts[i].role)));
-        ctl_set(h, "before", json_integer((json_int_t)x->before[i]));
-        ctl_set(h, "after", json_integer((json_int_t)x->hosts[i].count));
-        ctl_set(h, "share",
-                x->hosts[i].role == CTL_RB_POOL ? json_real(x->hosts[i].target) : json_null());
-        json_array_append_new(hosts, h);
-    }
     j->out = json_object();
     ctl_set(j->out, "dry_run", json_boolean(x->dry_run));
     ctl_set(j->out, "max", json_integer((json_int_t)x->max));
@@ -181,7 +195,7 @@ static void rb_work(struct ctl_job *j)
     ctl_set(j->out, "moved", json_integer((json_int_t)(x->dry_run ? 0 : applied)));
     ctl_set(j->out, "skipped", json_integer((json_int_t)skipped));
     ctl_set(j->out, "moves", list);
-    ctl_set(j->out, "hosts", hosts);
+    ctl_set(j->out, "hosts", rb_hosts_json(x));
     j->status = 200;
 }
 

@@ -28,6 +28,7 @@
 
 #include "control/control.h"
 #include "kmsrelay/conf.h"
+#include "kmsrelay/kms.h"
 #include "relay/relay.h"
 
 #define CTL_BODY_MAX (64 * 1024) /* request bodies above this get 413 */
@@ -50,6 +51,7 @@ enum ctl_method {
 const char *ctl_method_name(int m);
 
 struct ctl_job;
+struct ctl_reload;
 struct evbuffer;
 struct evhttp;
 struct evhttp_request;
@@ -70,6 +72,7 @@ struct kr_control {
     ino_t ino;
     kr_control_reload_fn reload;
     void *reload_arg;
+    struct ctl_reload *reloading; /* api_misc.c: POST /v1/reload waiting */
     uint64_t requests, errors;
     struct kr_fd_guard *guard; /* sock.c: connection cap, header deadline */
 
@@ -237,10 +240,9 @@ bool ctl_job_cancelled(const struct ctl_job *j);
 void ctl_iso_time(int64_t t, char out[32]);
 json_t *ctl_json_time(int64_t t); /* ISO string, or null for t <= 0 */
 json_t *ctl_json_guid(const uint8_t g[16]);
-/* Application: 0 Windows, 1 Office 2010, 2 Office 2013+, 3 other. */
-#define CTL_APPS 4
-int ctl_app_index(const uint8_t app_id[16]);
-const char *ctl_app_label(int idx);
+/* Application slots: kr_kms_app_index (0 Windows, 1 Office 2010,
+ * 2 Office 2013+) and 3 for any other id. */
+#define CTL_APPS (KR_KMS_APPS_KNOWN + 1)
 /* Parses an application filter: a name ("windows", "office2010",
  * "office 2013+", case and spaces ignored) or a GUID. 0 or -1. */
 int ctl_app_filter_parse(const char *text, uint8_t app_id[16], int *idx, bool *by_id);
@@ -273,6 +275,8 @@ int ctl_api_peers(struct ctl_call *c); /* api_peers.c */
 struct kr_peers;
 json_t *ctl_peers_summary(const struct kr_peers *p);
 int ctl_api_reload(struct ctl_call *c);
+/* Frees a reload request still waiting (kr_control_free). */
+void ctl_reload_drop(struct kr_control *ctl);
 
 /* A pin as JSON (api_pins.c): full adds kms_id and the workstation names.
  * Touches nothing but p (worker threads use it). */

@@ -28,10 +28,18 @@ struct kr_audit_periodic;
 struct kr_control;
 struct kr_peers;
 
-/* The daemon's reload, the same path as SIGHUP: parse, validate, apply.
- * Returns 0 when the new configuration is in force, else a negative KR_E*
- * with every problem in err, one per line (nothing changed then). */
-typedef int (*kr_control_reload_fn)(void *arg, char *err, size_t errlen);
+/* How a reload ended, on the event loop: rc 0 when the new configuration
+ * is in force, else a negative KR_E* with every problem in err, one per
+ * line (nothing changed then). */
+typedef void (*kr_control_reload_done_fn)(void *done_arg, int rc, const char *err);
+/* The daemon's reload, the same path as SIGHUP: the file is read and parsed
+ * off the event loop, then validated and applied on it. Returns 0 when it
+ * started: done(done_arg, ...) runs once it is over (possibly before this
+ * returns), unless the daemon is destroyed first (kr_control_free then drops
+ * the request). Else a negative KR_E* with err (KR_EUNSUP: no file to
+ * read); done does not run then. */
+typedef int (*kr_control_reload_fn)(void *arg, kr_control_reload_done_fn done, void *done_arg,
+                                    char *err, size_t errlen);
 
 /* What the control API serves, borrowed from the daemon (all must outlive
  * the control server). dns and audit may be NULL. */

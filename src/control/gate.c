@@ -75,6 +75,17 @@ static bool put(char *out, size_t cap, size_t *o, const char *s, size_t n)
     return true;
 }
 
+/* The header line at *pos (without its CR LF, n bytes); moves *pos past it. */
+static const char *next_line(const char *hdr, size_t len, size_t *pos, size_t *n)
+{
+    const char *line = hdr + *pos, *nl = memchr(line, '\n', len - *pos);
+    *n = nl ? (size_t)(nl - line) : len - *pos;
+    *pos += *n + (nl ? 1 : 0);
+    if (*n && line[*n - 1] == '\r')
+        (*n)--;
+    return line;
+}
+
 long ctl_gate_rewrite(const char *hdr, size_t len, uint64_t limit, char *out, size_t cap)
 {
     int verdict = 0, n_length = 0;
@@ -83,11 +94,8 @@ long ctl_gate_rewrite(const char *hdr, size_t len, uint64_t limit, char *out, si
 
     /* Pass 1: the verdict. */
     while (pos < len) {
-        const char *line = hdr + pos, *nl = memchr(line, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - line) : len - pos;
-        pos += n + (nl ? 1 : 0);
-        if (n && line[n - 1] == '\r')
-            n--;
+        size_t n;
+        const char *line = next_line(hdr, len, &pos, &n);
         if (first) {
             first = false;
             continue;
@@ -114,11 +122,8 @@ long ctl_gate_rewrite(const char *hdr, size_t len, uint64_t limit, char *out, si
     pos = 0;
     first = true;
     while (pos < len) {
-        const char *line = hdr + pos, *nl = memchr(line, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - line) : len - pos;
-        pos += n + (nl ? 1 : 0);
-        if (n && line[n - 1] == '\r')
-            n--;
+        size_t n;
+        const char *line = next_line(hdr, len, &pos, &n);
         if (!first && n == 0)
             break;
         if (!first && (line[0] == ' ' || line[0] == '\t')) {

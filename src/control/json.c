@@ -36,23 +36,6 @@ json_t *ctl_json_guid(const uint8_t g[16])
     return json_string(buf);
 }
 
-int ctl_app_index(const uint8_t app_id[16])
-{
-    if (memcmp(app_id, kr_kms_app_windows, 16) == 0)
-        return 0;
-    if (memcmp(app_id, kr_kms_app_office2010, 16) == 0)
-        return 1;
-    if (memcmp(app_id, kr_kms_app_office2013, 16) == 0)
-        return 2;
-    return 3;
-}
-
-const char *ctl_app_label(int idx)
-{
-    static const char *const names[CTL_APPS] = {"Windows", "Office 2010", "Office 2013+", "other"};
-    return idx >= 0 && idx < CTL_APPS ? names[idx] : "other";
-}
-
 /* Lower case without spaces, '-' or '_': "Office 2013+" -> "office2013+". */
 static void squash(const char *in, char *out, size_t cap)
 {
@@ -77,7 +60,7 @@ int ctl_app_filter_parse(const char *text, uint8_t app_id[16], int *idx, bool *b
     *by_id = false;
     if (kr_guid_parse(text, app_id) == 0) {
         *by_id = true;
-        *idx = ctl_app_index(app_id);
+        *idx = kr_kms_app_index(app_id);
         return 0;
     }
     squash(text, s, sizeof(s));

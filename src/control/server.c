@@ -327,6 +327,7 @@ void kr_control_free(struct kr_control *ctl)
     if (!ctl)
         return;
     ctl_jobs_stop(ctl);
+    ctl_reload_drop(ctl);
     kr_fd_guard_stop(ctl->guard);
     evhttp_free(ctl->http); /* closes the listening socket and every connection */
     kr_fd_guard_free(ctl->guard);

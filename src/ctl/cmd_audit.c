@@ -51,6 +51,11 @@ static const char usage_text[] =
     "  --key FILE               TSIG key file (tsig-keygen format, mode 0600) for\n"
     "                           --axfr and --fix\n"
     "  --key-name NAME          the key to use when FILE holds several\n"
+    "  --keytab FILE            an AD zone (GSS-TSIG): the account's keytab (mode 0600);\n"
+    "                           --fix signs with Kerberos, and the zone's _vlmcs names\n"
+    "                           (children too) are read from the directory: LDAP with\n"
+    "                           a SASL GSSAPI bind to the first server, port 389\n"
+    "  --principal P            the account in the keytab, e.g. kmsrelay$@CORP.EXAMPLE\n"
     "  --axfr                   also transfer the zone (TSIG) to find _vlmcs records\n"
     "                           at other names\n"
     "  --sanctioned HOST[,HOST] sanctioned KMS hosts, names or addresses (repeatable)\n"
@@ -89,7 +94,7 @@ struct audit_args {
     size_t n_resolvers;
     uint64_t dead_for_ms, every_ms, history_max_age_ms;
     int history;
-    const char *key_file, *key_name, *instance, *config;
+    const char *key_file, *key_name, *instance, *config, *keytab, *principal;
     char *sanctioned[MAX_SANCTIONED];
     size_t n_sanctioned;
     uint16_t ports[MAX_PORTS];
@@ -206,6 +211,10 @@ static int parse_args(struct audit_args *a, int argc, char **argv)
                 return usage_error("bad --history-max-age (at least 1s): %s", v);
         } else if (strcmp(o, "--key") == 0) {
             a->key_file = v;
+        } else if (strcmp(o, "--keytab") == 0) {
+            a->keytab = v;
+        } else if (strcmp(o, "--principal") == 0) {
+            a->principal = v;
         } else if (strcmp(o, "--key-name") == 0) {
             a->key_name = v;
         } else if (strcmp(o, "--instance") == 0) {
@@ -269,10 +278,14 @@ static int collect(struct audit_args *a, const struct kr_conf *c, struct kr_audi
         zo.n_zones = 1;
         zo.servers = a->n_servers ? a->servers : z->servers;
         zo.n_servers = a->n_servers ? a->n_servers : z->n_servers;
-        if (!a->key_file && z->key_file[0]) {
+        if (!a->key_file && !a->keytab && z->key_file[0]) {
             if (load_key(z->key_file, z->key_name, &keys[i]) != 0)
                 return -1;
             zo.key = &keys[i];
+        }
+        if (!a->key_file && !a->keytab && z->gss_keytab[0]) {
+            zo.gss_keytab = z->gss_keytab;
+            zo.gss_principal = z->gss_principal;
         }
         int rc = kr_audit_collect(&zo, r);
         if (rc != 0)
@@ -319,15 +332,23 @@ static int setup(struct audit_args *a, struct run_state *st)
     }
     if (a->key_file && load_key(a->key_file, a->key_name, &st->key) != 0)
         return -1;
-    if ((a->fix || a->axfr) && !a->key_file && !(st->c && a->n_zones == 0)) {
-        fprintf(stderr, "kmsrelayctl audit: %s needs --key FILE (TSIG)\n",
-                a->fix ? "--fix" : "--axfr");
+    if (!a->keytab != !a->principal || (a->keytab && a->key_file)) {
+        fprintf(stderr, "kmsrelayctl audit: %s\n",
+                a->key_file ? "--key (HMAC) and --keytab (Kerberos) exclude each other"
+                            : "--keytab and --principal go together");
+        return -1;
+    }
+    if (((a->fix && !a->keytab) || a->axfr) && !a->key_file && !(st->c && a->n_zones == 0)) {
+        fprintf(stderr, "kmsrelayctl audit: %s needs --key FILE (TSIG)%s\n",
+                a->fix ? "--fix" : "--axfr", a->fix ? " or --keytab and --principal" : "");
         return -1;
     }
     if (!(st->keys = calloc(KR_CONF_MAX_DNS_ZONES, sizeof(*st->keys))))
         return -1;
     struct kr_audit_opts *o = &st->o;
     o->key = a->key_file ? &st->key : NULL;
+    o->gss_keytab = a->keytab;
+    o->gss_principal = a->principal;
     o->axfr = a->axfr;
     o->timeout_ms = (unsigned)a->timeout_ms;
     o->probe_ports = a->ports;

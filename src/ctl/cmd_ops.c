@@ -125,7 +125,8 @@ static void print_dns(const json_t *d)
     }
 }
 
-int ctl_cmd_dns_gss(const struct ctl_opts *o, int argc, char **argv); /* cmd_gss.c */
+int ctl_cmd_dns_gss(const struct ctl_opts *o, int argc, char **argv);       /* cmd_gss.c */
+int ctl_cmd_dns_directory(const struct ctl_opts *o, int argc, char **argv); /* cmd_dir.c */
 
 int ctl_cmd_dns(const struct ctl_opts *o0, int argc, char **argv)
 {
@@ -135,6 +136,8 @@ int ctl_cmd_dns(const struct ctl_opts *o0, int argc, char **argv)
 
     if (argc > 0 && (strcmp(argv[0], "check") == 0 || strcmp(argv[0], "update") == 0))
         return ctl_cmd_dns_gss(o0, argc, argv);
+    if (argc > 0 && strcmp(argv[0], "directory") == 0)
+        return ctl_cmd_dns_directory(o0, argc, argv);
 
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {

@@ -40,6 +40,8 @@ static const struct ctl_cmd commands[] = {
      "prove Kerberos (GSS-TSIG) credentials: ticket, context, signed read", ctl_cmd_dns},
     {"dns", "update --zone Z ... [--add RR] [--del RR]", "one GSS-TSIG signed update by hand",
      ctl_cmd_dns},
+    {"dns", "directory --zone Z --server A --keytab K --principal P",
+     "an AD zone's _vlmcs records read from the directory (LDAP, Kerberos)", ctl_cmd_dns},
     {"reload", "", "reload the configuration (as SIGHUP); shows the errors if refused",
      ctl_cmd_reload},
     {"audit", "[--fix] ZONE...", "audit every _vlmcs SRV record of the zones (see audit --help)",

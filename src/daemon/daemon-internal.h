@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "control/control.h"
 #include "daemon/daemon.h"
 #include "dnsservice/dnsservice.h"
 #include "peer/peer.h"
@@ -41,15 +42,22 @@ struct kr_daemon {
     struct event *sig_hup, *sig_term, *sig_int, *sig_xcpu, *stop_timer;
     uint64_t stop_deadline_us;
     bool stopping;
-    struct kr_offload *reload;     /* main.c: a SIGHUP reload being parsed */
+    struct kr_offload *reload;     /* main.c: a reload being parsed */
     struct reload_job *reload_job; /* ... and its state */
 };
 
-/* main.c: the one reload path, for SIGHUP and POST /v1/reload: load,
- * validate, apply. 0, KR_EUNSUP (no file to read), KR_ECONFIG (every
- * error in err, one per line) or the apply error. */
-int kr_daemon_reload(struct kr_daemon *d, char *err, size_t errlen);
-/* Stops a SIGHUP reload in progress (destroy): waits for its parse, drops it. */
+/* main.c: the one reload path, for SIGHUP and POST /v1/reload: the file is
+ * read and parsed on a worker thread, then validated and applied on the
+ * loop. Returns 0 when the reload started: done(done_arg, rc, err) (done
+ * may be NULL) runs on the loop when it is over, with rc 0, KR_ECONFIG
+ * (every error in err, one per line) or the apply error, unless
+ * kr_daemon_destroy comes first; without a worker thread it runs before
+ * this returns. Else KR_EUNSUP (no file to read), KR_EINVAL (shutting
+ * down, a reload in progress) or KR_ENOMEM with err; done does not run. */
+int kr_daemon_reload_start(struct kr_daemon *d, kr_control_reload_done_fn done, void *done_arg,
+                           char *err, size_t errlen);
+/* Stops a reload in progress (destroy): waits for its parse, drops it;
+ * its done does not run. */
 void daemon_reload_cancel(struct kr_daemon *d);
 
 /* preflight.c: the start's checks without side effects (-n). 0, or KR_E*

@@ -17,7 +17,8 @@
 
 #define STOP_POLL_MS 20
 
-static int control_reload(void *arg, char *err, size_t errlen);
+static int control_reload(void *arg, kr_control_reload_done_fn done, void *done_arg, char *err,
+                          size_t errlen);
 
 /* Without its control socket the daemon still serves activations: an
  * error line, not a failed start. */
@@ -180,7 +181,8 @@ void kr_daemon_destroy(struct kr_daemon *d)
     free(d);
 }
 
-static int control_reload(void *arg, char *err, size_t errlen)
+static int control_reload(void *arg, kr_control_reload_done_fn done, void *done_arg, char *err,
+                          size_t errlen)
 {
-    return kr_daemon_reload(arg, err, errlen);
+    return kr_daemon_reload_start(arg, done, done_arg, err, errlen);
 }

@@ -75,22 +75,15 @@ static int reload_finish(struct kr_daemon *d, int load_rc, struct kr_conf *nc, c
     return rc;
 }
 
-int kr_daemon_reload(struct kr_daemon *d, char *err, size_t errlen)
-{
-    struct kr_conf *nc = NULL;
-    int rc = reload_begin(d, err, errlen);
-    if (rc != 0)
-        return rc;
-    rc = d->opts.load(d->opts.load_arg, &nc, err, errlen);
-    return reload_finish(d, rc, nc, err, errlen);
-}
-
-/* SIGHUP: the file is read and parsed off the loop (a big or slow file
- * must not stall clients), then applied on the loop. */
+/* The one reload path (SIGHUP, POST /v1/reload): the file is read and
+ * parsed off the loop (a big or slow file must not stall clients), then
+ * applied on the loop. */
 struct reload_job {
     struct kr_daemon *d;
     int rc;
     struct kr_conf *nc;
+    kr_control_reload_done_fn done; /* may be NULL (SIGHUP) */
+    void *done_arg;
     char err[ERRBUF];
 };
 
@@ -105,7 +98,9 @@ static void reload_done(void *arg)
     struct reload_job *j = arg;
     j->d->reload = NULL;
     j->d->reload_job = NULL;
-    reload_finish(j->d, j->rc, j->nc, j->err, sizeof(j->err));
+    int rc = reload_finish(j->d, j->rc, j->nc, j->err, sizeof(j->err));
+    if (j->done)
+        j->done(j->done_arg, rc, j->err);
     free(j);
 }
 
@@ -120,30 +115,40 @@ void daemon_reload_cancel(struct kr_daemon *d)
     }
 }
 
-static void on_reload(evutil_socket_t sig, short what, void *arg)
+int kr_daemon_reload_start(struct kr_daemon *d, kr_control_reload_done_fn done, void *done_arg,
+                           char *err, size_t errlen)
 {
-    struct kr_daemon *d = arg;
-    struct reload_job *j;
+    struct reload_job *j = calloc(1, sizeof(*j));
+    int rc;
 
-    if (d->stopping)
-        return;
-    if (!(j = calloc(1, sizeof(*j)))) {
+    if (!j) {
+        snprintf(err, errlen, "out of memory");
         kr_log(KR_LOG_ERR, "event=reload result=failed reason=\"out of memory\"");
-        return;
+        return KR_ENOMEM;
+    }
+    if ((rc = reload_begin(d, err, errlen)) != 0) {
+        free(j);
+        return rc;
     }
     j->d = d;
-    if (reload_begin(d, j->err, sizeof(j->err)) != 0) {
-        free(j);
-        return;
-    }
+    j->done = done;
+    j->done_arg = done_arg;
     if (!(d->reload = kr_offload_start(d->base, reload_work, reload_done, j))) {
         /* No thread: parse here, as before. */
         j->rc = d->opts.load(d->opts.load_arg, &j->nc, j->err, sizeof(j->err));
-        reload_finish(d, j->rc, j->nc, j->err, sizeof(j->err));
-        free(j);
-        return;
+        reload_done(j);
+        return 0;
     }
     d->reload_job = j;
+    return 0;
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct kr_daemon *d = arg;
+    char err[256];
+    if (!d->stopping)
+        kr_daemon_reload_start(d, NULL, NULL, err, sizeof(err)); /* refusals are logged */
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)

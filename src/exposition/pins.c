@@ -29,22 +29,13 @@
 #define PINS_REFRESH_S 30
 #define PINS_HOSTS_MAX 256 /* more distinct host names share one "other" row */
 
-#define PINS_APPS 4 /* Windows, Office 2010, Office 2013+, other */
+#define PINS_APPS (KR_KMS_APPS_KNOWN + 1) /* kr_kms_app_index, with "other" */
 
 struct pin_count {
     char host[KR_PIN_HOST_MAX];
     uint64_t n;
     uint64_t app[PINS_APPS];
 };
-
-static unsigned app_slot(const uint8_t id[16])
-{
-    const uint8_t *known[] = {kr_kms_app_windows, kr_kms_app_office2010, kr_kms_app_office2013};
-    for (unsigned i = 0; i < 3; i++)
-        if (memcmp(id, known[i], 16) == 0)
-            return i;
-    return 3;
-}
 
 struct pin_table {
     struct pin_count v[PINS_HOSTS_MAX];
@@ -83,7 +74,7 @@ static int count_one(const struct kr_pin *p, void *ctx)
     for (size_t i = 0; i < t->n; i++)
         if (strcmp(t->v[i].host, p->host) == 0) {
             t->v[i].n++;
-            t->v[i].app[app_slot(p->app_id)]++;
+            t->v[i].app[kr_kms_app_index(p->app_id)]++;
             return 0;
         }
     if (t->n == PINS_HOSTS_MAX) {
@@ -91,7 +82,7 @@ static int count_one(const struct kr_pin *p, void *ctx)
         return 0;
     }
     memcpy(t->v[t->n].host, p->host, sizeof(t->v[t->n].host));
-    t->v[t->n].app[app_slot(p->app_id)] = 1;
+    t->v[t->n].app[kr_kms_app_index(p->app_id)] = 1;
     t->v[t->n++].n = 1;
     return 0;
 }
@@ -154,7 +145,6 @@ void mx_pins_render(struct evbuffer *b)
         if (last->other)
             mx_sample_u(b, "kmsrelay_host_pins", last->other, "host", "other", NULL);
     }
-    static const char *const apps[PINS_APPS] = {"Windows", "Office 2010", "Office 2013+", "other"};
     mx_head(b, "kmsrelay_host_app_pins", "gauge",
             "Clients pinned to the host per application: what the host's own count for that "
             "application should match.");
@@ -162,7 +152,7 @@ void mx_pins_render(struct evbuffer *b)
         for (unsigned a = 0; a < PINS_APPS; a++)
             if (last->v[i].app[a])
                 mx_sample_u(b, "kmsrelay_host_app_pins", last->v[i].app[a], "host", last->v[i].host,
-                            "app", apps[a], NULL);
+                            "app", kr_kms_app_label((int)a), NULL);
     uint64_t skewed = last ? last->skewed : 0, cloned = last ? last->cloned : 0;
     mx_head(b, "kmsrelay_client_findings", "gauge",
             "Clients seen within 30 days with a clock more than 4 h off (clock_skew) or a CMID "

@@ -122,28 +122,27 @@ static void relay_stats(struct evbuffer *b, const struct kr_relay *r)
         mx_sample_u(b, metric, (uint64_t)(expr), "host", h->conf.name, NULL);                      \
     }
 
-/* What the host's count must reach for the application, as the control API
- * (kmsrelayctl hosts) judges it: 25 for Windows, 5 for Office, raised by the
- * N_Policy of the request that got the count. Same label sets as
- * kmsrelay_host_reported_clients, so alerts compare the two directly. */
-static void threshold(struct evbuffer *b, const struct kr_host *const *hv, size_t n)
+/* One sample per host and application the host has answered for: the count
+ * it reported or, with `threshold`, what that count must reach, as the
+ * control API (kmsrelayctl hosts) judges it (kr_kms_activation_threshold,
+ * with the N_Policy of the request that got the count as one sample). The
+ * same label sets for both, so alerts compare the two directly. */
+static void per_app(struct evbuffer *b, const struct kr_host *const *hv, size_t n,
+                    const char *metric, bool threshold)
 {
-    mx_head(b, "kmsrelay_host_activation_threshold", "gauge",
-            "The count the host needs for the application to activate its clients (25 for "
-            "Windows, 5 for Office, or the clients' higher N_Policy).");
     for (size_t i = 0; i < n; i++)
         for (int a = 0; a < KR_HOST_APPS; a++) {
             const struct kr_app_count *c = &hv[i]->counts[a];
             char g[KR_GUID_STRLEN];
             const char *an = kr_kms_app_name(c->app_id);
-            uint32_t thr = memcmp(c->app_id, kr_kms_app_windows, 16) == 0 ? 25 : 5;
             if (!c->when_us)
                 continue;
-            if (!an)
+            if (!an) /* an unknown application id: its GUID keeps label sets distinct */
                 kr_guid_format(c->app_id, g);
-            mx_sample_u(b, "kmsrelay_host_activation_threshold",
-                        c->n_policy > thr ? c->n_policy : thr, "host", hv[i]->conf.name,
-                        "application", an ? an : g, NULL);
+            mx_sample_u(b, metric,
+                        threshold ? kr_kms_activation_threshold(c->app_id, c->n_policy, 0)
+                                  : c->count,
+                        "host", hv[i]->conf.name, "application", an ? an : g, NULL);
         }
 }
 
@@ -199,19 +198,11 @@ static void hosts(struct evbuffer *b, const struct kr_relay *r)
     mx_head(b, "kmsrelay_host_reported_clients", "gauge",
             "The count the host reported in its last answer for the application (its KMS "
             "activation count).");
-    for (size_t i = 0; i < n; i++)
-        for (int a = 0; a < KR_HOST_APPS; a++) {
-            const struct kr_app_count *c = &hv[i]->counts[a];
-            char g[KR_GUID_STRLEN];
-            const char *an = kr_kms_app_name(c->app_id);
-            if (!c->when_us)
-                continue;
-            if (!an) /* an unknown application id: its GUID keeps label sets distinct */
-                kr_guid_format(c->app_id, g);
-            mx_sample_u(b, "kmsrelay_host_reported_clients", c->count, "host", hv[i]->conf.name,
-                        "application", an ? an : g, NULL);
-        }
-    threshold(b, hv, n);
+    per_app(b, hv, n, "kmsrelay_host_reported_clients", false);
+    mx_head(b, "kmsrelay_host_activation_threshold", "gauge",
+            "The count the host needs for the application to activate its clients (25 for "
+            "Windows, 5 for Office, or the clients' higher N_Policy).");
+    per_app(b, hv, n, "kmsrelay_host_activation_threshold", true);
 }
 #undef PER_HOST
 

@@ -15,15 +15,33 @@ const uint8_t kr_kms_app_office2010[16] = {0x81, 0x28, 0xa5, 0x59, 0x89, 0xa9, 0
 const uint8_t kr_kms_app_office2013[16] = {0x15, 0xce, 0xf1, 0x0f, 0x89, 0xa9, 0x9d, 0x47,
                                            0xaf, 0x46, 0xf2, 0x75, 0xc6, 0x37, 0x06, 0x63};
 
+static const uint8_t *const known_ids[KR_KMS_APPS_KNOWN] = {
+    kr_kms_app_windows, kr_kms_app_office2010, kr_kms_app_office2013};
+static const char *const known_names[KR_KMS_APPS_KNOWN] = {"Windows", "Office 2010",
+                                                           "Office 2013+"};
+
+int kr_kms_app_index(const uint8_t app_id[16])
+{
+    int i = 0;
+    while (i < KR_KMS_APPS_KNOWN && memcmp(app_id, known_ids[i], 16) != 0)
+        i++;
+    return i;
+}
+
+const uint8_t *kr_kms_app_id(int idx)
+{
+    return idx >= 0 && idx < KR_KMS_APPS_KNOWN ? known_ids[idx] : NULL;
+}
+
+const char *kr_kms_app_label(int idx)
+{
+    return idx >= 0 && idx < KR_KMS_APPS_KNOWN ? known_names[idx] : "other";
+}
+
 const char *kr_kms_app_name(const uint8_t app_id[16])
 {
-    if (memcmp(app_id, kr_kms_app_windows, 16) == 0)
-        return "Windows";
-    if (memcmp(app_id, kr_kms_app_office2010, 16) == 0)
-        return "Office 2010";
-    if (memcmp(app_id, kr_kms_app_office2013, 16) == 0)
-        return "Office 2013+";
-    return NULL;
+    int i = kr_kms_app_index(app_id);
+    return i < KR_KMS_APPS_KNOWN ? known_names[i] : NULL;
 }
 
 static const struct {

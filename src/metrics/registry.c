@@ -21,23 +21,17 @@ static struct mx_state mx;
 const double mx_bucket_le[MX_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                          0.25,  0.5,    1,     2.5,  5,     10,   1e300};
 
+/* MX_APP_* follow kms.h's application index (Windows, Office 2010,
+ * Office 2013+, other). */
+_Static_assert(MX_APP_OTHER == KR_KMS_APPS_KNOWN, "MX_APP_* is kr_kms_app_index");
 const char *mx_app_label(unsigned app)
 {
-    static const char *const names[MX_APPS] = {"Windows", "Office 2010", "Office 2013+", "other"};
-    return names[app < MX_APPS ? app : MX_APP_OTHER];
+    return kr_kms_app_label(app < MX_APPS ? (int)app : MX_APP_OTHER);
 }
 
 static unsigned app_index(const uint8_t id[16])
 {
-    if (!id)
-        return MX_APP_OTHER;
-    if (memcmp(id, kr_kms_app_windows, 16) == 0)
-        return MX_APP_WINDOWS;
-    if (memcmp(id, kr_kms_app_office2010, 16) == 0)
-        return MX_APP_OFFICE2010;
-    if (memcmp(id, kr_kms_app_office2013, 16) == 0)
-        return MX_APP_OFFICE2013;
-    return MX_APP_OTHER;
+    return id ? (unsigned)kr_kms_app_index(id) : MX_APP_OTHER;
 }
 
 static void result_label(uint32_t hresult, uint32_t fault, char out[MX_RESULT_MAX])

@@ -65,19 +65,46 @@ static void log_admin(const struct kr_host *h, int from, int to, const char *why
            kr_logfmt_value(why, q, sizeof(q)));
 }
 
+/* What the config said last time ("cfg_admin:<name>"), or ADMIN_NONE. */
+static uint8_t last_config_admin(struct kr_store *s, const char *name)
+{
+    char key[KR_CONF_NAME_MAX + 16];
+    uint8_t last = ADMIN_NONE;
+    size_t len = 0;
+    kv_key(name, key, sizeof(key));
+    if (kr_store_kv_get(s, key, &last, 1, &len) != 0 || len != 1 || last > 3)
+        last = ADMIN_NONE;
+    return last;
+}
+
+/* The rule above: the state held (`have`, ADMIN_NONE: none) wins while the
+ * config says what it said last time (`last`) or, never recorded, nothing. */
+static bool persisted_wins(uint8_t have, uint8_t last, uint8_t cfg)
+{
+    uint8_t cv = cfg == KR_ADMIN_UNSET ? KR_ADMIN_READY : cfg;
+    return have != ADMIN_NONE && (last == cv || (last == ADMIN_NONE && cfg == KR_ADMIN_UNSET));
+}
+
+uint8_t kr_relay_stored_admin(struct kr_store *s, const char *name, uint8_t cfg)
+{
+    struct kr_host_rec rec;
+    uint8_t have = kr_store_host_get(s, name, &rec) == 0 && rec.admin <= 3 ? rec.admin : ADMIN_NONE;
+    if (persisted_wins(have, last_config_admin(s, name), cfg))
+        return have;
+    return cfg == KR_ADMIN_UNSET ? KR_ADMIN_READY : cfg;
+}
+
 /* The admin state for host h given the config's value (rules above).
  * `current` is the state in force for an existing host, or ADMIN_NONE. */
 static void resolve_admin(struct kr_relay *r, struct kr_host *h, uint8_t cfg, uint8_t current)
 {
-    uint8_t cv = cfg == KR_ADMIN_UNSET ? KR_ADMIN_READY : cfg, last = ADMIN_NONE, have;
+    uint8_t cv = cfg == KR_ADMIN_UNSET ? KR_ADMIN_READY : cfg, have;
+    uint8_t last = last_config_admin(r->store, h->conf.name);
     struct kr_host_rec rec;
     char key[KR_CONF_NAME_MAX + 16];
-    size_t len = 0;
     const char *why;
 
     kv_key(h->conf.name, key, sizeof(key));
-    if (kr_store_kv_get(r->store, key, &last, 1, &len) != 0 || len != 1 || last > 3)
-        last = ADMIN_NONE;
     have = current;
     bool rec_ok = current == ADMIN_NONE && kr_store_host_get(r->store, h->conf.name, &rec) == 0 &&
                   rec.admin <= 3;
@@ -85,7 +112,7 @@ static void resolve_admin(struct kr_relay *r, struct kr_host *h, uint8_t cfg, ui
         have = rec.admin;
 
     uint8_t admin;
-    if (have != ADMIN_NONE && (last == cv || (last == ADMIN_NONE && cfg == KR_ADMIN_UNSET))) {
+    if (persisted_wins(have, last, cfg)) {
         admin = have;
         why = "persisted";
     } else {

@@ -356,6 +356,10 @@ struct kr_host *kr_relay_host_by_name(struct kr_relay *r, const char *name);
  * joins the table or a configuration is applied (hosts.c, weights.c). */
 /* Sets a host's admin state and persists it (control API and config). */
 int kr_relay_set_admin(struct kr_relay *r, struct kr_host *h, int admin, const char *why);
+/* The rule of hosts.c, read-only (also for the offline report): the admin
+ * state a host `name` that the configuration gives `cfg` (KR_ADMIN_UNSET
+ * allowed) starts with, from what store s holds. */
+uint8_t kr_relay_stored_admin(struct kr_store *s, const char *name, uint8_t cfg);
 #define KR_HOST_WEIGHT_MAX 10000
 /* The weight in force: the operator's when set, else the configured one. */
 static inline uint32_t kr_host_weight(const struct kr_host *h)
@@ -372,6 +376,13 @@ void kr_relay_weights_apply(struct kr_relay *r);
 /* The weight the configuration gives host h (the SRV record's for a
  * discovered host). */
 uint32_t kr_relay_config_weight(const struct kr_relay *r, const struct kr_host *h);
+/* The rule of weights.c, read-only (also for the offline report): the
+ * operator weight store s holds for host `name` that is in force against its
+ * configuration entry hc (NULL: a discovered host), 0 when there is none.
+ * When the configured weight was edited since, the stored one no longer
+ * applies: 0, and *dropped (may be NULL) gets it (else 0). */
+uint32_t kr_relay_stored_weight(struct kr_store *s, const char *name, const struct kr_conf_host *hc,
+                                uint32_t *dropped);
 /* Pending client requests (for graceful shutdown). */
 size_t kr_relay_inflight(const struct kr_relay *r);
 /* The addresses the listeners are bound to (actual ports, also for port 0),

@@ -90,37 +90,47 @@ int kr_relay_set_weight(struct kr_relay *r, struct kr_host *h, uint32_t weight)
     return rc;
 }
 
-void relay_weight_resolve(struct kr_relay *r, struct kr_host *h, const struct kr_conf_host *hc)
+uint32_t kr_relay_stored_weight(struct kr_store *s, const char *name, const struct kr_conf_host *hc,
+                                uint32_t *dropped)
 {
     char key[KR_CONF_NAME_MAX + 16];
     uint8_t val[8];
     size_t len = 0;
-    uint32_t before = h->hrw.weight;
 
-    key_of(h->conf.name, key, sizeof(key));
-    if (kr_store_kv_get(r->store, key, val, sizeof(val), &len) != 0 || len != sizeof(val)) {
-        set_live(h, 0);
-        return;
-    }
+    if (dropped)
+        *dropped = 0;
+    key_of(name, key, sizeof(key));
+    if (kr_store_kv_get(s, key, val, sizeof(val), &len) != 0 || len != sizeof(val))
+        return 0;
     uint32_t w = kr_le32(val), was = kr_le32(val + 4);
-    if (w < 1 || w > KR_HOST_WEIGHT_MAX) {
-        set_live(h, 0);
-        return;
+    if (w < 1 || w > KR_HOST_WEIGHT_MAX)
+        return 0;
+    if (hc && hc->weight != was) { /* the configured weight was edited since: it wins */
+        if (dropped)
+            *dropped = w;
+        return 0;
     }
-    if (hc && hc->weight != was) {
-        /* The configured weight was edited since: it wins. */
+    return w;
+}
+
+void relay_weight_resolve(struct kr_relay *r, struct kr_host *h, const struct kr_conf_host *hc)
+{
+    char key[KR_CONF_NAME_MAX + 16];
+    uint32_t before = h->hrw.weight, dropped;
+    uint32_t w = kr_relay_stored_weight(r->store, h->conf.name, hc, &dropped);
+
+    set_live(h, w);
+    if (dropped) {
+        key_of(h->conf.name, key, sizeof(key));
         kr_store_kv_del(r->store, key);
-        set_live(h, 0);
         kr_log(KR_LOG_INFO,
                "event=host_weight host=%s to=%u reason=\"config changed; operator weight %u "
                "dropped\"",
-               h->conf.name, h->conf.weight, w);
-        return;
-    }
-    set_live(h, w);
-    if (before != w)
+               h->conf.name, h->conf.weight, dropped);
+    } else if (w && before != w) {
         kr_log(KR_LOG_INFO, "event=host_weight host=%s from=%u to=%u reason=persisted",
                h->conf.name, before, w);
+    }
 }
 
 void kr_relay_weights_apply(struct kr_relay *r)

@@ -76,6 +76,17 @@ static const char *machine_apps(const json_t *it, struct row *r)
     return r->apps[0] ? r->apps : rp_str(it, "application");
 }
 
+/* A row for a finding about one machine: its applications, host, CMID and
+ * workstation name. */
+static void machine_row(struct row *r, const char *kind, const json_t *it)
+{
+    row_init(r, kind);
+    r->app = machine_apps(it, r);
+    r->host = rp_str(it, "host");
+    r->cmid = rp_str(it, "cmid");
+    snprintf(r->ws, sizeof(r->ws), "%s", rp_str(it, "workstation"));
+}
+
 static void summary(FILE *f, const json_t *rep)
 {
     struct row r;
@@ -171,11 +182,7 @@ static void findings(FILE *f, const json_t *rep)
     }
     json_array_foreach(json_object_get(fd, "clock_skew"), i, it)
     {
-        row_init(&r, "clock_skew");
-        r.app = machine_apps(it, &r);
-        r.host = rp_str(it, "host");
-        r.cmid = rp_str(it, "cmid");
-        snprintf(r.ws, sizeof(r.ws), "%s", rp_str(it, "workstation"));
+        machine_row(&r, "clock_skew", it);
         num(r.value, rp_int(it, "skew_seconds", 0));
         num(r.threshold, rp_int(rep, "skew_limit_seconds", 0));
         snprintf(r.detail, sizeof(r.detail), "last seen %s", rp_str(it, "last_seen"));
@@ -184,10 +191,7 @@ static void findings(FILE *f, const json_t *rep)
     json_array_foreach(json_object_get(fd, "cloned_images"), i, it)
     {
         const json_t *ws = json_object_get(it, "workstations");
-        row_init(&r, "cloned_image");
-        r.app = machine_apps(it, &r);
-        r.host = rp_str(it, "host");
-        r.cmid = rp_str(it, "cmid");
+        machine_row(&r, "cloned_image", it);
         join(ws, "name", "; ", r.ws, sizeof(r.ws));
         num(r.value, (long long)json_array_size(ws));
         snprintf(r.detail, sizeof(r.detail), "one CMID, several workstation names");
@@ -195,22 +199,14 @@ static void findings(FILE *f, const json_t *rep)
     }
     json_array_foreach(json_object_get(fd, "cmid_changed"), i, it)
     {
-        row_init(&r, "cmid_changed");
-        r.app = machine_apps(it, &r);
-        r.host = rp_str(it, "host");
-        r.cmid = rp_str(it, "cmid");
-        snprintf(r.ws, sizeof(r.ws), "%s", rp_str(it, "workstation"));
+        machine_row(&r, "cmid_changed", it);
         num(r.value, (long long)json_array_size(json_object_get(it, "chain")));
         join(json_object_get(it, "chain"), NULL, " > ", r.detail, sizeof(r.detail));
         emit(f, &r);
     }
     json_array_foreach(json_object_get(fd, "stale"), i, it)
     {
-        row_init(&r, "stale");
-        r.app = machine_apps(it, &r);
-        r.host = rp_str(it, "host");
-        r.cmid = rp_str(it, "cmid");
-        snprintf(r.ws, sizeof(r.ws), "%s", rp_str(it, "workstation"));
+        machine_row(&r, "stale", it);
         num(r.value, rp_int(it, "days_idle", 0));
         num(r.threshold, rp_int(rep, "stale_days", 7));
         snprintf(r.detail, sizeof(r.detail), "last seen %s", rp_str(it, "last_seen"));

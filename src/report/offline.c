@@ -8,11 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "kmsrelay/bytes.h"
 #include "kmsrelay/conf.h"
 #include "kmsrelay/err.h"
 #include "kmsrelay/netaddr.h"
 #include "kmsrelay/report.h"
+#include "relay/relay.h"
 
 int kr_report_write(const json_t *report, const char *format, FILE *out, unsigned width)
 {
@@ -29,41 +29,17 @@ int kr_report_write(const json_t *report, const char *format, FILE *out, unsigne
     return KR_EINVAL;
 }
 
-/*
- * The admin state and weight the daemon would put in force for a host on
- * start, from the store (src/relay/hosts.c and src/control/weights.c hold
- * the rules; this is their read-only twin, so that the offline report shows
- * an operator's drain, maint or weight like the live one):
- *   admin: the persisted host record wins while the config still says
- *   what it said last time ("cfg_admin:<name>", or nothing recorded and no
- *   state configured); otherwise the config's state (unset = ready).
- *   weight: the operator's "weight:<name>" (u32 weight, u32 configured
- *   weight it replaced) wins while the configured weight is unchanged.
- */
+/* The admin state and weight the daemon would put in force for a host on
+ * start, by the relay's own rules over the store (src/relay/hosts.c and
+ * weights.c), so that the offline report shows an operator's drain, maint
+ * or weight like the live one. */
 static void resolve_host(struct kr_store *s, const struct kr_conf_host *ch,
                          struct kr_report_host *o)
 {
-    char key[KR_CONF_NAME_MAX + 16];
-    uint8_t last = 0xFE, val[8];
-    size_t len = 0;
-    struct kr_host_rec rec;
-    uint8_t cv = ch->admin == KR_ADMIN_UNSET ? KR_ADMIN_READY : ch->admin, admin = cv;
-
-    snprintf(key, sizeof(key), "cfg_admin:%s", ch->name);
-    if (kr_store_kv_get(s, key, &last, 1, &len) != 0 || len != 1 || last > 3)
-        last = 0xFE;
-    if (kr_store_host_get(s, ch->name, &rec) == 0 && rec.admin <= 3 &&
-        (last == cv || (last == 0xFE && ch->admin == KR_ADMIN_UNSET)))
-        admin = rec.admin;
-    snprintf(o->admin, sizeof(o->admin), "%s", kr_admin_name(admin));
-
-    o->weight = ch->weight;
-    snprintf(key, sizeof(key), "weight:%s", ch->name);
-    if (kr_store_kv_get(s, key, val, sizeof(val), &len) == 0 && len == sizeof(val)) {
-        uint32_t w = kr_le32(val), was = kr_le32(val + 4);
-        if (w >= 1 && was == ch->weight)
-            o->weight = w;
-    }
+    uint32_t op = kr_relay_stored_weight(s, ch->name, ch, NULL);
+    snprintf(o->admin, sizeof(o->admin), "%s",
+             kr_admin_name(kr_relay_stored_admin(s, ch->name, ch->admin)));
+    o->weight = op ? op : ch->weight;
 }
 
 int kr_report_offline(const struct kr_conf *c, const char *format, FILE *out, char *err,

@@ -130,8 +130,6 @@ int rp_app(struct rp *x, const uint8_t id[16]);
 void rp_resolve(struct rp *x);
 /* Sorts the hosts by name for output; rp_host() must not be called after. */
 void rp_hosts_sort(struct rp *x);
-/* Default threshold of an application: 25 Windows, 5 otherwise. */
-uint32_t rp_default_threshold(const uint8_t app_id[16]);
 
 /* items.c */
 /* Counts one finding of a kind; true when the list has room for its item

@@ -35,10 +35,9 @@ int rp_init(struct rp *x, const struct kr_report_host *hosts, size_t n, int64_t 
     x->n_in_hosts = hosts ? n : 0;
 
     /* The three known applications always come first, in this order. */
-    memcpy(x->apps[0].id, kr_kms_app_windows, 16);
-    memcpy(x->apps[1].id, kr_kms_app_office2010, 16);
-    memcpy(x->apps[2].id, kr_kms_app_office2013, 16);
-    x->n_apps = 3;
+    for (int i = 0; i < KR_KMS_APPS_KNOWN; i++)
+        memcpy(x->apps[i].id, kr_kms_app_id(i), 16);
+    x->n_apps = KR_KMS_APPS_KNOWN;
 
     for (int k = 0; k < RP_NLISTS; k++)
         if (!(x->lists[k].items = json_array()))
@@ -142,11 +141,6 @@ int rp_app(struct rp *x, const uint8_t id[16])
     return (int)x->n_apps++;
 }
 
-uint32_t rp_default_threshold(const uint8_t app_id[16])
-{
-    return memcmp(app_id, kr_kms_app_windows, 16) == 0 ? 25 : 5;
-}
-
 /* The caller's latest count of host h for application a, or NULL. */
 static const struct kr_report_count *host_count(const struct rp *x, const struct rp_host *h,
                                                 const uint8_t app_id[16])
@@ -183,7 +177,8 @@ void rp_resolve(struct rp *x)
                 c->src = RP_SRC_PIN;
                 c->count = c->latest_count;
             }
-            c->threshold = thr ? thr : rp_default_threshold(x->apps[a].id);
+            /* The pins hold every client's N_Policy: all known. */
+            c->threshold = kr_kms_activation_threshold(x->apps[a].id, thr, 1);
             c->below = c->src != RP_SRC_NONE && c->count < c->threshold;
             if (c->below) {
                 x->second_walk = true;

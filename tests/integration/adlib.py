@@ -187,6 +187,9 @@ samba-tool domain provision --targetdir=$D --realm={realm} --domain=CORP \
   --option="ntp signd socket directory=$D/ntp_signd" \
   --option="log file=$D/log/samba.log" --option="dns update command=/bin/true" >/dev/null
 S="-s $D/etc/smb.conf"
+# A DC's ldap/ SPN comes from samba_spnupdate (the dnsupdate service, off
+# here); the audit's LDAP SASL GSSAPI bind needs it (a Windows DC has it).
+samba-tool spn add ldap/dc1.{zone} 'DC1$' $S >/dev/null
 for u in kmsrelay other; do
   samba-tool user add $u '{pw}' $S >/dev/null
   samba-tool user setexpiry $u --noexpiry $S >/dev/null
@@ -209,7 +212,8 @@ exec samba -F --debug-stdout -d 1 -s $D/etc/smb.conf
 def _samba_cache(h):
     """The provisioned domain as a tar, made once per build tree."""
     os.makedirs(CACHE, exist_ok=True)
-    tar = os.path.abspath(os.path.join(CACHE, "samba-dc.tar"))
+    # the name changes with what provisioning does (-2: the ldap/ SPN)
+    tar = os.path.abspath(os.path.join(CACHE, "samba-dc-2.tar"))
     with open(os.path.join(CACHE, "samba.lock"), "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         if not os.path.exists(tar):
@@ -217,7 +221,7 @@ def _samba_cache(h):
             os.makedirs(d, exist_ok=True)
             script = os.path.join(d, "provision.sh")
             with open(script, "w") as f:
-                f.write(_SAMBA_PROVISION.format(dir=d, realm=REALM, pw=PASS, tar=tar))
+                f.write(_SAMBA_PROVISION.format(dir=d, realm=REALM, pw=PASS, tar=tar, zone=ZONE))
             t0 = time.time()
             r = subprocess.run(["unshare", "-n", "-m", "-u", "-p", "--fork", "--mount-proc",
                                 "--kill-child", "bash", script], capture_output=True, timeout=300)

@@ -437,12 +437,7 @@ static char *row_text(void (*fn)(struct evbuffer *, const struct kr_pin *), cons
 {
     struct evbuffer *b = evbuffer_new();
     fn(b, p);
-    size_t n = evbuffer_get_length(b);
-    char *t = malloc(n + 1);
-    evbuffer_remove(b, t, n);
-    t[n] = '\0';
-    evbuffer_free(b);
-    return t;
+    return kr_test_buffer_text(b);
 }
 
 static void test_rows(void)

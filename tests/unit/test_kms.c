@@ -587,6 +587,19 @@ static void test_names(void)
     CU_ASSERT(memcmp(g, kr_kms_app_office2013, 16) == 0);
     g[15] ^= 1;
     CU_ASSERT_PTR_NULL(kr_kms_app_name(g));
+    /* The index every table by application uses. */
+    CU_ASSERT_EQUAL(kr_kms_app_index(kr_kms_app_windows), 0);
+    CU_ASSERT_EQUAL(kr_kms_app_index(kr_kms_app_office2010), 1);
+    CU_ASSERT_EQUAL(kr_kms_app_index(kr_kms_app_office2013), 2);
+    CU_ASSERT_EQUAL(kr_kms_app_index(g), KR_KMS_APPS_KNOWN);
+    for (int i = 0; i < KR_KMS_APPS_KNOWN; i++) {
+        CU_ASSERT_EQUAL(kr_kms_app_index(kr_kms_app_id(i)), i);
+        CU_ASSERT_STRING_EQUAL(kr_kms_app_label(i), kr_kms_app_name(kr_kms_app_id(i)));
+    }
+    CU_ASSERT_PTR_NULL(kr_kms_app_id(KR_KMS_APPS_KNOWN));
+    CU_ASSERT_PTR_NULL(kr_kms_app_id(-1));
+    CU_ASSERT_STRING_EQUAL(kr_kms_app_label(KR_KMS_APPS_KNOWN), "other");
+    CU_ASSERT_STRING_EQUAL(kr_kms_app_label(-1), "other");
     CU_ASSERT_STRING_EQUAL(kr_kms_hresult_name(0xC004F042u),
                            "SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH");
     static const uint32_t known[] = {0xC004F06Cu,
@@ -605,6 +618,35 @@ static void test_names(void)
     CU_ASSERT_PTR_NULL(kr_kms_hresult_name(0x12345678u));
 }
 
+/* The one activation threshold rule (threshold.c) that the control API,
+ * the report and the metrics share. */
+static void test_threshold(void)
+{
+    static const uint8_t other[16] = {0x77, 0x77, 0x77, 0x77};
+    const uint8_t *win = kr_kms_app_windows, *o10 = kr_kms_app_office2010,
+                  *o13 = kr_kms_app_office2013;
+
+    /* Nothing known: the application's usual minimum. */
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(win, 0, 0), 25);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(win, 0, 1), 25);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(o10, 0, 0), 5);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(o13, 0, 1), 5);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(other, 0, 0), 5);
+    /* One sample (a host's last answer): a Windows Server's 5 does not
+     * lower the 25 its Windows clients need; a higher N_Policy raises it. */
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(win, 5, 0), 25);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(win, 25, 0), 25);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(win, 40, 0), 40);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(o13, 1, 0), 5);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(o13, 7, 0), 7);
+    /* Every client's N_Policy known (the report): the highest of them, even
+     * below the usual minimum (servers only need 5). */
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(win, 5, 1), 5);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(win, 40, 1), 40);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(o10, 1, 1), 1);
+    CU_ASSERT_EQUAL(kr_kms_activation_threshold(other, 1000, 1), 1000);
+}
+
 KR_SUITE(kms)
 {
     CU_pSuite s = CU_add_suite("kms", suite_init, suite_clean);
@@ -619,4 +661,5 @@ KR_SUITE(kms)
     CU_add_test(s, "UTF-16 <-> UTF-8", test_utf16);
     CU_add_test(s, "FILETIME", test_filetime);
     CU_add_test(s, "application and HRESULT names", test_names);
+    CU_add_test(s, "activation threshold", test_threshold);
 }

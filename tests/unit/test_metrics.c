@@ -231,12 +231,7 @@ static char *render(struct kr_relay *r)
 {
     struct evbuffer *b = evbuffer_new();
     CU_ASSERT_EQUAL(kr_metrics_render(r, b), 0);
-    size_t n = evbuffer_get_length(b);
-    char *s = malloc(n + 1);
-    evbuffer_remove(b, s, n);
-    s[n] = '\0';
-    evbuffer_free(b);
-    return s;
+    return kr_test_buffer_text(b);
 }
 
 /* ---- a relay with two hosts --------------------------------------------- */

@@ -1,9 +1,9 @@
 /*
  * test_msdnsp.c - the MS-DNSP dnsRecord decoder (src/dnsclient/msdnsp.c): golden
  * vectors built byte by byte from the MS-DNSP specification (2.3.2.2
- * DNS_RPC_RECORD, 2.2.2.2.2 DNS_COUNT_NAME; not yet captured from a live
- * DC), every truncation of each is a clean KR_EMALF, and a few broken
- * values say why.
+ * DNS_RPC_RECORD, 2.2.2.2.2 DNS_COUNT_NAME) and values captured from a
+ * Samba AD DC over LDAP, every truncation of each is a clean KR_EMALF, and
+ * a few broken values say why.
  */
 #include <CUnit/CUnit.h>
 
@@ -65,6 +65,41 @@ static void t_golden(void)
     CU_ASSERT_TRUE(m.tombstone);
 }
 
+/* Captured over LDAP from a Samba 4.17 AD DC (tests/integration/adlib.py)
+ * after `nsupdate -g` added them: a dynamic SRV, a TXT marker, and the
+ * tombstone of a deleted node (dNSTombstoned TRUE). */
+static const uint8_t live_srv[] = {24, 0, 33, 0,   5,   240, 0,  0,   110, 0,   0,   0,
+                                   0,  0, 2,  88,  0,   0,   0,  0,   28,  248, 56,  0,
+                                   0,  0, 0,  100, 6,   152, 16, 3,   4,   107, 109, 115,
+                                   49, 4, 99, 111, 114, 112, 4,  116, 101, 115, 116, 0};
+static const uint8_t live_txt[] = {22,  0,   16,  0,   5,   240, 0,   0,   110, 0,   0,  0,
+                                   0,   0,   2,   88,  0,   0,   0,   0,   28,  248, 56, 0,
+                                   21,  107, 109, 115, 114, 101, 108, 97,  121, 61,  49, 32,
+                                   111, 119, 110, 101, 114, 61,  103, 111, 108, 100};
+static const uint8_t live_tomb[] = {8, 0, 0, 0, 5, 0, 0, 0, 110, 0,   0,   0,   0,   0,   0,   0,
+                                    0, 0, 0, 0, 0, 0, 0, 0, 202, 150, 184, 219, 153, 130, 221, 1};
+
+static void t_live(void)
+{
+    struct kr_dns_rr rr;
+    struct kr_msdnsp_meta m;
+    const char *why = NULL;
+    CU_ASSERT_EQUAL_FATAL(kr_msdnsp_decode(live_srv, sizeof(live_srv), OWNER, &rr, &m, &why), 0);
+    CU_ASSERT_EQUAL(rr.type, KR_DNS_SRV);
+    CU_ASSERT_EQUAL(rr.ttl, 600);
+    CU_ASSERT_EQUAL(rr.weight, 100);
+    CU_ASSERT_EQUAL(rr.port, 1688);
+    CU_ASSERT_STRING_EQUAL(rr.target, "kms1.corp.test.");
+    CU_ASSERT_EQUAL(m.serial, 110);
+    CU_ASSERT_EQUAL(m.timestamp, 0x38f81c); /* dynamic: hours since 1601 */
+    CU_ASSERT_EQUAL_FATAL(kr_msdnsp_decode(live_txt, sizeof(live_txt), OWNER, &rr, &m, &why), 0);
+    CU_ASSERT_STRING_EQUAL(rr.txt, "kmsrelay=1 owner=gold");
+    CU_ASSERT_EQUAL(kr_msdnsp_decode(live_tomb, sizeof(live_tomb), OWNER, &rr, &m, &why),
+                    KR_ENOENT);
+    CU_ASSERT_TRUE(m.tombstone);
+    CU_ASSERT_EQUAL(m.rank, 0);
+}
+
 static void truncations(const uint8_t *v, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
@@ -112,6 +147,7 @@ KR_SUITE(msdnsp)
 {
     CU_pSuite s = CU_add_suite("msdnsp", NULL, NULL);
     CU_add_test(s, "golden dnsRecord values", t_golden);
+    CU_add_test(s, "values captured from Samba", t_live);
     CU_add_test(s, "every truncation", t_truncated);
     CU_add_test(s, "broken values", t_broken);
 }

@@ -548,6 +548,75 @@ static void test_pin_count_tie(void)
     rm_rf(dir);
 }
 
+/* kmsrelayd --report: the admin state and weight each host would start
+ * with, by the relay's own rules over the store (hosts.c, weights.c), and
+ * without changing the store (the relay drops an outdated override). */
+static void test_offline_host_state(void)
+{
+    char dir[64] = "/tmp/kr-report-XXXXXX", err[256] = "", *buf = NULL;
+    static struct kr_conf c;
+    struct kr_store *s = NULL;
+    struct kr_host_rec rec = {.admin = KR_ADMIN_DRAIN};
+    const uint8_t wa[8] = {3, 0, 0, 0, 1, 0, 0, 0}; /* operator 3 over a configured 1 */
+    const uint8_t wb[8] = {4, 0, 0, 0, 1, 0, 0, 0}; /* operator 4 over a configured 1 */
+    uint8_t ready = KR_ADMIN_READY, val[8];
+    size_t len = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    CU_ASSERT_EQUAL_FATAL(kr_store_open(dir, NULL, &s, NULL), 0);
+    /* kms-a: drained through the control API, config unchanged since. */
+    strcpy(rec.name, "kms-a");
+    CU_ASSERT_EQUAL(kr_store_host_put(s, &rec), 0);
+    CU_ASSERT_EQUAL(kr_store_kv_put(s, "cfg_admin:kms-a", &ready, 1), 0);
+    CU_ASSERT_EQUAL(kr_store_kv_put(s, "weight:kms-a", wa, 8), 0);
+    /* kms-b: maint through the API, but the config was edited since. */
+    strcpy(rec.name, "kms-b");
+    rec.admin = KR_ADMIN_MAINT;
+    CU_ASSERT_EQUAL(kr_store_host_put(s, &rec), 0);
+    CU_ASSERT_EQUAL(kr_store_kv_put(s, "cfg_admin:kms-b", &ready, 1), 0);
+    CU_ASSERT_EQUAL(kr_store_kv_put(s, "weight:kms-b", wb, 8), 0);
+    kr_store_close(s);
+
+    kr_conf_defaults(&c);
+    snprintf(c.state_dir, sizeof(c.state_dir), "%s", dir);
+    c.n_hosts = 3;
+    strcpy(c.hosts[0].name, "kms-a");
+    c.hosts[0].weight = 1;
+    c.hosts[0].admin = KR_ADMIN_UNSET;
+    strcpy(c.hosts[1].name, "kms-b");
+    c.hosts[1].weight = 2;
+    c.hosts[1].admin = KR_ADMIN_DRAIN;
+    strcpy(c.hosts[2].name, "kms-c"); /* never seen: the config's */
+    c.hosts[2].weight = 5;
+    c.hosts[2].admin = KR_ADMIN_UNSET;
+    FILE *f = open_memstream(&buf, &len);
+    CU_ASSERT_EQUAL(kr_report_offline(&c, "json", f, err, sizeof(err)), 0);
+    fclose(f);
+    json_t *r = json_loads(buf, 0, NULL);
+    free(buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    const json_t *hosts = json_object_get(r, "hosts");
+    const json_t *a = find(hosts, "host", "kms-a", NULL, NULL),
+                 *b = find(hosts, "host", "kms-b", NULL, NULL),
+                 *cc = find(hosts, "host", "kms-c", NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cc);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(a, "admin")), "drain");
+    CU_ASSERT_EQUAL(geti(a, "weight"), 3);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(b, "admin")), "drain");
+    CU_ASSERT_EQUAL(geti(b, "weight"), 2);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(cc, "admin")), "ready");
+    CU_ASSERT_EQUAL(geti(cc, "weight"), 5);
+    json_decref(r);
+
+    /* Read-only: kms-b's outdated override is still there. */
+    CU_ASSERT_EQUAL_FATAL(kr_store_open(dir, NULL, &s, NULL), 0);
+    CU_ASSERT_EQUAL(kr_store_kv_get(s, "weight:kms-b", val, sizeof(val), &len), 0);
+    kr_store_close(s);
+    rm_rf(dir);
+}
+
 /* The daemon's host table as the control API hands it over. */
 static void test_relay_hosts(void)
 {
@@ -588,4 +657,5 @@ KR_SUITE(report)
     CU_add_test(s, "csv and table rendering", test_render);
     CU_add_test(s, "pin count on a tie", test_pin_count_tie);
     CU_add_test(s, "relay host table", test_relay_hosts);
+    CU_add_test(s, "offline report: host state by the relay's rules", test_offline_host_state);
 }

@@ -19,11 +19,7 @@ static char *esc_n(const char *s, size_t n)
 {
     struct evbuffer *b = evbuffer_new();
     mx_html_n(b, s, n);
-    size_t len = evbuffer_get_length(b);
-    char *out = calloc(1, len + 1);
-    evbuffer_remove(b, out, len);
-    evbuffer_free(b);
-    return out;
+    return kr_test_buffer_text(b);
 }
 
 static void expect(const char *in, size_t n, const char *want)
@@ -123,10 +119,7 @@ static char *page(const char *report, const char *dns)
     struct mx_page p = {.report = r, .report_at = 1764700000, .dns = d, .now = 1764700010};
     struct evbuffer *b = evbuffer_new();
     CU_ASSERT_EQUAL(mx_status_page(b, &p), 0);
-    size_t len = evbuffer_get_length(b);
-    char *out = calloc(1, len + 1);
-    evbuffer_remove(b, out, len);
-    evbuffer_free(b);
+    char *out = kr_test_buffer_text(b);
     json_decref(r);
     json_decref(d);
     return out;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "kmsrelay/bytes.h"
 
 static int load_pdus(json_t *arr, struct kr_vec_pdu **out, size_t *n)
@@ -118,4 +120,14 @@ const struct kr_vec *kr_vec_find(const struct kr_vec *v, size_t n, const char *n
         if (strcmp(v[i].name, name) == 0)
             return &v[i];
     return NULL;
+}
+
+char *kr_test_buffer_text(struct evbuffer *b)
+{
+    size_t n = evbuffer_get_length(b);
+    char *t = calloc(1, n + 1);
+    if (t)
+        evbuffer_remove(b, t, n);
+    evbuffer_free(b);
+    return t;
 }

@@ -44,4 +44,9 @@ void kr_vec_free_all(struct kr_vec *v, size_t n);
 /* Finds a vector by name, or NULL. */
 const struct kr_vec *kr_vec_find(const struct kr_vec *v, size_t n, const char *name);
 
+/* What was written into b, as a NUL-terminated malloc'ed string (the
+ * caller frees it); frees b. */
+struct evbuffer;
+char *kr_test_buffer_text(struct evbuffer *b);
+
 #endif
