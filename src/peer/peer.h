@@ -44,6 +44,12 @@ int kr_peers_start(struct event_base *base, const struct kr_conf *conf, struct k
                    struct kr_store *store, struct kr_peers **out, char *err, size_t errlen);
 void kr_peers_free(struct kr_peers *p);
 
+/* For `kmsrelayd -n` and the start's preflight: loads the TLS material of
+ * the peers group (CA, certificate, key, and that they match) without
+ * starting anything. 0 when peers are off or all is well, else KR_ECONFIG
+ * with err naming the file and what is wrong. */
+int kr_peers_check(const struct kr_conf *conf, char *err, size_t errlen);
+
 /* One link's view (GET /v1/peers, kmsrelayctl peers, /metrics). */
 struct kr_peer_status {
     char name[KR_CONF_NAME_MAX];

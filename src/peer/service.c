@@ -177,6 +177,18 @@ int kr_peers_start(struct event_base *base, const struct kr_conf *conf, struct k
     return 0;
 }
 
+int kr_peers_check(const struct kr_conf *conf, char *err, size_t errlen)
+{
+    if (!conf->peer_name[0])
+        return 0;
+    struct kr_peers P;
+    memset(&P, 0, sizeof(P));
+    int rc = link_tls_init(&P, conf, err, errlen);
+    if (P.ctx)
+        SSL_CTX_free(P.ctx);
+    return rc;
+}
+
 void kr_peers_free(struct kr_peers *P)
 {
     if (!P)

@@ -240,6 +240,12 @@ def test_refused(h):
     admin = {x["name"]: x["admin"] for x in hosts["hosts"]}
     check(admin["kms-1"] == "ready", "a refused peer's change was applied: %r" % admin)
     check(pair.peer("rb")["state"] == "up", "the real link suffered: %r" % pair.peer("rb"))
+    # Our own key not matching our certificate: refused before starting.
+    bad = pair.conf("ra").replace(h.path("ra.key"), h.path("rb.key"))
+    rl.write(h.path("bad.conf"), bad)
+    rc, out, err = h.run([krtest.binpath("kmsrelayd"), "-n", "-c", h.path("bad.conf")], timeout=60)
+    check(rc != 0 and "does not match" in out + err, "kmsrelayd -n took a key that is not the "
+          "certificate's: rc %d %s%s" % (rc, out, err))
     m = pair.metrics("rb")
     check(m.get('kmsrelay_peer_up{peer="ra"}') == 1 and m.get("kmsrelay_peers_alone") == 0,
           "metrics: %r" % {k: v for k, v in m.items() if "peer" in k})
