@@ -385,7 +385,7 @@ def test_admin_lag(h):
     st = pair.peer("ra")
     print("  at %.0f new pins/s: worst lag %d changes / %.3f s over %d samples; settled %.2f s "
           "after the load; %.1f bytes per change on the wire"
-          % (doc["summary"].get("rate", 0) or 1000, worst_n, worst_s, samples, catch,
+          % (doc["summary"]["activations_per_s"], worst_n, worst_s, samples, catch,
              st["bytes_out"] / max(1, st["sent"])))
 
 
