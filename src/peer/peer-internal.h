@@ -176,6 +176,12 @@ void sync_pump(struct peer_conn *c);
 /* An ACK of what we have: the reply to changes, and the heartbeat. */
 void sync_ack(struct peer_conn *c);
 
+/* Last writer wins: true when a peer's change is newer than what is here
+ * (its recorded version, or for a key written before this process started
+ * the stored value's own time, as if by us); then it is recorded as the
+ * key's version. Reads the store for unrecorded keys. */
+bool peer_wins(struct kr_peers *P, const struct kr_peer_change *ch);
+
 /* Thread-local: true while sync.c applies a peer's change (the observer
  * must not take it for an own change). */
 extern __thread bool peer_applying;

@@ -290,7 +290,7 @@ static bool local_default(struct kr_peers *P, const struct kr_peer_change *ch, u
 
 /* Last writer wins: true when the change is newer than what is here (and
  * then recorded as the key's version). */
-static bool wins(struct kr_peers *P, const struct kr_peer_change *ch)
+bool peer_wins(struct kr_peers *P, const struct kr_peer_change *ch)
 {
     uint8_t mk = ch->kind == KR_PEER_PIN_DEL ? KR_PEER_PIN_PUT : ch->kind;
     uint64_t dh = 0;
@@ -346,7 +346,7 @@ static int apply(struct peer_conn *c, const struct kr_peer_change *ch)
                c->peer->name, why ? why : "");
         return 0; /* one bad record is not a reason to drop the link */
     }
-    if (!wins(P, ch))
+    if (!peer_wins(P, ch))
         return 0;
     peer_applying = true;
     if (ch->kind == KR_PEER_PIN_PUT) {

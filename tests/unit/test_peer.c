@@ -160,6 +160,69 @@ static void test_meta_log(void)
     free(P);
 }
 
+/* Last-writer-wins merge against a real store (src/peer/sync.c). */
+static void test_lww_merge(void)
+{
+    char dir[] = "/tmp/kr-peer-lww-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    struct kr_store *st = NULL;
+    CU_ASSERT_EQUAL_FATAL(kr_store_open(dir, NULL, &st, NULL), 0);
+    struct kr_peers *P = calloc(1, sizeof(*P));
+    CU_ASSERT_EQUAL_FATAL(meta_init(P, 16), 0);
+    pthread_mutex_init(&P->mu, NULL);
+    P->store = st;
+    strcpy(P->self, "rb");
+    meta_origin(P, "rb");
+    /* A pin written before this process knew any version: its last_seen
+     * (1000 s) stands for its time, as if written by us (rb). */
+    struct kr_pin pin;
+    memset(&pin, 0, sizeof(pin));
+    memset(pin.cmid, 7, 16);
+    memset(pin.app_id, 9, 16);
+    strcpy(pin.host, "kms-1");
+    pin.first_seen = pin.last_seen = 1000;
+    CU_ASSERT_EQUAL_FATAL(kr_store_pin_put(st, &pin), 0);
+    uint8_t key[32];
+    kr_pin_key(pin.cmid, pin.app_id, key);
+    uint64_t t = 1000ull * 1000 << 16;
+    struct kr_peer_change c = {"ra", 1, t - 1, KR_PEER_PIN_PUT, key, 32, (const uint8_t *)"x", 1};
+    CU_ASSERT_FALSE(peer_wins(P, &c)); /* older than the stored pin */
+    c.hlc = t;
+    CU_ASSERT_FALSE(peer_wins(P, &c)); /* same time: "rb" > "ra" keeps ours */
+    strcpy(c.origin, "rc");
+    CU_ASSERT_TRUE(peer_wins(P, &c)); /* same time, greater origin: theirs */
+    CU_ASSERT(P->hlc >= t);           /* our clock moved past what we saw */
+    strcpy(c.origin, "ra");
+    c.hlc = t + 5;
+    CU_ASSERT_TRUE(peer_wins(P, &c)); /* newer */
+    c.hlc = t + 4;
+    CU_ASSERT_FALSE(peer_wins(P, &c)); /* a late, older change is dropped */
+    struct kr_peer_change del = {"rb", 2, t + 6, KR_PEER_PIN_DEL, key, 32, NULL, 0};
+    CU_ASSERT_TRUE(peer_wins(P, &del));
+    CU_ASSERT_TRUE(meta_get(P, KR_PEER_PIN_PUT, key, 32)->deleted); /* a tombstone */
+    c.hlc = t + 5;
+    CU_ASSERT_FALSE(peer_wins(P, &c)); /* the forget wins over the older put */
+    /* Applying the same set in another order gives the same winner. */
+    struct kr_peers *Q = calloc(1, sizeof(*Q));
+    CU_ASSERT_EQUAL_FATAL(meta_init(Q, 16), 0);
+    pthread_mutex_init(&Q->mu, NULL);
+    Q->store = st;
+    strcpy(Q->self, "rz");
+    meta_origin(Q, "rz");
+    CU_ASSERT_TRUE(peer_wins(Q, &del));
+    CU_ASSERT_FALSE(peer_wins(Q, &c));
+    meta_free(Q);
+    pthread_mutex_destroy(&Q->mu);
+    free(Q);
+    meta_free(P);
+    pthread_mutex_destroy(&P->mu);
+    free(P);
+    kr_store_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 /* The peers group of the configuration (src/conf/peers.c). */
 static int load_conf(const char *body, struct kr_conf **c, char *err, size_t cap)
 {
@@ -278,6 +341,7 @@ KR_SUITE(peer)
     CU_add_test(s, "malformed frames are refused with a reason", test_malformed);
     CU_add_test(s, "last writer wins, hybrid logical clock", test_lww);
     CU_add_test(s, "version table and change log", test_meta_log);
+    CU_add_test(s, "last-writer-wins merge against a store", test_lww_merge);
     CU_add_test(s, "the peers group of the configuration", test_conf);
     CU_add_test(s, "audit: a peer's record follows its link state", test_audit_peer);
 }
