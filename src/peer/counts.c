@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "kmsrelay/bytes.h"
+#include "kmsrelay/log.h"
 #include "peer/peer-internal.h"
 #include "relay/relay.h"
 
@@ -45,11 +46,27 @@ static void heartbeat(struct kr_peers *P)
             sync_ack(P->peers[i].link);
 }
 
+/* Once a minute: versions older than pin_idle are of no use any more. */
+static void prune(struct kr_peers *P)
+{
+    if (P->beat % 60 != 0 || !P->relay->conf)
+        return;
+    uint64_t idle_ms = P->relay->conf->pin_idle_ms, now_ms = (uint64_t)kr_wall_s() * 1000u;
+    if (now_ms <= idle_ms)
+        return;
+    pthread_mutex_lock(&P->mu);
+    size_t n = meta_prune(P, (now_ms - idle_ms) << 16);
+    pthread_mutex_unlock(&P->mu);
+    if (n)
+        kr_log(KR_LOG_DEBUG, "event=peer_versions_pruned count=%zu", n);
+}
+
 static void on_scan(evutil_socket_t fd, short what, void *arg)
 {
     struct kr_peers *P = arg;
     struct kr_relay *r = P->relay;
     heartbeat(P);
+    prune(P);
     for (size_t i = 0; i < r->n_hosts; i++) {
         const struct kr_host *h = r->hosts[i];
         for (size_t k = 0; !h->removed && k < KR_HOST_APPS; k++) {

@@ -96,6 +96,28 @@ int meta_set(struct kr_peers *P, uint8_t kind, const uint8_t *key, size_t klen, 
     return 0;
 }
 
+size_t meta_prune(struct kr_peers *P, uint64_t before)
+{
+    struct meta_ent *t = calloc(P->meta_cap, sizeof(*t));
+    if (!t)
+        return 0; /* try again next time */
+    size_t dropped = 0;
+    for (size_t i = 0; i < P->meta_cap; i++) {
+        const struct meta_ent *e = &P->meta[i];
+        if (!e->klen)
+            continue;
+        if (e->hlc < before) {
+            dropped++;
+            continue;
+        }
+        t[slot(t, P->meta_cap, e->kind, e->key, e->klen)] = *e;
+    }
+    free(P->meta);
+    P->meta = t;
+    P->meta_n -= dropped;
+    return dropped;
+}
+
 int meta_origin(struct kr_peers *P, const char *name)
 {
     for (size_t i = 0; i < P->n_origins; i++)

@@ -114,6 +114,11 @@ struct meta_ent *meta_get(struct kr_peers *P, uint8_t kind, const uint8_t *key, 
 /* Sets it (adding the key). 0 or KR_ENOMEM. */
 int meta_set(struct kr_peers *P, uint8_t kind, const uint8_t *key, size_t klen, uint64_t hlc,
              uint8_t origin, bool deleted);
+/* Forgets every version older than `before` (an hlc): keys idle longer
+ * than routing.pin_idle, whose pins every relay has expired or will expire
+ * from the same last_seen, and old tombstones. Keeps the table bounded by
+ * the pins changed within that window. Returns how many were dropped. */
+size_t meta_prune(struct kr_peers *P, uint64_t before);
 /* Index of an origin name, added when new; -1 when the table is full. */
 int meta_origin(struct kr_peers *P, const char *name);
 /* Appends an own change with the next seq. 0 or KR_ENOMEM. */

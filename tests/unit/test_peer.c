@@ -156,6 +156,17 @@ static void test_meta_log(void)
     CU_ASSERT_PTR_NOT_NULL(log_get(P, 3));
     CU_ASSERT_EQUAL(log_get(P, 6)->hlc, 5);
     CU_ASSERT_PTR_NULL(log_get(P, 7));
+    /* Pruning keeps the newer versions, findable. */
+    CU_ASSERT_EQUAL(meta_prune(P, 2001), 2000);
+    CU_ASSERT_EQUAL(P->meta_n, 1000);
+    k = 2500;
+    memset(key, 0, sizeof(key));
+    memcpy(key, &k, sizeof(k));
+    CU_ASSERT_PTR_NOT_NULL(meta_get(P, KR_PEER_PIN_PUT, key, 32));
+    k = 7;
+    memset(key, 0, sizeof(key));
+    memcpy(key, &k, sizeof(k));
+    CU_ASSERT_PTR_NULL(meta_get(P, KR_PEER_PIN_PUT, key, 32));
     meta_free(P);
     free(P);
 }
