@@ -264,7 +264,9 @@ size_t kr_peers_status(const struct kr_peers *P, struct kr_peer_status *out, siz
         pthread_mutex_lock(&M->mu);
         uint64_t upto = p->acked;
         out[i].lag_changes = P->seq > upto ? P->seq - upto : 0;
-        const struct log_ent *e = out[i].lag_changes ? log_get(P, upto + 1) : NULL;
+        const struct log_ent *e = NULL;
+        if (out[i].lag_changes) /* the oldest unacknowledged, or the oldest kept */
+            e = log_get(P, upto + 1 >= P->log_first ? upto + 1 : P->log_first);
         out[i].lag_seconds = e ? (double)(now - e->at_us) / 1e6 : 0;
         pthread_mutex_unlock(&M->mu);
         out[i].resyncing = p->link && p->link->in_resync;
