@@ -21,6 +21,8 @@ private CA made here with the openssl CLI.
   test_partition        acceptance 4: the link cut (a proxy between them)
                         while each side moves pins, one pin on both; healed,
                         both converge to one table, the later move wins
+  test_far_behind       a peer away for more changes than the log keeps
+                        gets a full resynchronisation and converges
 """
 import datetime
 import json
@@ -550,8 +552,26 @@ def test_partition(h):
     print("  healed: converged after %.2f s; the conflicting pin is on kms-2 on both" % took)
 
 
+def test_far_behind(h):
+    """Away for more changes than the log keeps: a full resync instead."""
+    stubs = stubs3(h)
+    pair = Pair(h, stubs, proxy=True, peers_extra="log_size = 1000; ")
+    pair.proxy.cut()
+    rl.wait_log(pair.relays["ra"].proc, r"event=peer_down peer=rb", timeout=10)
+    rc, d, out = rl.loadgen(h, pair.relays["ra"].target(), 1500, c=16, seed=9, name="away")
+    rl.check_all_ok(rc, d, out, 1500, "new clients on ra while cut off")
+    start = rl.log_size(pair.relays["ra"].proc)
+    pair.proxy.heal()
+    rl.wait_log(pair.relays["ra"].proc, r"event=peer_resync_sent peer=rb changes=\d+", timeout=20,
+                start=start)
+    took = pair.converge()
+    check(len(pair.table("rb")) >= 1500, "rb has %d pins" % len(pair.table("rb")))
+    print("  1,500 changes behind with a log of 1,000: full resync, equal after %.2f s" % took)
+
+
 if __name__ == "__main__":
-    tests = [test_refused, test_pins_follow, test_admin_lag, test_kill_restart, test_partition]
+    tests = [test_refused, test_pins_follow, test_admin_lag, test_kill_restart, test_partition,
+             test_far_behind]
     only = os.environ.get("KR_ONLY")
     if only:
         tests = [t for t in tests if t.__name__ in only.split(",")]
