@@ -182,14 +182,15 @@ struct kr_conf {
 
     /* Peers (src/peer, issue 15): relays that share pins and admin states.
      * Off while peer_name is "" (the default). */
-    char peer_name[KR_CONF_NAME_MAX];   /* this relay's name among its peers */
-    char peer_listen[KR_CONF_NAME_MAX]; /* "ip:port" for peer links */
-    char peer_ca[KR_CONF_PATH_MAX];     /* private CA of the peer certificates */
-    char peer_cert[KR_CONF_PATH_MAX];   /* this relay's certificate (PEM) */
-    char peer_key[KR_CONF_PATH_MAX];    /* ... and its key */
-    uint64_t peer_retry_ms;             /* reconnect a lost link after (1s) */
-    uint64_t peer_stale_ms;             /* unreachable this long: stale (5m) */
-    uint32_t peer_log_size;             /* changes kept for catch-up (100000) */
+    char peer_name[KR_CONF_NAME_MAX];     /* this relay's name among its peers */
+    char peer_listen[KR_CONF_NAME_MAX];   /* "ip:port" for peer links */
+    char peer_ca[KR_CONF_PATH_MAX];       /* private CA of the peer certificates */
+    char peer_cert[KR_CONF_PATH_MAX];     /* this relay's certificate (PEM) */
+    char peer_key[KR_CONF_PATH_MAX];      /* ... and its key */
+    char peer_psk_file[KR_CONF_PATH_MAX]; /* or one key shared by all relays (hex) */
+    uint64_t peer_retry_ms;               /* reconnect a lost link after (1s) */
+    uint64_t peer_stale_ms;               /* unreachable this long: stale (5m) */
+    uint32_t peer_log_size;               /* changes kept for catch-up (100000) */
     size_t n_peers;
     struct kr_conf_peer peers[KR_CONF_MAX_PEERS];
 

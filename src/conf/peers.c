@@ -89,9 +89,9 @@ void conf_check_peers(const struct kr_conf *c, struct conf_errs *e, conf_locate_
     if (!c->peer_listen[0] || conf_host_addr_parse(c->peer_listen, &a, &why) != 0)
         AT("peers.listen", "peers.listen: \"%s\" is not an address ip:port%s%s", c->peer_listen,
            why[0] ? ": " : "", why);
-    if (!c->peer_ca[0] || !c->peer_cert[0] || !c->peer_key[0])
-        AT("peers", "peers: ca, cert and key are all needed (links are TLS 1.3 with mutual "
-                    "authentication)");
+    if (!c->peer_psk_file[0] && (!c->peer_ca[0] || !c->peer_cert[0] || !c->peer_key[0]))
+        AT("peers", "peers: ca, cert and key are all needed, or psk_file (links are TLS 1.3 "
+                    "with mutual authentication)");
     for (size_t i = 0; i < c->n_peers; i++) {
         if (strcmp(c->peers[i].name, c->peer_name) == 0)
             AT("peers.relays", "peers.relays: %s is this relay's own name", c->peer_name);

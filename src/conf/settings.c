@@ -154,6 +154,8 @@ const struct conf_opt conf_opts[] = {
      "this relay's certificate (PEM); its CN or SAN is peers.name"},
     {"peers", "key", CT_PATH, OFF(peer_key), 0, 0, "", S,
      "the certificate's private key (PEM)"},
+    {"peers", "psk_file", CT_PATH, OFF(peer_psk_file), 0, 0, "", S,
+     "a pre-shared key (hex, 32+ bytes) instead of certificates"},
     {"peers", "retry", CT_DUR, OFF(peer_retry_ms), MS(100), MINUTE(10), "1s", S,
      "reconnect a lost peer link after this"},
     {"peers", "stale_after", CT_DUR, OFF(peer_stale_ms), SEC(1), DAY(30), "5m", S,

@@ -33,6 +33,102 @@ static void tls_errors(char *out, size_t cap)
     }
 }
 
+/* The connection of an SSL, in our own ex_data slot (libevent may use
+ * the app data itself). */
+static int conn_idx = -1;
+
+static struct peer_conn *conn_of(SSL *ssl)
+{
+    return conn_idx >= 0 ? SSL_get_ex_data(ssl, conn_idx) : NULL;
+}
+
+static void set_conn(SSL *ssl, struct peer_conn *c)
+{
+    if (conn_idx < 0)
+        conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (conn_idx >= 0)
+        SSL_set_ex_data(ssl, conn_idx, c);
+}
+
+/* TLS 1.3 external PSKs are sessions: one for the cipher both sides use. */
+static SSL_SESSION *psk_session(SSL *ssl, const struct kr_peers *P)
+{
+    static const unsigned char aes128gcm[2] = {0x13, 0x01};
+    const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, aes128gcm);
+    SSL_SESSION *s = cipher ? SSL_SESSION_new() : NULL;
+    if (s && (!SSL_SESSION_set1_master_key(s, P->psk, P->psk_len) ||
+              !SSL_SESSION_set_cipher(s, cipher) ||
+              !SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION))) {
+        SSL_SESSION_free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+static int psk_use(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
+                   SSL_SESSION **sess)
+{
+    struct peer_conn *c = conn_of(ssl);
+    *sess = NULL;
+    if (!c)
+        return 0;
+    SSL_SESSION *s = psk_session(ssl, c->P);
+    if (s && md && md != SSL_CIPHER_get_handshake_digest(SSL_SESSION_get0_cipher(s))) {
+        SSL_SESSION_free(s); /* a retry with another hash: no PSK for it */
+        return 1;
+    }
+    *id = (const unsigned char *)c->P->self;
+    *idlen = strlen(c->P->self);
+    *sess = s;
+    return s ? 1 : 0;
+}
+
+static int psk_find(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SESSION **sess)
+{
+    struct peer_conn *c = conn_of(ssl);
+    *sess = NULL;
+    if (!c || idlen == 0 || idlen >= sizeof(c->psk_id))
+        return 1; /* unknown identity: no PSK, the handshake fails */
+    memcpy(c->psk_id, id, idlen);
+    c->psk_id[idlen] = '\0';
+    *sess = psk_session(ssl, c->P);
+    return *sess ? 1 : 0;
+}
+
+/* peers.psk_file: hex, whitespace around it ignored, at least 32 bytes. */
+static int load_psk(struct kr_peers *P, const char *path, char *err, size_t errlen)
+{
+    char text[2 * sizeof(P->psk) + 64];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    if (!f) {
+        snprintf(err, errlen, "peers.psk_file: %s: %s", path, strerror(errno));
+        return KR_ECONFIG;
+    }
+    text[n] = '\0';
+    char *p = text;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    size_t len = strspn(p, "0123456789abcdefABCDEF");
+    char *rest = p + len;
+    while (*rest == ' ' || *rest == '\t' || *rest == '\n' || *rest == '\r')
+        rest++;
+    if (*rest || len % 2 || len < 64 || len / 2 > sizeof(P->psk)) {
+        snprintf(err, errlen,
+                 "peers.psk_file: %s: not one hex key of 32 to 128 bytes (openssl rand -hex 32)",
+                 path);
+        return KR_ECONFIG;
+    }
+    for (size_t i = 0; i < len / 2; i++) {
+        char b[3] = {p[2 * i], p[2 * i + 1], 0};
+        P->psk[i] = (uint8_t)strtoul(b, NULL, 16);
+    }
+    P->psk_len = len / 2;
+    return 0;
+}
+
 int link_tls_init(struct kr_peers *P, const struct kr_conf *c, char *err, size_t errlen)
 {
     char why[512];
@@ -44,6 +140,15 @@ int link_tls_init(struct kr_peers *P, const struct kr_conf *c, char *err, size_t
     P->ctx = ctx;
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
     SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+    if (c->peer_psk_file[0]) {
+        /* Every holder of the key is a peer; no certificates. */
+        SSL_CTX_set_psk_use_session_callback(ctx, psk_use);
+        SSL_CTX_set_psk_find_session_callback(ctx, psk_find);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        /* The PSK's hash must be the chosen suite's: offer only that one. */
+        SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256");
+        return load_psk(P, c->peer_psk_file, err, errlen);
+    }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     SSL_CTX_set_verify_depth(ctx, 4);
     const char *what = NULL, *path = NULL;
@@ -128,6 +233,8 @@ size_t link_out_pending(const struct peer_conn *c)
 
 bool link_cert_names(const struct peer_conn *c, const char *name)
 {
+    if (c->P->psk_len) /* the key is the proof; inbound, the identity must match */
+        return c->outbound || strcmp(c->psk_id, name) == 0;
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
     X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     return cert && SSL_get_verify_result(ssl) == X509_V_OK &&
@@ -213,6 +320,7 @@ void link_dial(struct peer *p)
     }
     c->peer = p;
     p->link = c;
+    set_conn(ssl, c);
     kr_addr_format((const struct sockaddr *)&p->addr.ss, c->remote);
     setup_bev(c);
     if (bufferevent_socket_connect(bev, (const struct sockaddr *)&p->addr.ss, (int)p->addr.len) !=
@@ -241,6 +349,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         bufferevent_free(bev);
         return;
     }
+    set_conn(ssl, c);
     kr_addr_format(sa, c->remote);
     setup_bev(c);
 }

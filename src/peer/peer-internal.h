@@ -94,6 +94,8 @@ struct kr_peers {
     int wake_fd;           /* eventfd: the same from any other thread */
     struct event *wake_ev; /* reads wake_fd */
     SSL_CTX *ctx;
+    uint8_t psk[128]; /* peers.psk_file, decoded; psk_len 0 = certificates */
+    size_t psk_len;
     struct evconnlistener *lis;
     struct peer peers[KR_CONF_MAX_PEERS];
     size_t n_peers;
@@ -169,6 +171,7 @@ struct peer_conn {
     bool in_resync;    /* receiving a full copy */
     uint64_t unacked;  /* changes applied since our last ACK */
     char remote[KR_ADDRSTRLEN];
+    char psk_id[KR_PEER_NAME_MAX]; /* inbound with a PSK: the identity it used */
     struct peer_conn *next;
 };
 

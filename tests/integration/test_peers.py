@@ -77,8 +77,8 @@ def free_port():
 class Pair:
     """Relays ra and rb; ra dials rb (its name sorts first)."""
 
-    def __init__(self, h, stubs, proxy=False, peers_extra=""):
-        self.h, self.stubs, self.peers_extra = h, stubs, peers_extra
+    def __init__(self, h, stubs, proxy=False, peers_extra="", psk=None):
+        self.h, self.stubs, self.peers_extra, self.psk = h, stubs, peers_extra, psk
         make_ca(h, "ca")
         for n in ("ra", "rb"):
             make_cert(h, "ca", n)
@@ -98,6 +98,16 @@ class Pair:
         addr = "127.0.0.1:%d" % self.pport[other]
         if n == "ra" and self.via:
             addr = self.via
+        if self.psk:
+            rl.write(self.h.path("peers.psk"), self.psk + "\n")
+            os.chmod(self.h.path("peers.psk"), 0o600)
+            return rl.conf_text(self.h, [self.stubs[x] for x in HOSTS], assist=False,
+                                state_dir=self.h.path("state-" + n),
+                                extra='control: { socket = "%s"; mode = "0600"; };\n'
+                                'peers: { name = "%s"; listen = "127.0.0.1:%d"; psk_file = "%s"; '
+                                'retry = "200ms"; relays = ( { name = "%s"; address = "%s"; } ); };\n'
+                                % (self.sock(n), n, self.pport[n], self.h.path("peers.psk"), other,
+                                   addr))
         extra = ('control: { socket = "%s"; mode = "0600"; };\n'
                  'metrics: { listen = "127.0.0.1:0"; };\n'
                  'peers: { name = "%s"; listen = "127.0.0.1:%d"; ca = "%s"; cert = "%s"; '
@@ -552,6 +562,27 @@ def test_partition(h):
     print("  healed: converged after %.2f s; the conflicting pin is on kms-2 on both" % took)
 
 
+def test_psk(h):
+    """A pre-shared key instead of certificates; another key is refused."""
+    stubs = stubs3(h)
+    key = os.urandom(32).hex()
+    pair = Pair(h, stubs, psk=key)
+    rc, d, out = rl.loadgen(h, pair.relays["ra"].target(), 100, c=8, seed=4, name="few")
+    rl.check_all_ok(rc, d, out, 100, "clients through ra")
+    pair.converge()
+    check(len(pair.table("rb")) >= 100, "rb has %d pins" % len(pair.table("rb")))
+    rb = pair.relays["rb"].proc
+    start = rl.log_size(rb)
+    r = subprocess.run(["openssl", "s_client", "-tls1_3", "-psk_identity", "ra", "-psk",
+                        os.urandom(32).hex(), "-connect", "127.0.0.1:%d" % pair.pport["rb"]],
+                       input=b"", capture_output=True, timeout=30)
+    rl.wait_log(rb, r"event=peer_refused peer=\S+ remote=\S+ reason=\"TLS handshake", timeout=10,
+                start=start)
+    check(pair.peer("rb")["state"] == "up", "the real link suffered")
+    print("  PSK link up, %d pins replicated; a wrong key refused (openssl rc %d)"
+          % (len(pair.table("rb")), r.returncode))
+
+
 def test_far_behind(h):
     """Away for more changes than the log keeps: a full resync instead."""
     stubs = stubs3(h)
@@ -571,7 +602,7 @@ def test_far_behind(h):
 
 if __name__ == "__main__":
     tests = [test_refused, test_pins_follow, test_admin_lag, test_kill_restart, test_partition,
-             test_far_behind]
+             test_far_behind, test_psk]
     only = os.environ.get("KR_ONLY")
     if only:
         tests = [t for t in tests if t.__name__ in only.split(",")]

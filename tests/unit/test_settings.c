@@ -318,8 +318,8 @@ static void test_reload_notes(void)
     b = a;
     for (size_t i = 0; i < conf_n_opts; i++)
         perturb(&b, &conf_opts[i]);
-    /* 5, plus the 8 of the peers group (links are set up at start only) */
-    CU_ASSERT_EQUAL(kr_conf_restart_changes(&a, &b, names, 2), 13);
+    /* 5, plus the 9 of the peers group (links are set up at start only) */
+    CU_ASSERT_EQUAL(kr_conf_restart_changes(&a, &b, names, 2), 14);
 }
 
 KR_SUITE(settings)
