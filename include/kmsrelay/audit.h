@@ -225,8 +225,23 @@ int kr_audit_add_marker(struct kr_audit_rrset *set, const char *txt, uint32_t tt
 
 /* ---- classification ---------------------------------------------------------- */
 
+/* A peer relay (issue 15) as the periodic audit sees it: its records are
+ * recognised by their marker's owner id = its peers.name. */
+struct kr_audit_peer {
+    char id[64];
+    int link_up;        /* the replication link is up now */
+    int64_t down_since; /* unix s since when it has been unreachable */
+};
+
 struct kr_audit_policy {
     const char *instance_id; /* ours; NULL or "" = none */
+    /* Peers with a live link state (kmsrelayd only): a peer's record is the
+     * peer's (AUTHORIZED_OK) while its link is up or down for less than
+     * peer_stale_s, and PEER_STALE (confirmed) after that, whatever a probe
+     * of its target says. */
+    const struct kr_audit_peer *peers;
+    size_t n_peers;
+    uint64_t peer_stale_s;
     const char *self_target; /* our published target, NULL = unknown */
     uint16_t self_port;
     const char *const *sanctioned; /* host names or addresses */
@@ -418,6 +433,10 @@ struct kr_audit_periodic *kr_audit_periodic_create(struct event_base *base, cons
                                                    struct kr_store *store);
 void kr_audit_periodic_apply(struct kr_audit_periodic *p, const struct kr_conf *c);
 void kr_audit_periodic_destroy(struct kr_audit_periodic *p);
+/* The replication service whose link states decide the peers' records
+ * (issue 15); NULL = none. Borrowed: must outlive the audit or be unset. */
+struct kr_peers;
+void kr_audit_periodic_set_peers(struct kr_audit_periodic *p, const struct kr_peers *peers);
 /* The last report (a new reference), or NULL before the first run ends. */
 json_t *kr_audit_periodic_json(struct kr_audit_periodic *p);
 

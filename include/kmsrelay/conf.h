@@ -28,6 +28,7 @@
 #define KR_CONF_MAX_DNS_ZONES 8   /* dns.zones */
 #define KR_CONF_MAX_DNS_SERVERS 4 /* per zone, and dns.resolvers */
 #define KR_CONF_MAX_DISCOVER 8    /* backend.discover, dns.self */
+#define KR_CONF_MAX_PEERS 8       /* peers.relays */
 
 enum kr_admin {
     KR_ADMIN_READY = 0,   /* takes new and pinned clients */
@@ -92,6 +93,12 @@ struct kr_conf_dns_zone {
      * of key; principal "" = HMAC key. Keytab mode 0600 like key files. */
     char gss_keytab[KR_CONF_PATH_MAX];
     char gss_principal[KR_CONF_FQDN_MAX];
+};
+
+/* One other relay this one replicates with (peers.relays, issue 15). */
+struct kr_conf_peer {
+    char name[KR_CONF_NAME_MAX]; /* its peers.name; its certificate must carry it */
+    struct kr_addr addr;         /* its peers.listen */
 };
 
 struct kr_conf {
@@ -185,6 +192,20 @@ struct kr_conf {
     uint64_t dns_dead_after_ms;     /* a target failing this long is dead; 0 = 24 h */
     /* sanctioned KMS hosts for the audit, one name or address per line */
     char dns_sanctioned_file[KR_CONF_PATH_MAX];
+
+    /* Peers (src/peer, issue 15): relays that share pins and admin states.
+     * Off while peer_name is "" (the default). */
+    char peer_name[KR_CONF_NAME_MAX];     /* this relay's name among its peers */
+    char peer_listen[KR_CONF_NAME_MAX];   /* "ip:port" for peer links */
+    char peer_ca[KR_CONF_PATH_MAX];       /* private CA of the peer certificates */
+    char peer_cert[KR_CONF_PATH_MAX];     /* this relay's certificate (PEM) */
+    char peer_key[KR_CONF_PATH_MAX];      /* ... and its key */
+    char peer_psk_file[KR_CONF_PATH_MAX]; /* or one key shared by all relays (hex) */
+    uint64_t peer_retry_ms;               /* reconnect a lost link after (1s) */
+    uint64_t peer_stale_ms;               /* unreachable this long: stale (5m) */
+    uint32_t peer_log_size;               /* changes kept for catch-up (100000) */
+    size_t n_peers;
+    struct kr_conf_peer peers[KR_CONF_MAX_PEERS];
 
     /* Control API (src/control): HTTP/1.1 + JSON on an AF_UNIX socket */
     char control_socket[KR_CONF_PATH_MAX]; /* "/run/kmsrelay/control.sock" */

@@ -364,6 +364,32 @@ int kr_store_kv_get(struct kr_store *s, const char *key, void *buf, size_t cap, 
 /* KR_ENOENT when absent. */
 int kr_store_kv_del(struct kr_store *s, const char *key);
 
+/* ---- change observer (replication between relays, issue 15) ------------ */
+
+enum kr_store_change_kind {
+    KR_STORE_CH_PIN_PUT = 1, /* key: the pin key; val: the encoded pin record */
+    KR_STORE_CH_PIN_DEL = 2, /* key: the pin key; no val (idle expiry is not
+                              * reported: every relay decides it the same way
+                              * from the replicated last_seen) */
+    KR_STORE_CH_HOST = 3,    /* key: host name (no NUL); val: the stored host
+                              * record (decode with kr_store_host_rec_decode) */
+};
+
+/* Called synchronously, in the thread that made the change, right after a
+ * successful kr_store_pin_put / pin_del / host_put, with no store lock held.
+ * Everything is borrowed for the call. It must not call back into the
+ * store's write functions of the same kind on the same thread without a
+ * guard of its own (it would be told about its own write). */
+typedef void (*kr_store_observer_fn)(void *ctx, int kind, const uint8_t *key, size_t key_len,
+                                     const uint8_t *val, size_t val_len);
+
+/* Installs (fn non-NULL) or removes (NULL) the one observer. */
+void kr_store_set_observer(struct kr_store *s, kr_store_observer_fn fn, void *ctx);
+
+/* Decodes a host record handed to an observer (name from the key). */
+int kr_store_host_rec_decode(const uint8_t *key, size_t key_len, const uint8_t *val, size_t len,
+                             struct kr_host_rec *out);
+
 /* ---- pin record codec (pure; public for tests and the fuzz target) ------- */
 
 /*

@@ -149,6 +149,35 @@ static void unknown(const struct kr_audit_rec *r, const struct kr_audit_probe *p
 
 /* Records with a marker (ours or a peer's), or our target without one.
  * Returns 1 when ownership decided the finding. */
+
+/* A peer relay's record (its marker's owner is a configured peer): the
+ * replication link decides, not a probe (issue 15). 0 when not a peer. */
+static int peer_record(const struct kr_audit_policy *pol, const char *id,
+                       struct kr_audit_finding *f)
+{
+    for (size_t i = 0; i < pol->n_peers; i++) {
+        const struct kr_audit_peer *pe = &pol->peers[i];
+        if (strcmp(pe->id, id) != 0)
+            continue;
+        int64_t down = pe->link_up ? 0 : pol->now - pe->down_since;
+        if (pe->link_up || down < (int64_t)pol->peer_stale_s) {
+            f->cls = KR_AUDIT_AUTHORIZED_OK;
+            if (pe->link_up)
+                set_reason(f, "peer relay %s (replication link up)", id);
+            else
+                set_reason(f, "peer relay %s (link down for %llds, stale after %llus)", id,
+                           (long long)down, (unsigned long long)pol->peer_stale_s);
+        } else {
+            f->cls = KR_AUDIT_PEER_STALE;
+            f->confirmed = 1;
+            set_reason(f, "peer relay %s, unreachable for %llds (peers.stale_after %llus)", id,
+                       (long long)down, (unsigned long long)pol->peer_stale_s);
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static int owned(const struct kr_audit_rrset *set, unsigned i, const struct kr_audit_policy *pol,
                  const char *ours, struct kr_audit_finding *f)
 {
@@ -182,6 +211,8 @@ static int owned(const struct kr_audit_rrset *set, unsigned i, const struct kr_a
     }
     if (!mk)
         return 0;
+    if (peer_record(pol, mk->id, f))
+        return 1;
     if (live == KR_AUDIT_LIVE) {
         f->cls = KR_AUDIT_AUTHORIZED_OK;
         set_reason(f, "kmsrelay instance %s (marker); answers KMS", mk->id);

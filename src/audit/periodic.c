@@ -8,6 +8,7 @@
  * the run except in destroy, which cancels it. At most one run at a time; a
  * run that is still going when the next is due simply delays it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@
 #include "kmsrelay/log.h"
 #include "kmsrelay/offload.h"
 #include "kmsrelay/store.h"
+#include "peer/peer.h"
 
 #define FIRST_RUN_MS 10000 /* let the publisher publish before the first look */
 
@@ -27,10 +29,14 @@ struct kr_audit_periodic {
     struct kr_store *store;
     struct kr_conf *conf; /* current config (loop thread) */
     struct event *tick;
-    struct kr_offload *run;   /* the run in progress (loop thread), NULL when idle */
-    struct kr_conf *run_conf; /* the run's copy */
-    json_t *result;           /* written by the run, read once it is done */
-    json_t *last;             /* loop thread: the last finished report */
+    struct kr_offload *run;       /* the run in progress (loop thread), NULL when idle */
+    struct kr_conf *run_conf;     /* the run's copy */
+    json_t *result;               /* written by the run, read once it is done */
+    json_t *last;                 /* loop thread: the last finished report */
+    const struct kr_peers *peers; /* link states of the peer relays (issue 15) */
+    struct kr_audit_peer run_peers[KR_CONF_MAX_PEERS]; /* the run's snapshot of them */
+    size_t run_n_peers;
+    int64_t started; /* a peer never up counts as down since then */
 };
 
 static void schedule(struct kr_audit_periodic *p, uint64_t ms)
@@ -112,6 +118,9 @@ static void worker(struct kr_offload *run, void *arg)
         for (size_t i = 0; i < n; i++)
             sp[i] = sanc[i];
         pol.instance_id = c->instance_id;
+        pol.peers = p->run_peers;
+        pol.n_peers = p->run_n_peers;
+        pol.peer_stale_s = c->peer_stale_ms / 1000;
         pol.sanctioned = sp;
         pol.n_sanctioned = n;
         pol.now = kr_wall_s();
@@ -170,6 +179,28 @@ static void run_done(void *arg)
     }
 }
 
+/* Loop thread: the peers' link states for the run (it runs in another
+ * thread, the replication service belongs to this one). */
+static void snapshot_peers(struct kr_audit_periodic *p)
+{
+    struct kr_peer_status st[KR_CONF_MAX_PEERS];
+    size_t n = p->peers ? kr_peers_status(p->peers, st, KR_CONF_MAX_PEERS) : 0;
+    p->run_n_peers = 0;
+    for (size_t i = 0; i < n && i < KR_CONF_MAX_PEERS; i++) {
+        struct kr_audit_peer *a = &p->run_peers[p->run_n_peers++];
+        _Static_assert(sizeof(a->id) == sizeof(st[i].name), "peer names fit");
+        memcpy(a->id, st[i].name, sizeof(a->id));
+        a->link_up = st[i].up;
+        a->down_since = st[i].down_since ? st[i].down_since : p->started;
+    }
+}
+
+void kr_audit_periodic_set_peers(struct kr_audit_periodic *p, const struct kr_peers *peers)
+{
+    if (p)
+        p->peers = peers;
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct kr_audit_periodic *p = arg;
@@ -183,6 +214,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (!(p->run_conf = malloc(sizeof(*p->run_conf))))
         return;
     memcpy(p->run_conf, p->conf, sizeof(*p->conf));
+    snapshot_peers(p);
     if (!(p->run = kr_offload_start(p->base, worker, run_done, p))) {
         kr_log(KR_LOG_WARN, "event=dns_audit_error msg=\"cannot start the audit thread\"");
         free(p->run_conf);
@@ -200,6 +232,7 @@ struct kr_audit_periodic *kr_audit_periodic_create(struct event_base *base, cons
     }
     p->base = base;
     p->store = store;
+    p->started = kr_wall_s();
     memcpy(p->conf, c, sizeof(*c));
     if (enabled(c))
         schedule(p,

@@ -136,10 +136,15 @@ void conf_load_dns(struct conf_ctx *x);
 /* Extra list names of a group handled by dns.c ("zones", ...), NULL-ended. */
 const char *const *conf_dns_lists(const char *group);
 
+/* peers.c: the peers.relays list, and its checks (called by conf_check). */
+void conf_load_peers(struct conf_ctx *x);
+void conf_check_peers(const struct kr_conf *c, struct conf_errs *e, conf_locate_fn loc, void *ctx);
+
 /* Setting names that are lists or groups handled by hand (not in conf_opts). */
 #define CONF_GROUPS                                                                                \
     {                                                                                              \
-        "clients", "backend", "routing", "store", "health", "log", "metrics", "dns", "control"     \
+        "clients", "backend", "routing", "store", "health", "log", "metrics", "dns", "control",    \
+            "peers"                                                                                \
     }
 
 #endif

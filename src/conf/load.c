@@ -84,6 +84,8 @@ static size_t scope_names(const char *group, const char **out, size_t cap)
         }
     } else if (strcmp(group, "clients") == 0 && n < cap) {
         out[n++] = "allow";
+    } else if (strcmp(group, "peers") == 0 && n < cap) {
+        out[n++] = "relays";
     }
     for (const char *const *l = conf_dns_lists(group); *l && n < cap; l++)
         out[n++] = *l;
@@ -356,6 +358,7 @@ int conf_load_tree(config_t *cfg, const char *source, struct kr_conf **out, stru
     x.c->log_debug = x.c->log_level == KR_LOG_DEBUG;
     load_lists(&x);
     conf_load_dns(&x);
+    conf_load_peers(&x);
     /* Also after errors: every problem is reported in one pass. */
     conf_check(x.c, e, locate, &x, false);
     if (e->n != before) {

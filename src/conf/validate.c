@@ -138,6 +138,7 @@ void conf_check(const struct kr_conf *c, struct conf_errs *e, conf_locate_fn loc
     struct check k = {e, loc, ctx, c->source[0] ? c->source : "command line"};
     check_lists(c, &k, need_hosts);
     check_times(c, &k);
+    conf_check_peers(c, e, loc, ctx);
 }
 
 int kr_conf_validate(const struct kr_conf *c, char *errbuf, size_t errlen)

@@ -138,6 +138,7 @@ int ctl_api_status(struct ctl_call *c)
     ctl_set(o, "activations", status_activations(r));
     ctl_set(o, "connections", status_connections(r));
     ctl_set(o, "store", status_store(r, &st));
+    ctl_set(o, "peers", ctl_peers_summary(c->ctl->peers));
 
     json_t *ctl = json_object();
     ctl_set(ctl, "socket", json_string(c->ctl->path));

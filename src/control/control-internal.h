@@ -65,6 +65,7 @@ struct kr_control {
     struct kr_relay *relay;
     struct kr_dns *dns;              /* NULL: no DNS service */
     struct kr_audit_periodic *audit; /* NULL: no periodic audit */
+    struct kr_peers *peers;          /* NULL: replication off */
     struct evhttp *http;
     char path[KR_CONF_PATH_MAX]; /* the socket we created */
     dev_t dev;                   /* ... and its file, to unlink only ours */
@@ -269,6 +270,10 @@ int ctl_api_rebalance(struct ctl_call *c);
 int ctl_api_clients(struct ctl_call *c);
 int ctl_api_report(struct ctl_call *c);
 int ctl_api_dns(struct ctl_call *c);
+int ctl_api_peers(struct ctl_call *c); /* api_peers.c */
+/* {configured, up, total, alone} for GET /v1/status (api_peers.c). */
+struct kr_peers;
+json_t *ctl_peers_summary(const struct kr_peers *p);
 int ctl_api_reload(struct ctl_call *c);
 /* Frees a reload request still waiting (kr_control_free). */
 void ctl_reload_drop(struct kr_control *ctl);

@@ -26,6 +26,7 @@ struct kr_host;
 struct kr_dns;
 struct kr_audit_periodic;
 struct kr_control;
+struct kr_peers;
 
 /* How a reload ended, on the event loop: rc 0 when the new configuration
  * is in force, else a negative KR_E* with every problem in err, one per
@@ -48,6 +49,7 @@ struct kr_control_deps {
     struct kr_audit_periodic *audit;
     kr_control_reload_fn reload; /* may be NULL: POST /v1/reload answers 409 */
     void *reload_arg;
+    struct kr_peers *peers; /* NULL when replication is off (GET /v1/peers) */
 };
 
 /*

@@ -41,6 +41,8 @@ const struct ctl_route ctl_routes[] = {
     {CTL_GET, "/v1/clients", "app,host,since,limit,format", ctl_api_clients,
      "clients (pins): ?app=, ?host=, ?since= (a duration), ?limit=, ?format=json|csv"},
     {CTL_GET, "/v1/report", "", ctl_api_report, "the activation report (kmsrelay.report/1)"},
+    {CTL_GET, "/v1/peers", "", ctl_api_peers,
+     "replication links: state, lag (changes and seconds), last error"},
     {CTL_GET, "/v1/dns", "", ctl_api_dns, "published SRV records, last update, next reconcile"},
     {CTL_POST, "/v1/reload", "", ctl_api_reload,
      "reload the configuration (as SIGHUP); lists the errors when it is refused"},

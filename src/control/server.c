@@ -256,6 +256,7 @@ int kr_control_start(struct event_base *base, const struct kr_control_deps *deps
     ctl->relay = deps->relay;
     ctl->dns = deps->dns;
     ctl->audit = deps->audit;
+    ctl->peers = deps->peers;
     ctl->reload = deps->reload;
     ctl->reload_arg = deps->reload_arg;
     snprintf(ctl->path, sizeof(ctl->path), "%s", conf->control_socket);

@@ -105,6 +105,7 @@ int ctl_cmd_rebalance(const struct ctl_opts *o, int argc, char **argv);
 int ctl_cmd_clients(const struct ctl_opts *o, int argc, char **argv);
 int ctl_cmd_report(const struct ctl_opts *o, int argc, char **argv);
 int ctl_cmd_dns(const struct ctl_opts *o, int argc, char **argv);
+int ctl_cmd_peers(const struct ctl_opts *o, int argc, char **argv); /* cmd_peers.c */
 int ctl_cmd_reload(const struct ctl_opts *o, int argc, char **argv);
 
 #endif

@@ -102,6 +102,12 @@ int ctl_cmd_status(const struct ctl_opts *o0, int argc, char **argv)
            ctl_jstr(st, "state", up, sizeof(up)), ctl_jint(st, "pins_committed"),
            ctl_jint(st, "pending"), b1, b2, json_is_string(le) ? "; last error: " : "",
            json_is_string(le) ? json_string_value(le) : "");
+    const json_t *pe = json_object_get(s, "peers");
+    if (json_is_true(json_object_get(pe, "configured")))
+        printf("peers:        %lld of %lld up%s\n", ctl_jint(pe, "up"), ctl_jint(pe, "total"),
+               json_is_true(json_object_get(pe, "alone"))
+                   ? "; ALONE: serving with the local table only"
+                   : "");
     printf("control:      %s (%lld requests, %lld errors)\n", ctl_jstr(ct, "socket", b1, 32),
            ctl_jint(ct, "requests"), ctl_jint(ct, "errors"));
     fflush(stdout);

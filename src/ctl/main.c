@@ -34,6 +34,7 @@ static const struct ctl_cmd commands[] = {
      "list clients (pins); --limit N caps the list", ctl_cmd_clients},
     {"report", "[--format table|json|csv]", "activation report: counts, thresholds, problems",
      ctl_cmd_report},
+    {"peers", "", "replication links to the other relays: state, lag, last error", ctl_cmd_peers},
     {"dns", "", "published SRV records, last update result, next reconcile", ctl_cmd_dns},
     {"dns", "check --zone Z --server A --keytab K --principal P",
      "prove Kerberos (GSS-TSIG) credentials: ticket, context, signed read", ctl_cmd_dns},

@@ -22,6 +22,7 @@
 #include "control/control.h"
 #include "daemon/daemon.h"
 #include "dnsservice/dnsservice.h"
+#include "peer/peer.h"
 #include "kmsrelay/store.h"
 
 struct kr_daemon {
@@ -36,6 +37,7 @@ struct kr_daemon {
     struct kr_audit_periodic *audit;   /* borrows the store */
     struct kr_metrics_server *metrics; /* NULL when metrics are off */
     struct kr_control *control;        /* NULL when the control socket failed */
+    struct kr_peers *peers;            /* NULL when peers.name is not set */
     struct event *commit_timer;        /* state.c */
     bool commit_alarm;
     uint64_t commit_failures_seen;

@@ -25,7 +25,7 @@ static int control_reload(void *arg, kr_control_reload_done_fn done, void *done_
 static void start_control(struct kr_daemon *d)
 {
     char err[1024];
-    struct kr_control_deps deps = {d->relay, d->dns, d->audit, control_reload, d};
+    struct kr_control_deps deps = {d->relay, d->dns, d->audit, control_reload, d, d->peers};
     if (kr_control_start(d->base, &deps, &d->control, err, sizeof(err)) != 0) {
         char q[1100];
         kr_log(KR_LOG_ERR, "event=control_error msg=%s action=\"running without the control API\"",
@@ -44,6 +44,9 @@ static int start(struct kr_daemon *d, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return rc;
     }
+    /* Peers after the relay: received admin states go to its hosts. */
+    if ((rc = kr_peers_start(d->base, d->conf, d->relay, d->store, &d->peers, err, errlen)) != 0)
+        return rc;
     /* DNS after the listeners: our SRV names their port. */
     daemon_dns_env(d, &d->dns_env);
     if ((rc = kr_dns_create(&d->dns_env, &d->dns, err, errlen)) != 0)
@@ -52,6 +55,7 @@ static int start(struct kr_daemon *d, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return KR_ENOMEM;
     }
+    kr_audit_periodic_set_peers(d->audit, d->peers);
     daemon_store_watch(d);
     return 0;
 }
@@ -82,6 +86,7 @@ int kr_daemon_create(struct event_base *base, const struct kr_daemon_opts *o, st
         return rc;
     }
     kr_metrics_server_set_dns(d->metrics, d->dns); /* for the status page */
+    kr_metrics_server_set_peers(d->metrics, d->peers);
     start_control(d);
     *out = d;
     return 0;
@@ -119,6 +124,7 @@ int kr_daemon_apply(struct kr_daemon *d, struct kr_conf *nc, char *err, size_t e
                kr_logfmt_value(merr, q, sizeof(q)));
     }
     kr_metrics_server_set_dns(d->metrics, d->dns);
+    kr_metrics_server_set_peers(d->metrics, d->peers);
     return 0;
 }
 
@@ -166,8 +172,10 @@ void kr_daemon_destroy(struct kr_daemon *d)
     if (!d)
         return;
     daemon_reload_cancel(d);
-    kr_control_free(d->control);         /* joins its workers: before the store closes */
-    kr_metrics_server_free(d->metrics);  /* before the relay: it reads the store */
+    kr_control_free(d->control);        /* joins its workers: before the store closes */
+    kr_metrics_server_free(d->metrics); /* before the relay: it reads the store */
+    kr_audit_periodic_set_peers(d->audit, NULL);
+    kr_peers_free(d->peers);             /* before the relay and store it writes */
     kr_dns_destroy(d->dns);              /* before the hosts it looks at */
     kr_audit_periodic_destroy(d->audit); /* before the store it records into */
     daemon_names_destroy(d->names);      /* before the relay it feeds */

@@ -31,6 +31,7 @@
 #include "kmsrelay/err.h"
 #include "kmsrelay/fdguard.h"
 #include "kmsrelay/store.h"
+#include "peer/peer.h"
 #include "relay/relay.h"
 
 /* The nearest existing ancestor of path (path itself when it exists). */
@@ -131,6 +132,8 @@ int daemon_preflight(const struct kr_conf *c, char *err, size_t errlen)
     if ((rc = check_state_dir(c, err, errlen)) != 0)
         return rc;
     if ((rc = check_store(c, err, errlen)) != 0)
+        return rc;
+    if ((rc = kr_peers_check(c, err, errlen)) != 0)
         return rc;
     check_control_dir(c);
     check_fd_budget(c);

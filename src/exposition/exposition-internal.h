@@ -20,6 +20,10 @@
 
 /* format.c: one metric family header, then samples. Labels are given as
  * alternating name, value strings ending with NULL. */
+/* peers.c: the replication links (nothing when p is NULL). */
+struct kr_peers;
+void mx_render_peers(const struct kr_peers *p, struct evbuffer *b);
+
 void mx_head(struct evbuffer *b, const char *name, const char *type, const char *help);
 void mx_sample(struct evbuffer *b, const char *name, double v, ...);
 void mx_sample_u(struct evbuffer *b, const char *name, uint64_t v, ...);

@@ -52,6 +52,9 @@ int kr_metrics_server_apply(struct kr_metrics_server **m, struct event_base *bas
  * set again. NULL m is fine. */
 struct kr_dns;
 void kr_metrics_server_set_dns(struct kr_metrics_server *m, struct kr_dns *dns);
+/* The replication service to export (NULL: none; issue 15). */
+struct kr_peers;
+void kr_metrics_server_set_peers(struct kr_metrics_server *m, struct kr_peers *peers);
 
 /* The bound address, "127.0.0.1:9688" (for status and tests). */
 const char *kr_metrics_server_addr(const struct kr_metrics_server *m);

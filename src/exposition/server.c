@@ -44,6 +44,7 @@ struct kr_metrics_server {
     struct kr_fd_guard *guard; /* fdguard.h: cap, header deadline, EMFILE */
     struct kr_relay *relay;
     struct kr_dns *dns;             /* NULL until kr_metrics_server_set_dns */
+    struct kr_peers *peers;         /* NULL: replication off */
     struct mx_report_cache *report; /* the status page's */
     char listen[KR_CONF_NAME_MAX];  /* as configured */
     char bound[KR_ADDRSTRLEN];      /* actual address */
@@ -124,6 +125,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, HTTP_INTERNAL, NULL);
         return;
     }
+    mx_render_peers(m->peers, b);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, HTTP_OK, "OK", b);
@@ -207,6 +209,12 @@ void kr_metrics_server_set_dns(struct kr_metrics_server *m, struct kr_dns *dns)
 {
     if (m)
         m->dns = dns;
+}
+
+void kr_metrics_server_set_peers(struct kr_metrics_server *m, struct kr_peers *peers)
+{
+    if (m)
+        m->peers = peers;
 }
 
 const char *kr_metrics_server_addr(const struct kr_metrics_server *m)

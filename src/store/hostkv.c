@@ -143,7 +143,21 @@ int kr_store_host_put(struct kr_store *s, const struct kr_host_rec *h)
     uint8_t buf[HOST_REC_LEN];
     host_encode(h, buf);
     MDB_val v = store_val(buf, sizeof(buf));
-    return sync_write(s, s->dbi_hosts, &k, &v);
+    int rc = sync_write(s, s->dbi_hosts, &k, &v);
+    if (rc == 0)
+        store_observe(s, KR_STORE_CH_HOST, (const uint8_t *)h->name, strlen(h->name), buf,
+                      sizeof(buf));
+    return rc;
+}
+
+int kr_store_host_rec_decode(const uint8_t *key, size_t key_len, const uint8_t *val, size_t len,
+                             struct kr_host_rec *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (key_len == 0 || key_len >= sizeof(out->name))
+        return KR_EMALF;
+    memcpy(out->name, key, key_len);
+    return host_decode(val, len, out);
 }
 
 struct host_out {

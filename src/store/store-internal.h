@@ -71,6 +71,11 @@ struct kr_store {
     bool stop;
     unsigned interval_ms;
     size_t kick_at;
+
+    /* Change observer (observe.c), under obs_mu. */
+    pthread_mutex_t obs_mu;
+    kr_store_observer_fn obs_fn;
+    void *obs_ctx;
 };
 
 /* An MDB_val over borrowed bytes. LMDB's struct is not const-correct but
@@ -131,6 +136,11 @@ int store_format_upgrade(struct kr_store *s, MDB_txn *txn, uint32_t fmt, const c
 /* Starts / stops the background flusher (flush.c). */
 int store_thread_start(struct kr_store *s);
 void store_thread_stop(struct kr_store *s);
+
+/* Tells the observer (if any) about a change the caller just made
+ * (observe.c); called with no store lock held. */
+void store_observe(struct kr_store *s, int kind, const uint8_t *key, size_t key_len,
+                   const uint8_t *val, size_t val_len);
 
 /* Updates s->queued after a queue change; call with mu held. */
 void store_queued_update(struct kr_store *s);

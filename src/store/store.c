@@ -228,6 +228,7 @@ int kr_store_open(const char *dir, const struct kr_store_opts *opts, struct kr_s
     pthread_mutex_init(&s->flush_mu, NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->rd_mu, NULL);
+    pthread_mutex_init(&s->obs_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the flusher's timed waits */
@@ -311,6 +312,7 @@ int kr_store_close(struct kr_store *s)
     batch_deinit(&s->b[1]);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->rd_mu);
+    pthread_mutex_destroy(&s->obs_mu);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->flush_mu);
     free(s);
@@ -418,14 +420,20 @@ int kr_store_pin_put(struct kr_store *s, const struct kr_pin *pin)
     if (rc)
         return rc == KR_ENOSPC ? KR_EINVAL : rc;
     kr_pin_key(pin->cmid, pin->app_id, key);
-    return enqueue(s, key, PEND_PUT, buf, len);
+    rc = enqueue(s, key, PEND_PUT, buf, len);
+    if (rc == 0)
+        store_observe(s, KR_STORE_CH_PIN_PUT, key, KR_PIN_KEY_LEN, buf, len);
+    return rc;
 }
 
 int kr_store_pin_del(struct kr_store *s, const uint8_t cmid[16], const uint8_t app_id[16])
 {
     uint8_t key[KR_PIN_KEY_LEN];
     kr_pin_key(cmid, app_id, key);
-    return enqueue(s, key, PEND_DEL, NULL, 0);
+    int rc = enqueue(s, key, PEND_DEL, NULL, 0);
+    if (rc == 0)
+        store_observe(s, KR_STORE_CH_PIN_DEL, key, KR_PIN_KEY_LEN, NULL, 0);
+    return rc;
 }
 
 size_t kr_store_pending(const struct kr_store *s)
