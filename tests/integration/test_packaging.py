@@ -185,11 +185,37 @@ def test_config_file(h):
         f.write('key "kmsrelay" {\n\talgorithm hmac-sha256;\n'
                 '\tsecret "t41f/LggFK+03OF7k6cTwWplqIR1UBV5+3jBDdJSwwI=";\n};\n')
     os.chmod(key, 0o600)
+    # the peers example's TLS material and pre-shared key must exist too
+    peer = peer_files(h)
+    for etc, path in peer.items():
+        uncommented = uncommented.replace(etc, path)
     with open(full, "w") as f:
         f.write(uncommented.replace("/etc/kmsrelay/dns.key", key)
                 .replace("/var/lib/kmsrelay", h.path("state")))
     p = run([krtest.binpath("kmsrelayd"), "-n", "-c", full])
     check(p.returncode == 0, "uncommented: %s%s" % (p.stdout, p.stderr))
+
+
+def peer_files(h):
+    """A private CA, relay-a's certificate and key, and a pre-shared key, as
+    the commented peers example names them (made with the openssl CLI)."""
+    d = h.path("peers")
+    os.makedirs(d, exist_ok=True)
+    f = {n: os.path.join(d, n) for n in ("ca.pem", "ca.key", "a.pem", "a.key", "a.csr", "psk")}
+    for cmd in (["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-nodes", "-keyout", f["ca.key"], "-out", f["ca.pem"], "-subj", "/CN=ca",
+                 "-days", "2"],
+                ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", f["a.key"], "-out", f["a.csr"], "-subj", "/CN=relay-a"],
+                ["x509", "-req", "-in", f["a.csr"], "-CA", f["ca.pem"], "-CAkey", f["ca.key"],
+                 "-CAcreateserial", "-out", f["a.pem"], "-days", "2"],
+                ["rand", "-hex", "-out", f["psk"], "32"]):
+        p = run(["openssl"] + cmd)
+        check(p.returncode == 0, "openssl %s: %s" % (cmd[0], p.stderr))
+    for n in ("a.key", "psk", "ca.key"):
+        os.chmod(f[n], 0o600)
+    return {"/etc/kmsrelay/peers-ca.pem": f["ca.pem"], "/etc/kmsrelay/relay-a.pem": f["a.pem"],
+            "/etc/kmsrelay/relay-a.key": f["a.key"], "/etc/kmsrelay/peers.psk": f["psk"]}
 
 
 def test_sd_notify(h):
