@@ -80,6 +80,9 @@ void daemon_dns_env(struct kr_daemon *d, struct kr_dns_env *env);
 struct daemon_names;
 int daemon_names_create(struct kr_daemon *d, struct daemon_names **out);
 void daemon_names_apply(struct daemon_names *n);
+/* True while a configured name waits for its first answer (discovery holds
+ * its round meanwhile, see dnsservice.h names_settling). */
+bool daemon_names_settling(const struct daemon_names *n);
 void daemon_names_destroy(struct daemon_names *n);
 /* -n: every host name must resolve now. 0, or KR_ECONFIG with one line
  * per name that does not ("file:line: host kms1: address ... does not

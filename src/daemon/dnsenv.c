@@ -42,6 +42,23 @@ static bool env_host_down(void *ctx, const struct kr_addr *a)
     return false;
 }
 
+static bool env_configured_at(void *ctx, const struct kr_addr *a)
+{
+    const struct kr_relay *r = ((struct kr_daemon *)ctx)->relay;
+    for (size_t i = 0; i < r->n_hosts; i++) {
+        const struct kr_host *h = r->hosts[i];
+        if (!h->removed && !h->dynamic && h->conf.addr.len == a->len &&
+            memcmp(&h->conf.addr.ss, &a->ss, a->len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool env_names_settling(void *ctx)
+{
+    return daemon_names_settling(((struct kr_daemon *)ctx)->names);
+}
+
 static int env_host_add(void *ctx, const struct kr_conf_host *hc)
 {
     return kr_relay_dyn_add(((struct kr_daemon *)ctx)->relay, hc);
@@ -66,6 +83,8 @@ void daemon_dns_env(struct kr_daemon *d, struct kr_dns_env *env)
     env->conf = env_conf;
     env->service_up = env_service_up;
     env->listen_addrs = env_listen_addrs;
+    env->configured_at = env_configured_at;
+    env->names_settling = env_names_settling;
     env->host_down = env_host_down;
     env->host_add = env_host_add;
     env->host_drain = env_host_drain;

@@ -42,6 +42,7 @@ struct name_slot {
     uint16_t port;
     uint64_t due_us; /* next lookup; 0 = in flight */
     bool failing;    /* the last lookup failed (logged once per streak) */
+    bool answered;   /* a lookup finished since the name was configured */
     struct kr_dns_lookup *lookup;
 };
 
@@ -85,6 +86,7 @@ static void on_lookup(const struct kr_dns_addrs *res, void *arg)
     char q[KR_DNS_MSG_MAX + 8];
 
     s->lookup = NULL;
+    s->answered = true;
     if (res->n) {
         const struct kr_addr *a = pick(d, s->host, res);
         char text[KR_ADDRSTRLEN];
@@ -224,6 +226,14 @@ int daemon_names_create(struct kr_daemon *d, struct daemon_names **out)
     *out = n;
     daemon_names_apply(n);
     return 0;
+}
+
+bool daemon_names_settling(const struct daemon_names *n)
+{
+    for (size_t i = 0; n && i < n->n; i++)
+        if (!n->slots[i].answered)
+            return true;
+    return false;
 }
 
 void daemon_names_destroy(struct daemon_names *n)

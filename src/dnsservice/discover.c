@@ -139,12 +139,15 @@ static bool self_name(const struct kr_conf *c, const char *target)
     return false;
 }
 
-static bool static_addr(const struct kr_conf *c, const struct kr_addr *a)
+/* A configured host at this address: the config's numeric addresses, and
+ * what the relay resolved its named hosts to (they have no address in the
+ * configuration itself). */
+static bool static_addr(const struct kr_dns *d, const struct kr_conf *c, const struct kr_addr *a)
 {
     for (size_t i = 0; i < c->n_hosts; i++)
         if (c->hosts[i].addr.len == a->len && memcmp(&c->hosts[i].addr.ss, &a->ss, a->len) == 0)
             return true;
-    return false;
+    return d->env.configured_at && d->env.configured_at(d->env.ctx, a);
 }
 
 static struct disc_host *known(struct dns_disc *x, const char *host)
@@ -181,7 +184,7 @@ static void apply(struct dns_disc *x)
         host_name(h, h->host);
         if (h->state != 1)
             continue;
-        if (is_own(x->d, &h->addr) || static_addr(c, &h->addr)) {
+        if (is_own(x->d, &h->addr) || static_addr(x->d, c, &h->addr)) {
             kr_log(KR_LOG_DEBUG, "event=discover_skip name=%s target=%s reason=\"%s\"", x->name,
                    h->target,
                    is_own(x->d, &h->addr) ? "our own address" : "already a configured host");
@@ -310,6 +313,17 @@ static void resolve_next(struct dns_disc *x)
         if (kr_dns_query(x->d->client, &s, x->cur[x->i].target, KR_DNS_A, on_addr, x, &x->req) == 0)
             return;
         x->cur[x->i].state = 3;
+    }
+    const struct kr_dns_env *env = &x->d->env;
+    if (env->names_settling && env->names_settling(env->ctx)) {
+        /* A configured host named by DNS name has no address yet: a target
+         * at that address would look like a new host. Ask again soon. */
+        kr_log(KR_LOG_DEBUG,
+               "event=discover_wait name=%s reason=\"configured host names not "
+               "resolved yet\"",
+               x->name);
+        schedule(x, 1000);
+        return;
     }
     apply(x);
     x->failures = 0;

@@ -59,6 +59,12 @@ struct kr_dns_env {
     bool (*service_up)(void *ctx);
     /* The addresses our listeners are bound to, in config order. */
     size_t (*listen_addrs)(void *ctx, struct kr_addr *out, size_t max);
+    /* Does a configured (not discovered) host use this address now? Asks
+     * the relay, not the configuration: a host named by DNS name has its
+     * address only once the name resolved. */
+    bool (*configured_at)(void *ctx, const struct kr_addr *a);
+    /* Are configured host names still waiting for their first answer? */
+    bool (*names_settling)(void *ctx);
     /* Is the backend host at this address known to be DOWN? */
     bool (*host_down)(void *ctx, const struct kr_addr *a);
     /* Discovered hosts (semantics of kr_relay_dyn_add/drain/remove). */
