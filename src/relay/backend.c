@@ -139,15 +139,7 @@ static void io_cb(evutil_socket_t fd, short what, void *arg);
 
 static void io_want(struct kr_bconn *c, short what)
 {
-    if (c->fd < 0 || what == c->io_what)
-        return;
-    if (c->io_what)
-        event_del(&c->io);
-    c->io_what = what;
-    if (!what)
-        return;
-    event_assign(&c->io, c->host->relay->base, c->fd, (short)(what | EV_PERSIST), io_cb, c);
-    event_add(&c->io, NULL);
+    relay_io_want(c->host->relay->base, &c->io, &c->io_what, c->fd, what, io_cb, c);
 }
 
 /* Writes a PDU now; what would block waits in c->out for the write event.

@@ -111,19 +111,10 @@ static void peer_text(const struct kr_client *c, char out[KR_ADDRSTRLEN])
 
 static void io_cb(evutil_socket_t fd, short what, void *arg);
 
-/* Registers io for `what` (EV_READ and/or EV_WRITE; 0 = none). Changes
- * happen only off the normal path (output blocked, input full, EOF). */
+/* Changes happen only off the normal path (output blocked, input full, EOF). */
 static void io_want(struct kr_client *c, short what)
 {
-    if (c->fd < 0 || what == c->io_what)
-        return;
-    if (c->io_what)
-        event_del(&c->io);
-    c->io_what = what;
-    if (!what)
-        return;
-    event_assign(&c->io, c->relay->base, c->fd, (short)(what | EV_PERSIST), io_cb, c);
-    event_add(&c->io, NULL);
+    relay_io_want(c->relay->base, &c->io, &c->io_what, c->fd, what, io_cb, c);
 }
 
 static void arm_at(struct kr_client *c, uint64_t at)

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/event.h>
+
 #include "relay/relay.h"
 
 /* RPC status codes (rpc_s_* / rpc_x_*) the relay sends in fault PDUs. */
@@ -19,6 +21,11 @@
 
 /* route.c: the index of the host with this HRW key and name, or -1. `name`
  * may be NULL to match on the key alone. */
+/* Registers `ev` for `what` (EV_READ and/or EV_WRITE, persistent; 0 =
+ * none) on fd, with *cur the set registered now; no call when unchanged. */
+void relay_io_want(struct event_base *base, struct event *ev, short *cur, evutil_socket_t fd,
+                   short what, event_callback_fn cb, void *arg);
+
 int route_host_index(const struct kr_relay *r, uint64_t key, const char *name);
 /* route.c: the host by name, or -1. */
 int route_host_by_name(const struct kr_relay *r, const char *name);
