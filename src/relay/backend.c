@@ -592,14 +592,10 @@ static void on_connected(struct kr_bconn *c)
 
 static void on_writable(struct kr_bconn *c)
 {
-    ssize_t w = send(c->fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL);
-    if (w < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            conn_gone(c);
+    if (relay_send_pending(c->fd, c->out, &c->out_off, &c->out_len) != 0) {
+        conn_gone(c);
         return;
     }
-    c->out_off = (uint16_t)(c->out_off + w);
-    c->out_len = (uint16_t)(c->out_len - w);
     if (!c->out_len)
         io_want(c, EV_READ);
 }

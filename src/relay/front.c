@@ -276,14 +276,10 @@ static void out_write(struct kr_client *c, const uint8_t *p, size_t n)
 /* The write event: the client reads again. */
 static void out_flush(struct kr_client *c)
 {
-    ssize_t w = send(c->fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL);
-    if (w < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            session_close(c);
+    if (relay_send_pending(c->fd, c->out, &c->out_off, &c->out_len) != 0) {
+        session_close(c);
         return;
     }
-    c->out_off = (uint16_t)(c->out_off + w);
-    c->out_len = (uint16_t)(c->out_len - w);
     if (c->out_len)
         return;
     c->out_off = 0;

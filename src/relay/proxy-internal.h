@@ -26,6 +26,11 @@
 void relay_io_want(struct event_base *base, struct event *ev, short *cur, evutil_socket_t fd,
                    short what, event_callback_fn cb, void *arg);
 
+/* Sends what is left of a blocked write (buf + *off, *len bytes) and
+ * advances *off and *len by what the socket took. 0 (progress, or it would
+ * block), -1 when the connection is gone. */
+int relay_send_pending(evutil_socket_t fd, const uint8_t *buf, uint16_t *off, uint16_t *len);
+
 int route_host_index(const struct kr_relay *r, uint64_t key, const char *name);
 /* route.c: the host by name, or -1. */
 int route_host_by_name(const struct kr_relay *r, const char *name);
