@@ -78,10 +78,12 @@ def t_sigkill_storm(h):
     rc, sdoc, out = rl.loadgen_wait(h, lg)
     seen = pins_logged(log.events("activation", m0))
     s = sdoc["summary"]
-    check(rc == 1 and len(seen) - 32 <= s["ok"] <= len(seen),
+    # Activation lines are written once per loop iteration (issue 13), so a
+    # SIGKILL loses at most the last iteration's lines: at most the 32 in flight.
+    check(rc == 1 and len(seen) - 32 <= s["ok"] <= len(seen) + 32,
           "storm loadgen: rc %d ok %d, kmsrelayd logged %d" % (rc, s["ok"], len(seen)))
     storm_host = {c["cmid"]: emap[c["last_epid"]] for c in sdoc["clients"] if c["ok"]}
-    check(all(seen[c]["host"] == hn for c, hn in storm_host.items()),
+    check(all(seen[c]["host"] == hn for c, hn in storm_host.items() if c in seen),
           "the loadgen and kmsrelayd's log disagree on where storm clients went")
     for c, a in seen.items():  # answered, logged, but killed before it went out
         storm_host.setdefault(c, a["host"])
