@@ -31,17 +31,17 @@ void kr_vlog(int level, const char *fmt, va_list ap);
 
 /*
  * Buffered lines (the activation log at thousands of lines a second):
- * kr_log_defer() is kr_log() for a line that may wait until the end of the
- * event loop iteration. After kr_log_buffer_start(), deferred stderr lines
- * of the calling thread (the event loop) are appended to an in-memory
- * buffer instead of being written one write() each; `kick(arg)` is called
- * when the buffer turns non-empty, and the loop calls kr_log_flush() from
- * an event it makes active there, so the lines of one loop iteration go out
- * in one write() at its end. Every other line (kr_log, other threads) is
- * written at once, after what is buffered (order is kept). The buffer is
- * also written when it fills up, by kr_log_buffer_stop(), and at exit()
- * (atexit): a graceful stop (SIGTERM is handled on the loop) loses nothing.
- * Syslog lines are never buffered.
+ * kr_log_defer() is kr_log() for a line that may wait a few milliseconds.
+ * After kr_log_buffer_start(), deferred stderr lines of the calling thread
+ * (the event loop) are appended to an in-memory buffer instead of being
+ * written one write() each. A batch is written by the 32nd line (so a
+ * SIGKILL loses at most 31 lines), and `kick(arg)` is called when the
+ * buffer turns non-empty so that the loop can arm a short timer that calls
+ * kr_log_flush() (the relay: 10 ms). Every other line (kr_log, other
+ * threads) is written at once, after what is buffered (order is kept). The
+ * buffer is also written when it fills up, by kr_log_buffer_stop(), and at
+ * exit() (atexit): a graceful stop (SIGTERM is handled on the loop) loses
+ * nothing. Syslog lines are never buffered.
  */
 void kr_log_defer(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kr_log_buffer_start(void (*kick)(void *arg), void *arg);

@@ -348,6 +348,7 @@ struct kr_relay {
     struct event *expire_timer; /* relay.c: housekeeping every ~10 s (pin expiry,
                                  * removed hosts, limits entries) */
     struct event *log_flush_ev; /* relay.c: writes the loop's buffered log lines */
+    bool early_close;           /* the event backend reports a peer's FIN (EV_CLOSED) */
 };
 
 /* relay.c */

@@ -1,5 +1,5 @@
-/* log.c - logfmt lines to stderr or syslog, optionally buffered per event
- * loop iteration (see kr_log_buffer_start in log.h). */
+/* log.c - logfmt lines to stderr or syslog, optionally buffered in
+ * batches (see kr_log_buffer_start in log.h). */
 #include "kmsrelay/log.h"
 
 #include <errno.h>
@@ -41,10 +41,14 @@ int kr_log_level(void)
 /* ---- the buffer ---------------------------------------------------------- */
 
 #define LOGBUF_CAP 65536
+/* A batch is written once it holds this many lines: it bounds what a
+ * SIGKILL can lose (the rest of the time a timer of the loop flushes). */
+#define LOGBUF_BATCH_LINES 32
 
 static pthread_mutex_t buf_mu = PTHREAD_MUTEX_INITIALIZER;
 static char logbuf[LOGBUF_CAP];
 static size_t buf_len;      /* under buf_mu */
+static unsigned buf_lines;  /* under buf_mu */
 static bool buffering;      /* under buf_mu */
 static pthread_t buf_owner; /* the thread whose lines are buffered */
 static void (*buf_kick)(void *);
@@ -68,6 +72,7 @@ static void flush_locked(void)
     if (buf_len)
         write_all(logbuf, buf_len);
     buf_len = 0;
+    buf_lines = 0;
 }
 
 void kr_log_flush(void)
@@ -124,6 +129,8 @@ static void emit(const char *line, size_t n, bool defer)
             }
             memcpy(logbuf + buf_len, line, n);
             buf_len += n;
+            if (++buf_lines >= LOGBUF_BATCH_LINES)
+                flush_locked(); /* the timer armed by the kick finds it empty */
         }
     } else {
         flush_locked(); /* what the loop buffered came first */
@@ -140,32 +147,43 @@ static const char *level_name(int level)
     return level >= 0 && level <= KR_LOG_DEBUG ? names[level] : "info";
 }
 
+/* "ts=...Z level=... " into out (at least 64 bytes); returns its length.
+ * The date and time of the current second are formatted once a second per
+ * thread, not once a line (thousands of activation lines a second). */
+static int line_prefix(char *out, size_t cap, int level)
+{
+    static __thread time_t cached_sec = -1;
+    static __thread char cached[32];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = ts.tv_sec;
+    }
+    return snprintf(out, cap, "ts=%s.%03ldZ level=%s ", cached, ts.tv_nsec / 1000000L,
+                    level_name(level));
+}
+
 static void vlog_to(int level, bool defer, const char *fmt, va_list ap)
 {
     if (level > log_max)
         return;
     int saved = errno;
-    char line[2048];
-    vsnprintf(line, sizeof(line), fmt, ap);
+    char out[2048 + 64];
     if (log_syslog) {
         static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-        syslog(prio[level < 0 ? 0 : level > 3 ? 3 : level], "level=%s %s", level_name(level), line);
+        vsnprintf(out, sizeof(out), fmt, ap);
+        syslog(prio[level < 0 ? 0 : level > 3 ? 3 : level], "level=%s %s", level_name(level), out);
     } else {
-        struct timespec ts;
-        struct tm tm;
-        char when[32];
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        char out[sizeof(line) + 64];
-        int n = snprintf(out, sizeof(out), "ts=%s.%03ldZ level=%s %s\n", when,
-                         ts.tv_nsec / 1000000L, level_name(level), line);
-        if (n >= (int)sizeof(out)) {
-            n = (int)sizeof(out) - 1;
-            out[n - 1] = '\n';
-        }
-        if (n > 0)
-            emit(out, (size_t)n, defer);
+        /* one pass: the message is formatted right after its prefix */
+        size_t n = (size_t)line_prefix(out, sizeof(out), level);
+        int m = vsnprintf(out + n, sizeof(out) - n - 1, fmt, ap);
+        if (m > 0)
+            n += (size_t)m < sizeof(out) - n - 1 ? (size_t)m : sizeof(out) - n - 2;
+        out[n++] = '\n';
+        emit(out, n, defer);
     }
     errno = saved;
 }

@@ -122,6 +122,56 @@ static void test_buffered(void)
     kr_log_set_level(level);
 }
 
+/* A batch goes out by its 32nd line without waiting for the loop's timer:
+ * what a SIGKILL can lose is bounded (31 lines), whatever the rate. */
+static void test_batch_bound(void)
+{
+    struct capture c;
+    char got[16384];
+    int level = kr_log_level();
+    kr_log_set_level(KR_LOG_INFO);
+    capture_start(&c);
+    kicks = 0;
+    kr_log_buffer_start(kick, NULL);
+    for (int i = 0; i < 31; i++)
+        kr_log_defer(KR_LOG_INFO, "event=activation i=%d", i);
+    CU_ASSERT_EQUAL(drain(&c, got, sizeof(got)), 0); /* 31 lines wait */
+    kr_log_defer(KR_LOG_INFO, "event=activation i=31");
+    drain(&c, got, sizeof(got));
+    CU_ASSERT(strstr(got, "i=0\n") != NULL);
+    CU_ASSERT(strstr(got, "i=31\n") != NULL); /* the 32nd wrote the batch */
+    kr_log_defer(KR_LOG_INFO, "event=activation i=32");
+    CU_ASSERT_EQUAL(drain(&c, got, sizeof(got)), 0); /* a new batch waits again */
+    CU_ASSERT_EQUAL(kicks, 2);                       /* and told the loop again */
+    kr_log_buffer_stop();
+    drain(&c, got, sizeof(got));
+    CU_ASSERT(strstr(got, "i=32\n") != NULL);
+    /* the timestamp: ts=YYYY-MM-DDTHH:MM:SS.mmmZ level=info, the cached
+     * second included */
+    const char *ts = strstr(got, "ts=");
+    CU_ASSERT(ts && strlen(ts) > 40 && ts[7] == '-' && ts[13] == 'T' && ts[22] == '.' &&
+              ts[26] == 'Z' && strncmp(ts + 27, " level=info event=activation", 28) == 0);
+    capture_stop(&c);
+    kr_log_set_level(level);
+}
+
+/* A long line is cut, still ends with its newline, and the next line is
+ * whole. */
+static void test_long_line(void)
+{
+    struct capture c;
+    static char got[8192], big[4000];
+    memset(big, 'x', sizeof(big) - 1);
+    capture_start(&c);
+    kr_log(KR_LOG_WARN, "event=big v=%s", big);
+    kr_log(KR_LOG_WARN, "event=after");
+    size_t n = drain(&c, got, sizeof(got));
+    char *nl = strchr(got, '\n');
+    CU_ASSERT(nl && nl - got > 2000 && nl - got < 2200);
+    CU_ASSERT(n > 0 && got[n - 1] == '\n' && strstr(got, "level=warn event=after\n") != NULL);
+    capture_stop(&c);
+}
+
 /* A process that exits (a graceful stop ends in exit()) loses nothing. */
 static void test_exit_flush(void)
 {
@@ -146,6 +196,8 @@ static void test_exit_flush(void)
 KR_SUITE(logbuf)
 {
     CU_pSuite s = CU_add_suite("logbuf", NULL, NULL);
-    CU_add_test(s, "buffered per loop iteration", test_buffered);
+    CU_add_test(s, "buffered until flushed", test_buffered);
     CU_add_test(s, "written at exit", test_exit_flush);
+    CU_add_test(s, "a batch is written by its 32nd line", test_batch_bound);
+    CU_add_test(s, "a long line is cut and ends with a newline", test_long_line);
 }

@@ -961,6 +961,49 @@ static void test_pipeline_and_rate(void)
     teardown();
 }
 
+/* Issue 13: the FIN after an answer ends the session at once (no read is
+ * spent on it) and the client sees an orderly close; a client that half-
+ * closes while it is still owed answers gets every one of them first, then
+ * the close. */
+static void test_half_close(void)
+{
+    setup();
+    uint8_t msg[KR_NDR_MSG_MAX], pdu[4 * KR_RPC_FRAG_MAX], buf[KR_RPC_FRAG_MAX];
+    struct kr_kms_request q;
+    int fd = cli_open();
+    cli_bind32(fd);
+    CU_ASSERT_EQUAL(activate(fd, 720, 2, NULL), 0);
+    shutdown(fd, SHUT_WR);
+    CU_ASSERT_EQUAL(cli_recv(fd, buf, sizeof(buf), 2000), 0);
+    pump(20);
+    CU_ASSERT_EQUAL(T->fx.r.stats.conns_open, 0);
+    close(fd);
+
+    const struct kr_vec *v = vec("bind_ndr32_only");
+    size_t off = v->c2s[0].len;
+    memcpy(pdu, v->c2s[0].bytes, off);
+    for (uint32_t i = 0; i < 2; i++) {
+        size_t len = mk_kms(721 + i, msg, &q);
+        off += mk_request(KR_NDR32, 30 + i, 0, 0, msg, len, pdu + off);
+    }
+    fd = cli_open();
+    cli_send(fd, pdu, off);
+    shutdown(fd, SHUT_WR);
+    CU_ASSERT(cli_recv(fd, buf, sizeof(buf), 2000) > 0 && buf[2] == KR_PT_BIND_ACK);
+    for (uint32_t i = 0; i < 2; i++) {
+        struct kr_rpc_response rs;
+        int got = cli_recv(fd, buf, sizeof(buf), 4000);
+        CU_ASSERT_FATAL(got > 0 && kr_rpc_response_decode(buf, (size_t)got, &rs, NULL) == 0);
+        CU_ASSERT_EQUAL(rs.hdr.call_id, 30 + i);
+    }
+    CU_ASSERT_EQUAL(cli_recv(fd, buf, sizeof(buf), 2000), 0);
+    pump(20);
+    CU_ASSERT_EQUAL(T->fx.r.stats.conns_open, 0);
+    CU_ASSERT_EQUAL(T->fx.r.stats.activations_ok, 3);
+    close(fd);
+    teardown();
+}
+
 /* A slow host: queued attempts wait for the pool's one connection and are
  * answered on it; an answer slower than the attempt timeout moves on to the
  * next host. Connections are pooled: one per host for all of this. */
@@ -1468,6 +1511,7 @@ KR_SUITE(proxy)
 {
     CU_pSuite s = CU_add_suite("proxy", NULL, NULL);
     CU_add_test(s, "windows8_sequence", test_windows8_sequence);
+    CU_add_test(s, "half_close", test_half_close);
     CU_add_test(s, "all_vectors", test_all_vectors);
     CU_add_test(s, "faults_keep_session", test_faults_keep_session);
     CU_add_test(s, "malformed_isolated", test_malformed_isolated);
