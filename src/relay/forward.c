@@ -186,7 +186,7 @@ static void log_activation(struct kr_req *q, uint32_t hresult, uint32_t fault, c
         snprintf(result, sizeof(result), "hresult=0x%08x", hresult);
     if (q->assisted)
         snprintf(assist, sizeof(assist), " assist=%s", q->assist_name);
-    kr_log_defer(KR_LOG_INFO, /* written at the end of the loop iteration */
+    kr_log_defer(KR_LOG_INFO, /* written with its batch: 32 lines or 10 ms */
                  "event=activation client=%s ws=%s cmid=%s app=%s ver=%u.%u host=%s retries=%u %s "
                  "count=%u latency_us=%llu%s pin=%s",
                  q->peer[0] ? q->peer : "-", ws, cmid, app, q->kreq.ver_major, q->kreq.ver_minor,
