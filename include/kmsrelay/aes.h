@@ -9,7 +9,8 @@
  * the table-driven equivalent inverse cipher on InvMixColumns of them).
  *
  * Not constant-time: the KMS keys are public constants, so there is no
- * secret to leak through timing.
+ * secret to leak through timing. On x86 CPUs with AES-NI the instructions do
+ * the rounds (selected once at run time); elsewhere portable C tables do.
  *
  * Ownership: plain values, nothing allocates.
  */
@@ -30,6 +31,12 @@ struct kr_aes {
 void kr_aes_init(struct kr_aes *k, const uint8_t key[16], int v6_tweak);
 void kr_aes_encrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t out[16]);
 void kr_aes_decrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t out[16]);
+
+/* Tests only: non-zero `portable` forces the portable table code, zero
+ * restores the default (AES-NI when this CPU has it). Not thread-safe against
+ * concurrent encryption; it exists so that the unit tests can compare both
+ * paths. Returns 1 when AES-NI is in use afterwards, 0 otherwise. */
+int kr_aes_set_impl(int portable);
 
 /* CBC over whole blocks (len a multiple of 16; in and out may be the same
  * buffer). No padding is added or removed. Returns 0 or KR_EINVAL. */

@@ -5,18 +5,31 @@
  *
  * One 1 KB lookup table per direction fuses SubBytes with MixColumns (the
  * other three columns are rotations of it); a byte-at-a-time version cost
- * about 700 ns per block, this one a fraction of that. The state is four
+ * about 700 ns per block, this one about 130 ns. The state is four
  * little-endian column words, row r of a column in bits 8r..8r+7.
  *
  * Decryption is the "equivalent inverse cipher": it needs InvMixColumns of
  * round keys 1..9, computed in kr_aes_init from the already tweaked keys, so
  * it equals the straightforward inverse cipher over the tweaked keys
  * (kms-protocol.md 4.3, point 5).
+ *
+ * On x86 CPUs with AES-NI the same round keys go to AESENC/AESDEC instead
+ * (chosen once, at the first kr_aes_init; the tables stay as the fallback):
+ * AESDEC is one round of the equivalent inverse cipher, so drk serves both
+ * paths unchanged. Measured (AMD EPYC VM, gcc 12 -O2), a 16-block CBC
+ * decryption takes 2060 ns with the tables and 25 ns with AES-NI (four
+ * blocks at a time; 52 ns one at a time); one block 140 ns and 14 ns; a
+ * 16-block CBC encryption, which must chain, 2300 ns and 133 ns.
  */
 #include "kmsrelay/aes.h"
 
 #include <pthread.h>
 #include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define KR_AESNI 1
+#include <wmmintrin.h>
+#endif
 
 #include "kmsrelay/err.h"
 
@@ -87,15 +100,30 @@ static inline uint32_t rotl(uint32_t v, int n)
  * td[x]: InvMixColumns column of Si(x) at row 0, (14s, 9s, 13s, 11s). Row
  * r's column is the word rotated left by 8r bits. */
 static uint32_t te[256], td[256];
-static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int have_aesni; /* the CPU has it */
+static int use_aesni;  /* and the tests did not turn it off */
 
-static void build_tables(void)
+/* Once, from the first kr_aes_init (every other entry point needs a key):
+ * the tables are built even with AES-NI, since the tests can force them. */
+static void global_init(void)
 {
     for (int x = 0; x < 256; x++) {
         uint8_t s = sbox[x], i = inv_sbox[x];
         te[x] = pack(xt(s), s, s, (uint8_t)(xt(s) ^ s));
         td[x] = pack(gmul(i, 14), gmul(i, 9), gmul(i, 13), gmul(i, 11));
     }
+#ifdef KR_AESNI
+    have_aesni = __builtin_cpu_supports("aes") && __builtin_cpu_supports("sse2");
+#endif
+    use_aesni = have_aesni;
+}
+
+int kr_aes_set_impl(int portable)
+{
+    pthread_once(&init_once, global_init);
+    use_aesni = have_aesni && !portable;
+    return use_aesni;
 }
 
 static inline uint32_t ld(const uint8_t *p)
@@ -122,7 +150,7 @@ static void inv_mix_column(uint8_t *c)
 void kr_aes_init(struct kr_aes *k, const uint8_t key[16], int v6_tweak)
 {
     static const uint8_t rcon[10] = {0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x1b, 0x36};
-    pthread_once(&tables_once, build_tables);
+    pthread_once(&init_once, global_init);
     uint8_t *w = k->rk;
     memcpy(w, key, 16);
     for (int i = 4; i < 44; i++) {
@@ -149,7 +177,7 @@ void kr_aes_init(struct kr_aes *k, const uint8_t key[16], int v6_tweak)
         inv_mix_column(k->drk + i);
 }
 
-void kr_aes_encrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t out[16])
+static void sw_encrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t out[16])
 {
     const uint8_t *rk = k->rk;
     uint32_t s[4], t[4];
@@ -170,7 +198,7 @@ void kr_aes_encrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t 
                             ld(rk + 4 * c));
 }
 
-void kr_aes_decrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t out[16])
+static void sw_decrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t out[16])
 {
     const uint8_t *rk = k->drk + 160;
     uint32_t s[4], t[4];
@@ -192,18 +220,147 @@ void kr_aes_decrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t 
                ld(rk + 4 * c));
 }
 
+#ifdef KR_AESNI
+/* AES-NI path. Loads and stores are unaligned: callers pass packet bytes.
+ * The 11 round keys are loaded once per call into k[], not once per block. */
+#define NI __attribute__((target("aes,sse2")))
+
+NI static inline __m128i ni_ld(const uint8_t *p)
+{
+    return _mm_loadu_si128((const __m128i *)(const void *)p);
+}
+
+NI static inline void ni_st(uint8_t *p, __m128i v)
+{
+    _mm_storeu_si128((__m128i *)(void *)p, v);
+}
+
+NI static inline void ni_keys(const uint8_t *rk, __m128i k[11])
+{
+    for (int r = 0; r < 11; r++)
+        k[r] = ni_ld(rk + 16 * r);
+}
+
+NI static inline __m128i ni_enc(const __m128i k[11], __m128i s)
+{
+    s = _mm_xor_si128(s, k[0]);
+    for (int r = 1; r < 10; r++)
+        s = _mm_aesenc_si128(s, k[r]);
+    return _mm_aesenclast_si128(s, k[10]);
+}
+
+/* k[] from drk: round keys 1..9 already InvMixColumns'ed, as AESDEC wants. */
+NI static inline __m128i ni_dec(const __m128i k[11], __m128i s)
+{
+    s = _mm_xor_si128(s, k[10]);
+    for (int r = 9; r > 0; r--)
+        s = _mm_aesdec_si128(s, k[r]);
+    return _mm_aesdeclast_si128(s, k[0]);
+}
+
+NI static void ni_encrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t out[16])
+{
+    __m128i rk[11];
+    ni_keys(k->rk, rk);
+    ni_st(out, ni_enc(rk, ni_ld(in)));
+}
+
+NI static void ni_decrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t out[16])
+{
+    __m128i rk[11];
+    ni_keys(k->drk, rk);
+    ni_st(out, ni_dec(rk, ni_ld(in)));
+}
+
+/* Encryption chains, one block after the other. */
+NI static void ni_cbc_encrypt(const struct kr_aes *k, const uint8_t iv[16], const uint8_t *in,
+                              uint8_t *out, size_t len)
+{
+    __m128i rk[11], prev = ni_ld(iv);
+    ni_keys(k->rk, rk);
+    for (size_t off = 0; off < len; off += 16) {
+        prev = ni_enc(rk, _mm_xor_si128(ni_ld(in + off), prev));
+        ni_st(out + off, prev);
+    }
+}
+
+/* Decryption does not chain, so four blocks go through the rounds side by
+ * side: AESDEC's latency is several cycles, its throughput about one per
+ * cycle. Named variables, not arrays: gcc -O2 does not unroll, and an array
+ * version went through the stack and was slower than one block at a time.
+ * Every ciphertext block is loaded before
+ * its plaintext is stored, so in may equal out. */
+NI static void ni_cbc_decrypt(const struct kr_aes *k, const uint8_t iv[16], const uint8_t *in,
+                              uint8_t *out, size_t len)
+{
+    __m128i rk[11], prev = ni_ld(iv);
+    ni_keys(k->drk, rk);
+    size_t off = 0;
+    for (; off + 64 <= len; off += 64) {
+        __m128i c0 = ni_ld(in + off), c1 = ni_ld(in + off + 16);
+        __m128i c2 = ni_ld(in + off + 32), c3 = ni_ld(in + off + 48);
+        __m128i p0 = _mm_xor_si128(c0, rk[10]), p1 = _mm_xor_si128(c1, rk[10]);
+        __m128i p2 = _mm_xor_si128(c2, rk[10]), p3 = _mm_xor_si128(c3, rk[10]);
+        for (int r = 9; r > 0; r--) {
+            p0 = _mm_aesdec_si128(p0, rk[r]);
+            p1 = _mm_aesdec_si128(p1, rk[r]);
+            p2 = _mm_aesdec_si128(p2, rk[r]);
+            p3 = _mm_aesdec_si128(p3, rk[r]);
+        }
+        ni_st(out + off, _mm_xor_si128(_mm_aesdeclast_si128(p0, rk[0]), prev));
+        ni_st(out + off + 16, _mm_xor_si128(_mm_aesdeclast_si128(p1, rk[0]), c0));
+        ni_st(out + off + 32, _mm_xor_si128(_mm_aesdeclast_si128(p2, rk[0]), c1));
+        ni_st(out + off + 48, _mm_xor_si128(_mm_aesdeclast_si128(p3, rk[0]), c2));
+        prev = c3;
+    }
+    for (; off < len; off += 16) {
+        __m128i c = ni_ld(in + off);
+        ni_st(out + off, _mm_xor_si128(ni_dec(rk, c), prev));
+        prev = c;
+    }
+}
+#endif
+
+void kr_aes_encrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t out[16])
+{
+#ifdef KR_AESNI
+    if (use_aesni) {
+        ni_encrypt_block(k, in, out);
+        return;
+    }
+#endif
+    sw_encrypt_block(k, in, out);
+}
+
+void kr_aes_decrypt_block(const struct kr_aes *k, const uint8_t in[16], uint8_t out[16])
+{
+#ifdef KR_AESNI
+    if (use_aesni) {
+        ni_decrypt_block(k, in, out);
+        return;
+    }
+#endif
+    sw_decrypt_block(k, in, out);
+}
+
 int kr_aes_cbc_encrypt(const struct kr_aes *k, const uint8_t iv[16], const uint8_t *in,
                        uint8_t *out, size_t len)
 {
     if (len % KR_AES_BLOCK)
         return KR_EINVAL;
+#ifdef KR_AESNI
+    if (use_aesni) {
+        ni_cbc_encrypt(k, iv, in, out, len);
+        return 0;
+    }
+#endif
     uint8_t prev[16];
     memcpy(prev, iv, 16);
     for (size_t off = 0; off < len; off += 16) {
         uint8_t x[16];
         for (int i = 0; i < 16; i++)
             x[i] = (uint8_t)(in[off + i] ^ prev[i]);
-        kr_aes_encrypt_block(k, x, out + off);
+        sw_encrypt_block(k, x, out + off);
         memcpy(prev, out + off, 16);
     }
     return 0;
@@ -214,12 +371,18 @@ int kr_aes_cbc_decrypt(const struct kr_aes *k, const uint8_t iv[16], const uint8
 {
     if (len % KR_AES_BLOCK)
         return KR_EINVAL;
+#ifdef KR_AESNI
+    if (use_aesni) {
+        ni_cbc_decrypt(k, iv, in, out, len);
+        return 0;
+    }
+#endif
     uint8_t prev[16];
     memcpy(prev, iv, 16);
     for (size_t off = 0; off < len; off += 16) {
         uint8_t c[16], p[16];
         memcpy(c, in + off, 16); /* in may equal out: keep the ciphertext */
-        kr_aes_decrypt_block(k, c, p);
+        sw_decrypt_block(k, c, p);
         for (int i = 0; i < 16; i++)
             out[off + i] = (uint8_t)(p[i] ^ prev[i]);
         memcpy(prev, c, 16);
