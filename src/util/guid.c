@@ -1,17 +1,27 @@
 /* guid.c - Microsoft mixed-endian GUIDs <-> text. */
 #include "kmsrelay/guid.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "kmsrelay/bytes.h"
 #include "kmsrelay/err.h"
 
+/* By hand rather than snprintf: it formats the CMID of every activation
+ * line (11 conversions cost more than the rest of the line's fields). */
 void kr_guid_format(const uint8_t w[KR_GUID_LEN], char out[KR_GUID_STRLEN])
 {
-    snprintf(out, KR_GUID_STRLEN, "%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             (unsigned)kr_le32(w), (unsigned)kr_le16(w + 4), (unsigned)kr_le16(w + 6), w[8], w[9],
-             w[10], w[11], w[12], w[13], w[14], w[15]);
+    static const char hex[] = "0123456789abcdef";
+    /* text order: Data1..Data3 little-endian on the wire, Data4 as is */
+    static const uint8_t order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        uint8_t b = w[order[i]];
+        *o++ = hex[b >> 4];
+        *o++ = hex[b & 15];
+    }
+    *o = '\0';
 }
 
 int kr_guid_parse(const char *text, uint8_t wire[KR_GUID_LEN])

@@ -37,6 +37,22 @@ static void test_guid(void)
     char s[KR_GUID_STRLEN];
     kr_guid_format(wire, s);
     CU_ASSERT_STRING_EQUAL(s, "11111111-2222-4333-8444-555555555554");
+    /* every field's byte order, and a round trip of random GUIDs */
+    static const uint8_t mixed[16] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+                                      0x09, 0x0a, 0xab, 0xcd, 0xef, 0x10, 0x32, 0x54};
+    kr_guid_format(mixed, s);
+    CU_ASSERT_STRING_EQUAL(s, "04030201-0605-0807-090a-abcdef103254");
+    uint32_t x = 2463534242u;
+    for (int k = 0; k < 200; k++) {
+        uint8_t r[16];
+        for (int i = 0; i < 16; i++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            r[i] = (uint8_t)x;
+        }
+        kr_guid_format(r, s);
+        CU_ASSERT_EQUAL(strlen(s), 36);
+        CU_ASSERT(kr_guid_parse(s, g) == 0 && memcmp(g, r, 16) == 0);
+    }
     CU_ASSERT_EQUAL(kr_guid_parse("11111111-2222-4333-8444-55555555555", g), KR_EMALF);
     CU_ASSERT_EQUAL(kr_guid_parse("11111111x2222-4333-8444-555555555554", g), KR_EMALF);
     CU_ASSERT_EQUAL(kr_guid_parse("1111111g-2222-4333-8444-555555555554", g), KR_EMALF);
