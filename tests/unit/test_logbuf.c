@@ -63,15 +63,23 @@ static void *other_thread(void *arg)
     return NULL;
 }
 
+/* stderr captured, level info, buffering on with a fresh kick count;
+ * returns the level to restore. */
+static int buffered_start(struct capture *c)
+{
+    int level = kr_log_level();
+    kr_log_set_level(KR_LOG_INFO);
+    capture_start(c);
+    kicks = 0;
+    kr_log_buffer_start(kick, NULL);
+    return level;
+}
+
 static void test_buffered(void)
 {
     struct capture c;
     char got[8192];
-    int level = kr_log_level();
-    kr_log_set_level(KR_LOG_INFO);
-    capture_start(&c);
-    kicks = 0;
-    kr_log_buffer_start(kick, NULL);
+    int level = buffered_start(&c);
     kr_log_defer(KR_LOG_INFO, "event=one n=1");
     kr_log_defer(KR_LOG_INFO, "event=two n=2");
     CU_ASSERT_EQUAL(drain(&c, got, sizeof(got)), 0); /* nothing written yet */
@@ -128,11 +136,7 @@ static void test_batch_bound(void)
 {
     struct capture c;
     char got[16384];
-    int level = kr_log_level();
-    kr_log_set_level(KR_LOG_INFO);
-    capture_start(&c);
-    kicks = 0;
-    kr_log_buffer_start(kick, NULL);
+    int level = buffered_start(&c);
     for (int i = 0; i < 31; i++)
         kr_log_defer(KR_LOG_INFO, "event=activation i=%d", i);
     CU_ASSERT_EQUAL(drain(&c, got, sizeof(got)), 0); /* 31 lines wait */
